@@ -1,0 +1,85 @@
+"""The one place onnxruntime is imported: sessions with thread settings, hash checks, warm-up."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from edged.errors import ModelError
+from edged.manifest import ModelSpec, load_manifest, sha256_of
+
+if TYPE_CHECKING:
+    import onnxruntime
+
+PROJECT_MODELS = Path(__file__).resolve().parent.parent / "models"
+
+
+def default_models_dir() -> Path:
+    """$EDGED_MODELS, else the models/ folder beside the package (a source checkout)."""
+    return Path(os.environ.get("EDGED_MODELS", PROJECT_MODELS))
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How ONNX Runtime may use the box: threads per session and the graph optimisation."""
+
+    intra_threads: int = 0  # 0 = one per core
+    optimization: str = "all"  # disable | basic | extended | all
+    verify_hash: bool = True
+
+
+_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
+           "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+
+
+class Session:
+    """An ONNX Runtime session for one model: `run(inputs) -> outputs` in the spec's order."""
+
+    def __init__(self, spec: ModelSpec, models_dir: Path, options: RuntimeOptions) -> None:
+        import onnxruntime as ort
+
+        self.spec = spec
+        path = spec.path(models_dir)
+        if not path.is_file():
+            raise ModelError(f"model '{spec.name}': file {path} is missing")
+        if options.verify_hash:
+            actual = sha256_of(path)
+            if actual != spec.sha256:
+                raise ModelError(f"model '{spec.name}': {path} has sha256 {actual[:12]}..., "
+                                 f"manifest says {spec.sha256[:12]}...; re-export or re-register it")
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = options.intra_threads or (os.cpu_count() or 1)
+        so.inter_op_num_threads = 1
+        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[options.optimization])
+        try:
+            self._session: onnxruntime.InferenceSession = ort.InferenceSession(
+                str(path), so, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own types for corrupt files
+            raise ModelError(f"model '{spec.name}': {path} cannot be loaded: {exc}") from exc
+        self.input_name = self._session.get_inputs()[0].name
+        self.output_names = list(spec.output_names) or [o.name for o in self._session.get_outputs()]
+
+    def run(self, batch: np.ndarray) -> list[np.ndarray]:
+        return list(self._session.run(self.output_names, {self.input_name: batch}))
+
+
+class ModelStore:
+    """The installed models: the manifest plus the folder its relative paths start from."""
+
+    def __init__(self, models_dir: Path | None = None, options: RuntimeOptions | None = None) -> None:
+        self.models_dir = models_dir or default_models_dir()
+        self.options = options or RuntimeOptions()
+        self.specs = load_manifest(self.models_dir / "manifest.toml")
+
+    def spec(self, name: str) -> ModelSpec:
+        if name not in self.specs:
+            raise ModelError(f"model '{name}' is not in {self.models_dir / 'manifest.toml'}; "
+                             "run tools/setup.sh or tools/export_models.py")
+        return self.specs[name]
+
+    def session(self, name: str) -> Session:
+        return Session(self.spec(name), self.models_dir, self.options)

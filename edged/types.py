@@ -1,0 +1,87 @@
+"""Values that flow between stages: Frame, Faces (struct of arrays), Identity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One picture from a source. `ts` is seconds on the source's monotonic clock."""
+
+    camera: str
+    index: int
+    ts: float
+    image: np.ndarray  # (H, W, 3) uint8, BGR as OpenCV gives it
+
+
+@dataclass
+class Faces:
+    """N faces of one frame, one array per attribute, like supervision's Detections.
+
+    xyxy:      (N, 4) float32, source-frame pixels, x1 y1 x2 y2
+    score:     (N,) float32, detector face probability in 0..1
+    landmarks: (N, 5, 2) float32, pixels: left eye, right eye, nose, mouth left, mouth right
+    track_id:  (N,) int64, -1 until a tracker assigns one
+    embedding: (N, D) float32 L2-normalised, or None until embedded
+    """
+
+    xyxy: np.ndarray
+    score: np.ndarray
+    landmarks: np.ndarray
+    track_id: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    embedding: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.xyxy)
+        if self.track_id.size == 0 and n:
+            self.track_id = np.full(n, -1, np.int64)
+        checks = [
+            ("xyxy", self.xyxy, (n, 4)),
+            ("score", self.score, (n,)),
+            ("landmarks", self.landmarks, (n, 5, 2)),
+            ("track_id", self.track_id, (n,)),
+        ]
+        for name, array, shape in checks:
+            if array.shape != shape:
+                raise ValueError(f"Faces.{name} has shape {array.shape}, expected {shape}")
+        if self.embedding is not None and (self.embedding.ndim != 2 or len(self.embedding) != n):
+            raise ValueError(f"Faces.embedding has shape {self.embedding.shape}, expected ({n}, D)")
+
+    @classmethod
+    def empty(cls) -> Faces:
+        return cls(np.empty((0, 4), np.float32), np.empty(0, np.float32),
+                   np.empty((0, 5, 2), np.float32), np.empty(0, np.int64))
+
+    def __len__(self) -> int:
+        return len(self.xyxy)
+
+    def __getitem__(self, index: np.ndarray | slice | list[int]) -> Faces:
+        """Boolean-mask or index-array selection: `faces[faces.score > 0.9]`."""
+        return Faces(self.xyxy[index], self.score[index], self.landmarks[index],
+                     self.track_id[index], None if self.embedding is None else self.embedding[index])
+
+    @property
+    def width(self) -> np.ndarray:
+        return self.xyxy[:, 2] - self.xyxy[:, 0]
+
+    @property
+    def height(self) -> np.ndarray:
+        return self.xyxy[:, 3] - self.xyxy[:, 1]
+
+    @property
+    def area(self) -> np.ndarray:
+        return self.width * self.height
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a face or track is. `person` None means unknown."""
+
+    person: str | None
+    similarity: float  # cosine similarity to the best gallery match, -1..1
+    track_id: int = -1
+    votes: int = 0
+    confirmed: bool = False
