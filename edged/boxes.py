@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 
@@ -27,6 +28,8 @@ def nms(xyxy: np.ndarray, score: np.ndarray, threshold: float, method: str = "un
     """
     if len(xyxy) == 0:
         return np.empty(0, np.int64)
+    if method == "union":
+        return _nms_union(xyxy, score, threshold)
     x1, y1, x2, y2 = (xyxy[:, i].astype(np.float64) for i in range(4))
     plus = 1.0 if method == "min" else 0.0
     area = (x2 - x1 + plus) * (y2 - y1 + plus)
@@ -45,6 +48,13 @@ def nms(xyxy: np.ndarray, score: np.ndarray, threshold: float, method: str = "un
             overlap = inter / (area[i] + area[rest] - inter)
         order = rest[overlap <= threshold]
     return np.asarray(keep, np.int64)
+
+
+def _nms_union(xyxy: np.ndarray, score: np.ndarray, threshold: float) -> np.ndarray:
+    """OpenCV's C++ NMS: same IoU (w * h areas) and keep-if-IoU <= threshold rule, far faster."""
+    xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:4] - xyxy[:, :2]], axis=1).astype(np.float64)
+    keep = cv2.dnn.NMSBoxes(xywh.tolist(), score.astype(np.float32).tolist(), 0.0, threshold)
+    return np.asarray(keep, np.int64).reshape(-1)
 
 
 def regress(xyxy: np.ndarray, reg: np.ndarray, plus_one: bool) -> np.ndarray:

@@ -83,14 +83,6 @@ def pnet_candidates(reg: np.ndarray, prob: np.ndarray, scale: float, threshold: 
     return np.concatenate([q1, q2, prob[ys, xs, None], reg[:, ys, xs].T], axis=1)
 
 
-def to_blob(images_bgr: np.ndarray) -> np.ndarray:
-    """(N, H, W, 3) BGR pixel values -> (N, 3, H, W) RGB float32 scaled as (x - 127.5) / 128."""
-    blob = np.ascontiguousarray(images_bgr[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
-    blob -= 127.5
-    blob *= 0.0078125
-    return blob
-
-
 class Detector:
     """Finds faces in BGR frames: `detect(image) -> Faces` in source-frame pixels."""
 
@@ -130,7 +122,7 @@ class Detector:
         return faces
 
     def _stage_pnet(self, table: np.ndarray, min_face: float, times: StageTimes) -> np.ndarray:
-        height, width = table.shape[0] - 1, table.shape[1] - 1
+        height, width = table.shape[1] - 1, table.shape[2] - 1
         per_scale = []
         nms_s = 0.0
         start = time.perf_counter()
@@ -138,7 +130,7 @@ class Detector:
         for scale in scales:
             size = (int(width * scale + 1), int(height * scale + 1))
             level = resize_area(table, *size)
-            reg, prob = self.pnet.run(to_blob(level[None]))
+            reg, prob = self.pnet.run(level)
             found = pnet_candidates(reg[0], prob[0, 1], scale, self.settings.thresholds[0])
             t = time.perf_counter()
             per_scale.append(found[nms(found[:, :4], found[:, 4], 0.5)])
@@ -155,14 +147,14 @@ class Detector:
         return np.concatenate([xyxy, boxes[:, 4:5]], axis=1)
 
     def _valid_windows(self, table: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        windows = crop_windows(boxes[:, :4], table.shape[1] - 1, table.shape[0] - 1)
+        windows = crop_windows(boxes[:, :4], table.shape[2] - 1, table.shape[1] - 1)
         ok = (windows[:, 2] > windows[:, 0]) & (windows[:, 3] > windows[:, 1])
         return boxes[ok], windows[ok]
 
     def _stage_rnet(self, table: np.ndarray, boxes: np.ndarray, times: StageTimes) -> np.ndarray:
         start = time.perf_counter()
         boxes, windows = self._valid_windows(table, boxes)
-        reg, prob = self.rnet.run(to_blob(crops_area(table, windows, 24)))
+        reg, prob = self.rnet.run(crops_area(table, windows, 24))
         keep = prob[:, 1] > self.settings.thresholds[1]
         boxes = np.concatenate([boxes[keep, :4], prob[keep, 1:2]], axis=1)
         reg = reg[keep]
@@ -179,7 +171,7 @@ class Detector:
     def _stage_onet(self, table: np.ndarray, boxes: np.ndarray, times: StageTimes) -> Faces:
         start = time.perf_counter()
         boxes, windows = self._valid_windows(table, boxes)
-        reg, marks, prob = self.onet.run(to_blob(crops_area(table, windows, 48)))
+        reg, marks, prob = self.onet.run(crops_area(table, windows, 48))
         keep = prob[:, 1] > self.settings.thresholds[2]
         boxes, reg, marks, score = boxes[keep, :4], reg[keep], marks[keep], prob[keep, 1]
         # Landmarks are fractions of the (pre-regression) box, with MTCNN's 1-based offset.

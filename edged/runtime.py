@@ -54,6 +54,9 @@ class Session:
         so = ort.SessionOptions()
         so.intra_op_num_threads = options.intra_threads or (os.cpu_count() or 1)
         so.inter_op_num_threads = 1
+        # Several sessions take turns on few cores: threads left spinning after one session's
+        # run would steal the cores from the next one's.
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[options.optimization])
         try:
             self._session: onnxruntime.InferenceSession = ort.InferenceSession(
