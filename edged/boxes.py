@@ -23,29 +23,26 @@ def nms(xyxy: np.ndarray, score: np.ndarray, threshold: float, method: str = "un
     """Greedy non-maximum suppression; returns kept indices, best score first.
 
     "union" drops boxes with IoU > threshold (torchvision's convention, areas without +1);
-    "min" divides the overlap by the smaller area with +1 pixel areas and drops boxes with
+    "min" divides the overlap by the smaller area, with +1 pixel areas, and drops boxes with
     overlap > threshold, as MTCNN's last stage does in facenet-pytorch.
     """
     if len(xyxy) == 0:
         return np.empty(0, np.int64)
     if method == "union":
         return _nms_union(xyxy, score, threshold)
+    if method != "min":
+        raise ValueError(f"unknown NMS method '{method}'")
     x1, y1, x2, y2 = (xyxy[:, i].astype(np.float64) for i in range(4))
-    plus = 1.0 if method == "min" else 0.0
-    area = (x2 - x1 + plus) * (y2 - y1 + plus)
+    area = (x2 - x1 + 1) * (y2 - y1 + 1)
     order = np.argsort(-score, kind="stable")
     keep = []
     while order.size:
         i = order[0]
         keep.append(i)
         rest = order[1:]
-        w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + plus)
-        h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + plus)
-        inter = w * h
-        if method == "min":
-            overlap = inter / np.minimum(area[i], area[rest])
-        else:
-            overlap = inter / (area[i] + area[rest] - inter)
+        w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1)
+        h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1)
+        overlap = w * h / np.minimum(area[i], area[rest])
         order = rest[overlap <= threshold]
     return np.asarray(keep, np.int64)
 

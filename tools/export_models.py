@@ -60,7 +60,7 @@ def compare(name: str, expected: list[np.ndarray], got: list[np.ndarray]) -> flo
     """Prints max abs difference and the worst per-sample cosine; returns that cosine."""
     worst = 1.0
     max_abs = 0.0
-    for e, g in zip(expected, got):
+    for e, g in zip(expected, got, strict=True):
         e2 = e.reshape(len(e), -1).astype(np.float64)
         g2 = g.reshape(len(g), -1).astype(np.float64)
         max_abs = max(max_abs, float(np.abs(e2 - g2).max()))

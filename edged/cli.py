@@ -1,0 +1,291 @@
+"""The `edged` command line: argument parsing and output only; the work is in the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+
+from edged import __version__
+from edged.detector import DetectorSettings
+from edged.draw import KNOWN, PLAIN, UNKNOWN, draw_face
+from edged.engine import EngineOptions, FaceEngine, FaceResult
+from edged.errors import EdgedError, ImageError
+from edged.gallery import Gallery
+from edged.images import load_image
+from edged.manifest import choose_embedder
+from edged.paths import default_gallery
+from edged.runtime import ModelStore
+from edged.scan import ScanSummary, scan_video
+
+JSON_VERSION = 1
+
+
+def _say(message: str) -> None:
+    print(f"edged: {message}", file=sys.stderr)
+
+
+def _engine(args: argparse.Namespace, need_embedder: bool = True) -> FaceEngine:
+    settings = DetectorSettings.edge() if args.edge else DetectorSettings()
+    if args.min_face is not None or args.max_side is not None:
+        settings = DetectorSettings(
+            min_face_size=args.min_face if args.min_face is not None else settings.min_face_size,
+            max_side=args.max_side if args.max_side is not None else settings.max_side)
+    engine = FaceEngine(EngineOptions(args.models_dir, args.embedder, settings, args.threads),
+                        need_embedder=need_embedder)
+    _say(engine.describe_embedder())
+    return engine
+
+
+def _gallery(args: argparse.Namespace) -> Gallery:
+    return Gallery(args.gallery or default_gallery())
+
+
+def _label(face: FaceResult) -> tuple[str, tuple[int, int, int]]:
+    if face.identity is None:
+        return f"{face.score:.2f}", PLAIN
+    if face.identity.person:
+        return f"{face.identity.person} {face.identity.similarity:.2f}", KNOWN
+    return f"unknown {face.identity.similarity:.2f}", UNKNOWN
+
+
+def _annotate(image_path: Path, image: object, faces: list[FaceResult], out: Path, many: bool) -> None:
+    canvas = image.copy()  # type: ignore[attr-defined]
+    for face in faces:
+        label, color = _label(face)
+        draw_face(canvas, face.xyxy, face.landmarks, label, color)
+    target = out / f"{image_path.stem}.annotated.jpg" if many else out
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(target), canvas):
+        raise EdgedError(f"{target}: cannot write the annotated image (unknown extension?)")
+
+
+def _per_image(args: argparse.Namespace, engine: FaceEngine, gallery: Gallery | None) -> int:
+    """detect / identify: one result per image; a bad image is reported and the rest go on."""
+    results: list[dict[str, object]] = []
+    failed = 0
+    many = len(args.images) > 1
+    for path in args.images:
+        try:
+            image = load_image(path)
+            faces = engine.identify(image, gallery) if gallery else engine.detect(image)
+        except ImageError as exc:
+            failed += 1
+            _say(str(exc))
+            results.append({"file": str(path), "error": str(exc)})
+            continue
+        if args.annotate:
+            _annotate(path, image, faces, args.annotate, many)
+        results.append({"file": str(path), "width": image.shape[1], "height": image.shape[0],
+                        "faces": [f.to_json() for f in faces]})
+        if not args.json:
+            print(f"{path}: {len(faces)} face(s)")
+            for f in faces:
+                box = ", ".join(f"{v:.0f}" for v in f.xyxy)
+                who = ""
+                if f.identity is not None:
+                    who = f"  {f.identity.person or 'unknown'} (similarity {f.identity.similarity:.3f})"
+                print(f"  [{box}] score {f.score:.3f}{who}")
+    if args.json:
+        document: dict[str, object] = {"version": JSON_VERSION, "images": results}
+        if gallery is not None and engine.embedder is not None:
+            document["embedder"] = engine.embedder.model_id
+            document["threshold"] = engine.embedder.spec.match_threshold
+        print(json.dumps(document, indent=2))
+    return 1 if failed else 0
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    return _per_image(args, _engine(args, need_embedder=False), None)
+
+
+def cmd_identify(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    with _gallery(args) as gallery:
+        return _per_image(args, engine, gallery)
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    vectors = []
+    sources = []
+    failed = 0
+    for path in args.images:
+        try:
+            vector, note = engine.embed_for_enroll(load_image(path), str(path))
+        except EdgedError as exc:
+            failed += 1
+            _say(str(exc))
+            continue
+        if note:
+            _say(note)
+        vectors.append(vector)
+        sources.append(str(path))
+    assert engine.embedder is not None
+    with _gallery(args) as gallery:
+        for vector, source in zip(vectors, sources, strict=True):
+            gallery.enroll(args.name, vector[None], engine.embedder.model_id, source)
+        print(f"enrolled {len(vectors)} photo(s) as '{args.name}' in {gallery.path}"
+              + (f"; {failed} photo(s) failed (see above)" if failed else ""))
+    return 1 if failed else 0
+
+
+def cmd_gallery(args: argparse.Namespace) -> int:
+    with _gallery(args) as gallery:
+        if args.action == "list":
+            people = gallery.people()
+            if args.json:
+                print(json.dumps({"version": JSON_VERSION, "gallery": str(gallery.path), "people": [
+                    {"name": p.name, "embeddings": p.embeddings} for p in people]}, indent=2))
+            else:
+                print(f"{gallery.path}: {len(people)} people")
+                for p in people:
+                    counts = ", ".join(f"{n} by {m}" for m, n in sorted(p.embeddings.items())) or "none"
+                    print(f"  {p.name}: {counts}")
+        elif args.action == "remove":
+            print(f"removed '{args.name}' ({gallery.remove(args.name)} embeddings)")
+        elif args.action == "rename":
+            gallery.rename(args.old, args.new)
+            print(f"renamed '{args.old}' to '{args.new}'")
+        else:
+            store = ModelStore(args.models_dir)
+            spec = choose_embedder(store.specs, store.models_dir, args.embedder)
+            _say(f"embedder in use: {spec.name} (id {spec.model_id})")
+            if args.action == "export":
+                count = gallery.export(args.file, spec.model_id)
+                print(f"exported {count} embeddings of model {spec.model_id} to {args.file}")
+            else:
+                count = gallery.import_file(args.file, spec.model_id)
+                print(f"imported {count} new embeddings from {args.file}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    store = ModelStore(args.models_dir)
+    try:
+        default = choose_embedder(store.specs, store.models_dir, args.embedder).name
+    except EdgedError:
+        default = None
+    _say(f"embedder in use: {default or 'none installed'}")
+    rows: list[dict[str, object]] = []
+    for name, spec in sorted(store.specs.items()):
+        present = spec.path(store.models_dir).exists()
+        rows.append({"name": name, "kind": spec.kind, "id": spec.model_id, "file": str(spec.path(store.models_dir)),
+                     "installed": present, "default": name == default, "input_size": list(spec.input_size),
+                     "channel_order": spec.channel_order, "mean": list(spec.mean), "std": list(spec.std),
+                     "crop": spec.crop or None, "output_size": spec.output_size or None,
+                     "match_threshold": spec.match_threshold if spec.is_embedder else None})
+    if args.json:
+        print(json.dumps({"version": JSON_VERSION, "models_dir": str(store.models_dir), "models": rows}, indent=2))
+        return 0
+    print(f"models in {store.models_dir}:")
+    for r in rows:
+        state = "installed" if r["installed"] else "MISSING"
+        mark = "  (default embedder)" if r["default"] else ""
+        print(f"  {r['name']:<30} {r['kind']:<11} {state:<9} {r['id']}{mark}")
+        if r["kind"] == "embedder":
+            size = "x".join(str(v) for v in r["input_size"])  # type: ignore[attr-defined]
+            print(f"      input {size} {r['channel_order']}, (x - {r['mean']}) / {r['std']}, "
+                  f"{r['crop']} crop, {r['output_size']}-d, match at cosine >= {r['match_threshold']}")
+    return 0
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    with _gallery(args) as gallery:
+        for item in scan_video(args.video, engine, gallery, args.every, summary_only=args.json):
+            if isinstance(item, ScanSummary):
+                if args.json:
+                    print(json.dumps({"version": JSON_VERSION, **item.to_json()}, indent=2))
+                else:
+                    speed = item.duration / item.seconds if item.seconds else 0.0
+                    print(f"{item.video}: {item.frames} frames ({item.duration:.1f} s), "
+                          f"{item.sampled} scanned, {item.faces} faces in {item.seconds:.1f} s "
+                          f"({speed:.1f}x real time)")
+                    for name, ts in sorted(item.people.items()):
+                        print(f"  {name}: seen {len(ts)} times, {min(ts):.2f}s to {max(ts):.2f}s")
+                    print(f"  unknown faces: {item.unknown_faces}")
+            else:
+                names = ", ".join((f.identity.person or "unknown") if f.identity else "?" for f in item.faces)
+                print(f"t={item.ts:6.2f}s frame {item.index:5d}: {len(item.faces)} face(s) {names}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--models-dir", type=Path, help="folder with manifest.toml (default: $EDGED_MODELS "
+                        "or the package's models/)")
+    common.add_argument("--embedder", help="embedder name from the manifest (default: the preferred installed one)")
+    common.add_argument("--gallery", type=Path, help="gallery database (default: $EDGED_GALLERY, "
+                        "$STATE_DIRECTORY/gallery.db, /var/lib/edged or ~/.local/share/edged)")
+    common.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (default: one per core)")
+    common.add_argument("--edge", action="store_true", help="edge detector defaults: at most 960 px, faces >= 40 px")
+    common.add_argument("--min-face", type=float, help="smallest face to find, in source pixels (default 20)")
+    common.add_argument("--max-side", type=int, help="downscale frames to this longer side before detecting")
+
+    parser = argparse.ArgumentParser(
+        prog="edged", description="Face detection, recognition and tracking for edge boxes.")
+    parser.add_argument("--version", action="version", version=f"edged {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("detect", parents=[common], help="find faces in photos")
+    p.add_argument("images", nargs="+", type=Path)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--annotate", type=Path, help="write annotated image(s): a file for one image, a folder for several")
+    p.set_defaults(run=cmd_detect)
+
+    p = sub.add_parser("identify", parents=[common], help="find and name faces in photos")
+    p.add_argument("images", nargs="+", type=Path)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--annotate", type=Path)
+    p.set_defaults(run=cmd_identify)
+
+    p = sub.add_parser("enroll", parents=[common], help="add a person's photos to the gallery")
+    p.add_argument("name")
+    p.add_argument("images", nargs="+", type=Path)
+    p.set_defaults(run=cmd_enroll)
+
+    p = sub.add_parser("gallery", help="list, remove, rename, export or import people")
+    gsub = p.add_subparsers(dest="action", required=True)
+    g = gsub.add_parser("list", parents=[common])
+    g.add_argument("--json", action="store_true")
+    g = gsub.add_parser("remove", parents=[common])
+    g.add_argument("name")
+    g = gsub.add_parser("rename", parents=[common])
+    g.add_argument("old")
+    g.add_argument("new")
+    g = gsub.add_parser("export", parents=[common])
+    g.add_argument("file", type=Path)
+    g = gsub.add_parser("import", parents=[common])
+    g.add_argument("file", type=Path)
+    p.set_defaults(run=cmd_gallery)
+
+    p = sub.add_parser("models", parents=[common], help="installed models and their specs")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_models)
+
+    p = sub.add_parser("scan", parents=[common], help="who is in a video file, and when")
+    p.add_argument("video", type=Path)
+    p.add_argument("--every", type=int, default=5, help="look at every Nth frame (default 5)")
+    p.add_argument("--json", action="store_true", help="print only the summary, as JSON")
+    p.set_defaults(run=cmd_scan)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except EdgedError as exc:
+        _say(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

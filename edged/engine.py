@@ -1,0 +1,113 @@
+"""The face engine: detector + embedder + gallery behind a few verbs the commands share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edged.detector import Detector, DetectorSettings
+from edged.embedder import Embedder
+from edged.errors import EdgedError
+from edged.gallery import Gallery
+from edged.manifest import choose_embedder
+from edged.runtime import ModelStore, RuntimeOptions
+from edged.types import Faces, Identity
+
+# A face this confident is taken for enrollment; MTCNN's doubtful extras sit at 0.80-0.85.
+ENROLL_MIN_SCORE = 0.95
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    models_dir: Path | None = None
+    embedder: str | None = None  # manifest name; None = the preferred installed one
+    detector: DetectorSettings = DetectorSettings()
+    threads: int = 0
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    """One face of one image: where it is and who it is."""
+
+    xyxy: np.ndarray  # (4,) float32 pixels
+    score: float
+    landmarks: np.ndarray  # (5, 2) float32 pixels
+    identity: Identity | None = None
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "box": [round(float(v), 2) for v in self.xyxy],
+            "score": round(self.score, 5),
+            "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks],
+        }
+        if self.identity is not None:
+            out["person"] = self.identity.person
+            out["similarity"] = round(self.identity.similarity, 4)
+        return out
+
+
+@dataclass(frozen=True)
+class EnrollChoice:
+    """Which face of a photo to enroll, and a note when the photo had several."""
+
+    index: int
+    note: str
+
+
+def choose_enroll_face(faces: Faces, where: str) -> EnrollChoice:
+    """The largest confident face; an error naming the photo when there is none."""
+    if len(faces) == 0:
+        raise EdgedError(f"{where}: no face found")
+    confident = np.flatnonzero(faces.score >= ENROLL_MIN_SCORE)
+    if len(confident) == 0:
+        raise EdgedError(f"{where}: no confident face (best detector score {faces.score.max():.2f} "
+                         f"< {ENROLL_MIN_SCORE})")
+    index = int(confident[np.argmax(faces.area[confident])])
+    note = ""
+    if len(faces) > 1:
+        x1, y1, x2, y2 = faces.xyxy[index]
+        note = (f"{where}: {len(faces)} faces found, enrolled the largest confident one "
+                f"({x2 - x1:.0f}x{y2 - y1:.0f} px at {x1:.0f},{y1:.0f})")
+    return EnrollChoice(index, note)
+
+
+class FaceEngine:
+    """Loads the models once; `detect`, `identify` and `embed_for_enroll` reuse them."""
+
+    def __init__(self, options: EngineOptions | None = None, need_embedder: bool = True) -> None:
+        options = options or EngineOptions()
+        self.store = ModelStore(options.models_dir, RuntimeOptions(intra_threads=options.threads))
+        self.detector = Detector(self.store, options.detector)
+        spec = choose_embedder(self.store.specs, self.store.models_dir, options.embedder)
+        self.embedder_spec = spec
+        self.embedder = Embedder(self.store, spec.name) if need_embedder else None
+
+    def describe_embedder(self) -> str:
+        spec = self.embedder_spec
+        return f"embedder in use: {spec.name} (id {spec.model_id}, {spec.output_size}-d, {spec.crop} crop)"
+
+    def detect(self, image_bgr: np.ndarray) -> list[FaceResult]:
+        faces = self.detector.detect(image_bgr)
+        return [FaceResult(faces.xyxy[i], float(faces.score[i]), faces.landmarks[i]) for i in range(len(faces))]
+
+    def _embedder(self) -> Embedder:
+        if self.embedder is None:
+            self.embedder = Embedder(self.store, self.embedder_spec.name)
+        return self.embedder
+
+    def identify(self, image_bgr: np.ndarray, gallery: Gallery) -> list[FaceResult]:
+        faces = self.detector.detect(image_bgr)
+        embedder = self._embedder()
+        vectors = embedder.embed(image_bgr, faces)
+        identities = gallery.match(vectors, embedder.model_id, embedder.spec.match_threshold)
+        return [FaceResult(faces.xyxy[i], float(faces.score[i]), faces.landmarks[i], identities[i])
+                for i in range(len(faces))]
+
+    def embed_for_enroll(self, image_bgr: np.ndarray, where: str) -> tuple[np.ndarray, str]:
+        """(D,) embedding of the face to enroll from a photo, and a note about the choice."""
+        faces = self.detector.detect(image_bgr)
+        choice = choose_enroll_face(faces, where)
+        vector = self._embedder().embed(image_bgr, faces[[choice.index]])[0]
+        return vector, choice.note

@@ -1,0 +1,254 @@
+"""Face gallery in SQLite: people and their embeddings, each tagged with the model that made it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edged.errors import GalleryError
+from edged.types import Identity
+
+SCHEMA_VERSION = 1
+EXPORT_FORMAT = "edged-gallery"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS people (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS embeddings (
+    id INTEGER PRIMARY KEY,
+    person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    model_id TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    source TEXT NOT NULL DEFAULT '',
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS embeddings_model ON embeddings(model_id);
+"""
+
+
+@dataclass(frozen=True)
+class PersonSummary:
+    name: str
+    embeddings: dict[str, int]  # model id -> count
+    created: float
+
+
+def _encode(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, "<f4").tobytes()
+
+
+def _decode(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, "<f4")
+
+
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > 100 or any(c in name for c in "/\\\n\t"):
+        raise GalleryError(f"'{name}' is not a usable name: 1-100 characters, no slashes or tabs")
+    return name
+
+
+class Gallery:
+    """People and embeddings. Writes are single transactions in WAL mode with full sync, so a
+    power cut mid-write leaves either the old or the new state, never a half of one."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(str(path), timeout=10.0, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        except sqlite3.DatabaseError as exc:
+            raise GalleryError(f"{path}: not a usable gallery database ({exc})") from exc
+        self._cache: dict[str, tuple[np.ndarray, np.ndarray, list[str]]] = {}
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Gallery:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing -------------------------------------------------------------------------
+    def enroll(self, name: str, vectors: np.ndarray, model_id: str, source: str = "") -> int:
+        """Adds (N, D) embeddings to `name`, creating the person; returns how many were added."""
+        name = _check_name(name)
+        vectors = np.atleast_2d(np.asarray(vectors, np.float32))
+        now = time.time()
+        with self._transaction():
+            self._db.execute("INSERT OR IGNORE INTO people(name, created) VALUES (?, ?)", (name, now))
+            (person_id,) = self._db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
+            self._db.executemany(
+                "INSERT INTO embeddings(person_id, model_id, vector, source, created) VALUES (?, ?, ?, ?, ?)",
+                [(person_id, model_id, _encode(v), source, now) for v in vectors])
+        self._cache.clear()
+        return len(vectors)
+
+    def remove(self, name: str) -> int:
+        """Deletes a person and all their embeddings; returns how many embeddings went."""
+        with self._transaction():
+            person_id = self._person_id(name)
+            (count,) = self._db.execute("SELECT COUNT(*) FROM embeddings WHERE person_id = ?",
+                                        (person_id,)).fetchone()
+            self._db.execute("DELETE FROM people WHERE id = ?", (person_id,))
+        self._cache.clear()
+        return int(count)
+
+    def rename(self, old: str, new: str) -> None:
+        new = _check_name(new)
+        with self._transaction():
+            person_id = self._person_id(old)
+            if self._db.execute("SELECT 1 FROM people WHERE name = ?", (new,)).fetchone():
+                raise GalleryError(f"cannot rename '{old}' to '{new}': '{new}' already exists "
+                                   "(remove it first, or enroll more photos under that name)")
+            self._db.execute("UPDATE people SET name = ? WHERE id = ?", (new, person_id))
+        self._cache.clear()
+
+    # -- reading -------------------------------------------------------------------------
+    def people(self) -> list[PersonSummary]:
+        rows = self._db.execute(
+            "SELECT p.name, p.created, e.model_id, COUNT(e.id) FROM people p "
+            "LEFT JOIN embeddings e ON e.person_id = p.id GROUP BY p.id, e.model_id ORDER BY p.name")
+        summaries: dict[str, PersonSummary] = {}
+        for name, created, model_id, count in rows:
+            summary = summaries.setdefault(name, PersonSummary(name, {}, created))
+            if model_id is not None:
+                summary.embeddings[model_id] = int(count)
+        return list(summaries.values())
+
+    def model_ids(self) -> dict[str, int]:
+        """How many embeddings each model has in this gallery."""
+        rows = self._db.execute("SELECT model_id, COUNT(*) FROM embeddings GROUP BY model_id")
+        return {model_id: int(count) for model_id, count in rows}
+
+    def match(self, vectors: np.ndarray, model_id: str, threshold: float) -> list[Identity]:
+        """Best person for each (N, D) unit vector, by the person's most similar embedding.
+
+        Only embeddings made by `model_id` are compared: vectors of different models live in
+        different spaces. Below `threshold` (cosine) the answer is unknown (person None).
+        """
+        matrix, owner, names = self._matrix(model_id)
+        vectors = np.atleast_2d(np.asarray(vectors, np.float32))
+        if len(matrix) == 0:
+            return [Identity(None, -1.0) for _ in vectors]
+        if vectors.shape[1] != matrix.shape[1]:
+            raise GalleryError(f"embeddings are {vectors.shape[1]}-d but the gallery holds "
+                               f"{matrix.shape[1]}-d ones for model {model_id}")
+        similarity = vectors @ matrix.T  # (N, E)
+        best_per_person = np.full((len(vectors), len(names)), -2.0, np.float32)
+        for person_index in range(len(names)):
+            best_per_person[:, person_index] = similarity[:, owner == person_index].max(axis=1)
+        best = best_per_person.argmax(1)
+        result = []
+        for i, person_index in enumerate(best):
+            score = float(best_per_person[i, person_index])
+            result.append(Identity(names[person_index] if score >= threshold else None, score))
+        return result
+
+    def _matrix(self, model_id: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        if model_id not in self._cache:
+            rows = self._db.execute(
+                "SELECT p.name, e.vector FROM embeddings e JOIN people p ON p.id = e.person_id "
+                "WHERE e.model_id = ? ORDER BY e.id", (model_id,)).fetchall()
+            names = sorted({name for name, _ in rows})
+            index = {name: i for i, name in enumerate(names)}
+            matrix = (np.stack([_decode(blob) for _, blob in rows]) if rows
+                      else np.empty((0, 0), np.float32))
+            owner = np.array([index[name] for name, _ in rows], np.int64)
+            self._cache[model_id] = (matrix, owner, names)
+        return self._cache[model_id]
+
+    # -- portable files ------------------------------------------------------------------
+    def export(self, path: Path, model_id: str) -> int:
+        """Writes every embedding of `model_id` to a portable JSON file; returns the count."""
+        rows = self._db.execute(
+            "SELECT p.name, e.vector, e.source, e.created FROM embeddings e "
+            "JOIN people p ON p.id = e.person_id WHERE e.model_id = ? ORDER BY p.name, e.id",
+            (model_id,)).fetchall()
+        people: dict[str, list[dict[str, object]]] = {}
+        for name, blob, source, created in rows:
+            people.setdefault(name, []).append({
+                "vector": base64.b64encode(blob).decode("ascii"), "source": source, "created": created})
+        document = {"format": EXPORT_FORMAT, "version": SCHEMA_VERSION, "model_id": model_id,
+                    "dtype": "float32-le-base64",
+                    "people": [{"name": n, "embeddings": e} for n, e in people.items()]}
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(document, indent=1), encoding="utf-8")
+        tmp.replace(path)
+        return len(rows)
+
+    def import_file(self, path: Path, model_id: str) -> int:
+        """Adds the embeddings of an exported file; refuses a file made by another model."""
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise GalleryError(f"{path}: cannot read gallery export ({exc})") from exc
+        if not isinstance(document, dict) or document.get("format") != EXPORT_FORMAT:
+            raise GalleryError(f"{path}: not an edged gallery export (no \"format\": \"{EXPORT_FORMAT}\")")
+        if document.get("model_id") != model_id:
+            raise GalleryError(
+                f"{path}: its embeddings were made by model {document.get('model_id')}, but this box "
+                f"uses {model_id}; embeddings of different models cannot be compared. Re-enroll from "
+                "photos, or pick that embedder with --embedder")
+        existing = {(p, bytes(v)) for p, v in self._db.execute(
+            "SELECT p.name, e.vector FROM embeddings e JOIN people p ON p.id = e.person_id "
+            "WHERE e.model_id = ?", (model_id,))}
+        added = 0
+        now = time.time()
+        with self._transaction():
+            for person in document.get("people", []):
+                name = _check_name(str(person["name"]))
+                self._db.execute("INSERT OR IGNORE INTO people(name, created) VALUES (?, ?)", (name, now))
+                (person_id,) = self._db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
+                for item in person.get("embeddings", []):
+                    blob = base64.b64decode(item["vector"])
+                    if (name, blob) in existing:
+                        continue  # importing the same file twice adds nothing
+                    self._db.execute(
+                        "INSERT INTO embeddings(person_id, model_id, vector, source, created) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (person_id, model_id, blob, str(item.get("source", "")),
+                         float(item.get("created", now))))
+                    added += 1
+        self._cache.clear()
+        return added
+
+    # -- helpers -------------------------------------------------------------------------
+    def _person_id(self, name: str) -> int:
+        row = self._db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            known = [r[0] for r in self._db.execute("SELECT name FROM people ORDER BY name")]
+            raise GalleryError(f"no person '{name}' in {self.path}; known: {known or 'none'}")
+        return int(row[0])
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error, so a write is all or nothing."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")

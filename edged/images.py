@@ -1,0 +1,69 @@
+"""Reading photos into BGR uint8 frames, handling or refusing odd files by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edged.errors import ImageError
+
+_JPEG_END = b"\xff\xd9"
+_PNG_END = b"IEND\xaeB`\x82"
+
+
+def _looks_truncated(path: Path, data: bytes) -> bool:
+    """JPEG and PNG files carry an end marker; a file cut short (a copy interrupted) lacks it.
+
+    OpenCV would decode such a JPEG anyway and fill the missing part with grey, which would
+    then be embedded as if it were a face.
+    """
+    tail = data[-64:].rstrip(b"\x00\r\n ")
+    if data[:3] == b"\xff\xd8\xff":
+        return not tail.endswith(_JPEG_END)
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return not tail.endswith(_PNG_END)
+    return False
+
+
+def load_image(path: Path) -> np.ndarray:
+    """(H, W, 3) uint8 BGR. Grey, 16-bit and alpha images are converted; EXIF rotation applied."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ImageError(f"{path}: is a folder, not an image") from None
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read ({exc.strerror})") from None
+    if not data:
+        raise ImageError(f"{path}: empty file")
+    if _looks_truncated(path, data):
+        raise ImageError(f"{path}: truncated image (the file ends before the picture does)")
+    buffer = np.frombuffer(data, np.uint8)
+    # ANYDEPTH keeps 16-bit as 16-bit (so we scale it rather than let it wrap); ANYCOLOR keeps
+    # grey as grey; unlike IMREAD_UNCHANGED both still apply the EXIF orientation.
+    image = cv2.imdecode(buffer, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
+    if image is None:
+        raise ImageError(f"{path}: not an image OpenCV can decode (JPEG, PNG, BMP, TIFF, WebP ...)")
+    return to_bgr8(image, path)
+
+
+def to_bgr8(image: np.ndarray, where: Path | str = "image") -> np.ndarray:
+    """Converts grey / 16-bit / float / BGRA arrays to (H, W, 3) uint8 BGR."""
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype in (np.float32, np.float64):
+        image = np.clip(image * (255.0 if image.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise ImageError(f"{where}: unsupported pixel type {image.dtype}")
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    if image.ndim == 3 and image.shape[2] == 1:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return np.ascontiguousarray(image)
+    raise ImageError(f"{where}: unsupported image shape {image.shape}")
