@@ -9,6 +9,7 @@ import importlib.util
 import sys
 import tempfile
 import urllib.request
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -79,12 +80,18 @@ def export_verified(module: object, name: str, inputs: np.ndarray, out_path: Pat
 
     model = module.eval()  # type: ignore[attr-defined]
     with torch.no_grad():
-        expected = [t.numpy() for t in model(torch.from_numpy(inputs))]
+        outputs = model(torch.from_numpy(inputs))
+    # P/R/O-Net return tuples of tensors; InceptionResnetV1 returns one tensor.
+    expected = [t.numpy() for t in (outputs if isinstance(outputs, tuple) else (outputs,))]
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp) / out_path.name
-        torch.onnx.export(model, (torch.from_numpy(inputs[:1]),), str(tmp_path),
-                          input_names=input_names, output_names=output_names,
-                          dynamic_axes=dynamic_axes, opset_version=17, dynamo=False)
+        # The TorchScript exporter handles these plain CNNs without the extra packages
+        # (onnxscript) the newer dynamo exporter needs; its deprecation notice is expected.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(model, (torch.from_numpy(inputs[:1]),), str(tmp_path),
+                              input_names=input_names, output_names=output_names,
+                              dynamic_axes=dynamic_axes, opset_version=17, dynamo=False)
         session = ort.InferenceSession(str(tmp_path), providers=["CPUExecutionProvider"])
         got = session.run(output_names, {input_names[0]: inputs})
         cosine = compare(name, expected, got)

@@ -1,0 +1,111 @@
+"""The `edged` command line, run as a real subprocess on real photos."""
+
+import json
+
+import cv2
+import pytest
+
+from .conftest import DATA, run_edged
+
+OBAMA = DATA / "faces" / "obama"
+
+
+@pytest.fixture
+def env(tmp_path):
+    return {"EDGED_GALLERY": str(tmp_path / "gallery.db")}
+
+
+def test_detect_json_is_stable(tmp_path):
+    result = run_edged("detect", str(DATA / "images" / "kit_with_rose.jpg"), "--json", check=True)
+    document = json.loads(result.stdout)
+    assert document["version"] == 1
+    (image,) = document["images"]
+    assert (image["width"], image["height"]) == cv2.imread(str(DATA / "images" / "kit_with_rose.jpg")).shape[1::-1]
+    assert len(image["faces"]) == 2
+    face = image["faces"][0]
+    assert set(face) == {"box", "score", "landmarks"}
+    assert len(face["box"]) == 4 and len(face["landmarks"]) == 5
+    assert "embedder in use:" in result.stderr
+
+
+def test_detect_annotate_writes_a_picture(tmp_path):
+    out = tmp_path / "out.jpg"
+    run_edged("detect", str(DATA / "images" / "two_people.jpg"), "--annotate", str(out), check=True)
+    picture = cv2.imread(str(out))
+    assert picture is not None and picture.shape == cv2.imread(str(DATA / "images" / "two_people.jpg")).shape
+
+
+def test_enroll_picks_largest_face_and_keeps_good_photos_when_one_fails(tmp_path, env):
+    no_face = tmp_path / "wall.jpg"
+    cv2.imwrite(str(no_face), cv2.imread(str(DATA / "images" / "obama1.jpg"))[:40, :40])
+    result = run_edged("enroll", "obama", str(OBAMA / "obama.jpg"), str(no_face), str(OBAMA / "obama2.jpg"), env=env)
+    assert result.returncode == 1
+    assert f"{no_face}: no face found" in result.stderr
+    assert "obama.jpg: 2 faces found, enrolled the largest confident one" in result.stderr
+    listing = json.loads(run_edged("gallery", "list", "--json", env=env, check=True).stdout)
+    (person,) = listing["people"]
+    assert person["name"] == "obama" and sum(person["embeddings"].values()) == 2
+
+
+def test_enroll_missing_file_is_named(tmp_path, env):
+    result = run_edged("enroll", "ghost", str(tmp_path / "nope.jpg"), env=env)
+    assert result.returncode == 1 and "nope.jpg: no such file" in result.stderr
+
+
+def test_identify_json_gallery_commands_and_embedder_choice(tmp_path, env):
+    run_edged("enroll", "obama", str(OBAMA / "obama2.jpg"), env=env, check=True)
+    run_edged("enroll", "biden", str(DATA / "faces" / "biden" / "biden.jpg"), env=env, check=True)
+    result = run_edged("identify", str(DATA / "images" / "obama_and_biden.jpg"), "--json", env=env, check=True)
+    document = json.loads(result.stdout)
+    assert document["embedder"].startswith("mobilefacenet@")
+    people = sorted(f["person"] or "" for f in document["images"][0]["faces"])
+    assert people[-2:] == ["biden", "obama"]
+
+    run_edged("gallery", "rename", "obama", "barack", env=env, check=True)
+    export = tmp_path / "people.json"
+    run_edged("gallery", "export", str(export), env=env, check=True)
+    run_edged("gallery", "remove", "biden", env=env, check=True)
+    names = [p["name"] for p in json.loads(run_edged("gallery", "list", "--json", env=env).stdout)["people"]]
+    assert names == ["barack"]
+
+    other = {"EDGED_GALLERY": str(tmp_path / "other.db")}
+    assert "imported 2 new embeddings" in run_edged("gallery", "import", str(export), env=other, check=True).stdout
+    refused = run_edged("gallery", "import", str(export), "--embedder", "mobilefacenet_paddle", env=other)
+    assert refused.returncode == 1 and "made by model mobilefacenet@" in refused.stderr
+
+    # The same gallery seen through the other embedder has none of its people.
+    paddle = run_edged("identify", str(OBAMA / "obama2.jpg"), "--json", "--embedder", "mobilefacenet_paddle",
+                       env=env, check=True)
+    assert "embedder in use: mobilefacenet_paddle" in paddle.stderr
+    assert json.loads(paddle.stdout)["images"][0]["faces"][0]["person"] is None
+
+
+def test_identify_reports_bad_images_and_goes_on(tmp_path, env):
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not a jpeg")
+    result = run_edged("identify", str(bad), str(OBAMA / "obama2.jpg"), "--json", env=env)
+    assert result.returncode == 1
+    images = json.loads(result.stdout)["images"]
+    assert "bad.jpg: not an image" in images[0]["error"]
+    assert len(images[1]["faces"]) == 1
+
+
+def test_models_lists_specs():
+    document = json.loads(run_edged("models", "--json", check=True).stdout)
+    by_name = {m["name"]: m for m in document["models"]}
+    assert by_name["mobilefacenet"]["default"] is True
+    assert by_name["mobilefacenet_paddle"]["channel_order"] == "BGR"
+    assert by_name["mtcnn_pnet"]["installed"] is True
+
+
+def test_unknown_embedder_is_a_clear_error(env):
+    result = run_edged("identify", str(OBAMA / "obama2.jpg"), "--embedder", "nope", env=env)
+    assert result.returncode == 1 and "embedder 'nope' is not in the manifest" in result.stderr
+
+
+def test_scan_summary_json(env):
+    result = run_edged("scan", str(DATA / "video" / "crowd_1080p.mp4"), "--every", "25", "--edge", "--json",
+                       env=env, check=True)
+    summary = json.loads(result.stdout)
+    assert summary["frames"] == 105 and summary["sampled_frames"] == 5
+    assert summary["faces"] >= 20 and summary["unknown_faces"] == summary["faces"]

@@ -1,0 +1,94 @@
+"""The ONNX detector finds the same faces as facenet-pytorch's MTCNN (reference files in ../shared)."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from edged.boxes import iou_matrix
+from edged.detector import Detector, DetectorSettings
+
+from .conftest import DATA
+
+IMAGES = json.loads((DATA / "mtcnn_reference.json").read_text())["images"]
+CROWD = json.loads((DATA / "crowd_1080p_mtcnn_reference.json").read_text())["frames"]
+MIN_IOU = 0.9
+
+
+def assert_same_faces(faces, reference: list[dict], where: str) -> float:
+    ref_boxes = np.array([f["box"] for f in reference], np.float32).reshape(-1, 4)
+    assert len(faces) == len(ref_boxes), f"{where}: {len(faces)} faces, reference has {len(ref_boxes)}"
+    if not len(ref_boxes):
+        return 1.0
+    iou = iou_matrix(ref_boxes, faces.xyxy)
+    # One-to-one: each reference face's best match, and no detection used twice.
+    best = iou.argmax(1)
+    assert len(set(best.tolist())) == len(best), f"{where}: two reference faces matched one detection"
+    worst = float(iou.max(1).min())
+    assert worst >= MIN_IOU, f"{where}: a box has IoU {worst:.3f} with its reference"
+    return worst
+
+
+@pytest.mark.parametrize("name", sorted(IMAGES))
+def test_reference_images(detector, name):
+    image = cv2.imread(str(DATA / name))
+    faces = detector.detect(image)
+    assert_same_faces(faces, IMAGES[name]["faces"], name)
+    ref_probs = sorted(f["prob"] for f in IMAGES[name]["faces"])
+    np.testing.assert_allclose(sorted(faces.score.tolist()), ref_probs, atol=0.01)
+
+
+def test_reference_landmarks_close(detector):
+    """Landmarks within 2 px of the reference on a large, clear face."""
+    name = "faces/obama/obama2.jpg"
+    faces = detector.detect(cv2.imread(str(DATA / name)))
+    expected = np.array(IMAGES[name]["faces"][0]["landmarks"], np.float32)
+    np.testing.assert_allclose(faces.landmarks[0], expected, atol=2.0)
+
+
+def test_every_crowd_frame(detector):
+    capture = cv2.VideoCapture(str(DATA / "video" / "crowd_1080p.mp4"))
+    worst = 1.0
+    for frame_ref in CROWD:
+        ok, frame = capture.read()
+        assert ok, f"video ended before frame {frame_ref['index']}"
+        faces = detector.detect(frame)
+        worst = min(worst, assert_same_faces(faces, frame_ref["faces"], f"frame {frame_ref['index']}"))
+    assert worst >= MIN_IOU
+
+
+def test_max_side_maps_boxes_back_to_source_pixels(store):
+    image = cv2.imread(str(DATA / "images" / "obama1.jpg"))
+    full = Detector(store).detect(image)
+    shrunk = Detector(store, DetectorSettings(max_side=max(image.shape[:2]) // 2)).detect(image)
+    assert len(shrunk) == len(full) == 1
+    assert iou_matrix(full.xyxy, shrunk.xyxy)[0, 0] > 0.9
+    np.testing.assert_allclose(shrunk.landmarks, full.landmarks, atol=0.05 * float(full.width[0]))
+
+
+def test_min_face_size_starts_the_pyramid_later(store):
+    """min_face_size sets the first pyramid scale (as in MTCNN): fewer levels, fewer small faces.
+    It is not a hard filter; faces down to about half of it can still be found."""
+    frame = cv2.VideoCapture(str(DATA / "video" / "crowd_1080p.mp4")).read()[1]
+    small = Detector(store)
+    large = Detector(store, DetectorSettings(min_face_size=100))
+    all_faces, big_only = small.detect(frame), large.detect(frame)
+    assert large.last_times.levels < small.last_times.levels
+    assert 0 < len(big_only) < len(all_faces)
+    assert (big_only.height >= 45).all()
+
+
+def test_empty_and_tiny_frames(detector):
+    assert len(detector.detect(np.zeros((480, 640, 3), np.uint8))) == 0
+    assert len(detector.detect(np.zeros((10, 10, 3), np.uint8))) == 0
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"min_face_size": 5}, "min_face_size"),
+    ({"factor": 1.5}, "factor"),
+    ({"thresholds": (0.6, 0.7, 1.5)}, "thresholds"),
+])
+def test_bad_settings_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DetectorSettings(**kwargs)

@@ -1,0 +1,117 @@
+"""Gallery behaviour: several embeddings per person, model tags, export/import, crash safety."""
+
+import json
+import sqlite3
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edged.errors import GalleryError
+from edged.gallery import Gallery
+
+
+def unit(*values: float) -> np.ndarray:
+    v = np.array(values, np.float32)
+    return v / np.linalg.norm(v)
+
+
+@pytest.fixture
+def gallery(tmp_path):
+    with Gallery(tmp_path / "g.db") as g:
+        yield g
+
+
+def test_match_uses_best_embedding_of_each_person(gallery):
+    gallery.enroll("alice", np.stack([unit(1, 0, 0), unit(0, 1, 0)]), "m1")
+    gallery.enroll("bob", unit(0, 0, 1)[None], "m1")
+    found = gallery.match(np.stack([unit(0.1, 1, 0), unit(0, 0.1, 1), unit(-1, -1, -1)]), "m1", 0.5)
+    assert [i.person for i in found] == ["alice", "bob", None]
+    assert found[0].similarity == pytest.approx(float(unit(0.1, 1, 0) @ unit(0, 1, 0)), abs=1e-6)
+
+
+def test_only_the_models_own_embeddings_are_compared(gallery):
+    gallery.enroll("alice", unit(1, 0, 0)[None], "model-a")
+    assert gallery.match(unit(1, 0, 0)[None], "model-b", 0.5)[0].person is None
+    assert gallery.model_ids() == {"model-a": 1}
+
+
+def test_remove_rename_list(gallery):
+    gallery.enroll("alice", unit(1, 0, 0)[None], "m1")
+    gallery.enroll("alice", unit(1, 1, 0)[None], "m2")
+    gallery.enroll("bob", unit(0, 1, 0)[None], "m1")
+    assert [(p.name, p.embeddings) for p in gallery.people()] == [
+        ("alice", {"m1": 1, "m2": 1}), ("bob", {"m1": 1})]
+    gallery.rename("alice", "carol")
+    assert gallery.match(unit(1, 0, 0)[None], "m1", 0.5)[0].person == "carol"
+    with pytest.raises(GalleryError, match="'bob' already exists"):
+        gallery.rename("carol", "bob")
+    assert gallery.remove("carol") == 2
+    with pytest.raises(GalleryError, match="no person 'carol'.*known: \\['bob'\\]"):
+        gallery.remove("carol")
+
+
+def test_bad_names_are_refused(gallery):
+    with pytest.raises(GalleryError, match="not a usable name"):
+        gallery.enroll("a/b", unit(1, 0)[None], "m1")
+
+
+def test_export_import_round_trip_and_model_check(gallery, tmp_path):
+    gallery.enroll("alice", np.stack([unit(1, 0, 0), unit(1, 1, 0)]), "m1")
+    gallery.enroll("bob", unit(0, 0, 1)[None], "m2")
+    out = tmp_path / "export.json"
+    assert gallery.export(out, "m1") == 2
+    document = json.loads(out.read_text())
+    assert document["model_id"] == "m1" and document["format"] == "edged-gallery"
+    with Gallery(tmp_path / "other.db") as other:
+        assert other.import_file(out, "m1") == 2
+        assert other.import_file(out, "m1") == 0  # nothing is added twice
+        assert other.match(unit(1, 0.9, 0)[None], "m1", 0.9)[0].person == "alice"
+        with pytest.raises(GalleryError, match="made by model m1, but this box uses m2"):
+            other.import_file(out, "m2")
+
+
+def test_import_refuses_files_that_are_not_exports(gallery, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"hello": 1}')
+    with pytest.raises(GalleryError, match="not an edged gallery export"):
+        gallery.import_file(bad, "m1")
+    with pytest.raises(GalleryError, match="cannot read gallery export"):
+        gallery.import_file(tmp_path / "missing.json", "m1")
+
+
+def test_database_uses_wal_and_refuses_garbage(tmp_path):
+    with Gallery(tmp_path / "g.db"):
+        pass
+    assert sqlite3.connect(tmp_path / "g.db").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(GalleryError, match="junk.db: not a usable gallery database"):
+        Gallery(junk)
+
+
+CRASH_MID_WRITE = """
+import os, sys, numpy as np
+sys.path.insert(0, {root!r})
+from edged.gallery import Gallery
+g = Gallery(__import__('pathlib').Path({path!r}))
+g._db.execute("BEGIN IMMEDIATE")
+g._db.execute("INSERT INTO people(name, created) VALUES ('half', 0)")
+g._db.execute("INSERT INTO embeddings(person_id, model_id, vector, created) "
+              "VALUES (last_insert_rowid(), 'm1', zeroblob(12), 0)")
+os._exit(9)  # the process dies in the middle of the write, as on a power cut
+"""
+
+
+def test_a_write_cut_off_midway_leaves_the_old_state(tmp_path):
+    from .conftest import ROOT
+
+    path = tmp_path / "g.db"
+    with Gallery(path) as g:
+        g.enroll("alice", unit(1, 0, 0)[None], "m1")
+    proc = subprocess.run([sys.executable, "-c", CRASH_MID_WRITE.format(root=str(ROOT), path=str(path))])
+    assert proc.returncode == 9
+    with Gallery(path) as g:
+        assert [p.name for p in g.people()] == ["alice"]
+        assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
