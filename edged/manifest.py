@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -59,7 +60,7 @@ class ModelSpec:
 
     def path(self, models_dir: Path) -> Path:
         """The ONNX file; a relative `file` is relative to the manifest's folder."""
-        return (models_dir / self.file).resolve()
+        return Path(os.path.normpath(models_dir / self.file))
 
 
 def sha256_of(path: Path) -> str:

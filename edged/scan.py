@@ -48,8 +48,9 @@ class ScanSummary:
         }
 
 
-def read_frames(path: Path) -> tuple[float, Iterator[tuple[int, np.ndarray]]]:
-    """(fps, iterator of (index, BGR frame)); an error naming the file if it cannot be opened."""
+def read_frames(path: Path, every: int = 1) -> tuple[float, Iterator[tuple[int, np.ndarray]]]:
+    """(fps, iterator of (index, BGR frame)) for every `every`-th frame; an error naming the
+    file if it cannot be opened. Skipped frames are only grabbed: decoded, never converted."""
     if not path.is_file():
         raise EdgedError(f"{path}: no such video file")
     capture = cv2.VideoCapture(str(path))
@@ -60,11 +61,12 @@ def read_frames(path: Path) -> tuple[float, Iterator[tuple[int, np.ndarray]]]:
     def frames() -> Iterator[tuple[int, np.ndarray]]:
         index = 0
         try:
-            while True:
-                ok, frame = capture.read()
-                if not ok:
-                    return
-                yield index, frame
+            while capture.grab():
+                if index % every == 0:
+                    ok, frame = capture.retrieve()
+                    if not ok:
+                        return
+                    yield index, frame
                 index += 1
         finally:
             capture.release()
@@ -72,16 +74,21 @@ def read_frames(path: Path) -> tuple[float, Iterator[tuple[int, np.ndarray]]]:
     return fps, frames()
 
 
+def frame_count(path: Path) -> int:
+    capture = cv2.VideoCapture(str(path))
+    try:
+        return int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    finally:
+        capture.release()
+
+
 def scan_video(path: Path, engine: FaceEngine, gallery: Gallery, every: int,
                summary_only: bool = False) -> Iterator[SampledFrame | ScanSummary]:
     """Yields each sampled frame's faces as it goes, then the summary."""
-    fps, frames = read_frames(path)
+    fps, frames = read_frames(path, every)
     summary = ScanSummary(video=str(path), fps=fps)
     start = time.perf_counter()
     for index, frame in frames:
-        summary.frames = index + 1
-        if index % every:
-            continue
         faces = engine.identify(frame, gallery)
         ts = index / fps
         summary.sampled += 1
@@ -94,4 +101,5 @@ def scan_video(path: Path, engine: FaceEngine, gallery: Gallery, every: int,
         if not summary_only:
             yield SampledFrame(index, ts, faces)
     summary.seconds = time.perf_counter() - start
+    summary.frames = frame_count(path)
     yield summary

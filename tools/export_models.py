@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 import tempfile
 import urllib.request
@@ -189,7 +190,8 @@ def import_onnx(onnx_path: Path, spec_path: Path, name: str, models_dir: Path) -
 
     if not onnx_path.is_file():
         raise ExportRefused(f"{onnx_path}: no such ONNX file")
-    rel = Path(_relative(onnx_path.resolve(), models_dir.resolve()))
+    # abspath, not resolve(): a ../shared reached through a symlink keeps its plain path.
+    rel = Path(os.path.relpath(os.path.abspath(onnx_path), os.path.abspath(models_dir)))
     spec = load_spec_file(spec_path, name, str(rel), sha256_of(onnx_path))
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     inputs = session.get_inputs()
@@ -204,11 +206,6 @@ def import_onnx(onnx_path: Path, spec_path: Path, name: str, models_dir: Path) -
     print(f"  registered {name}: input {spec.input_name} {w}x{h} {spec.channel_order}, "
           f"output {outputs[0]} {spec.output_size}-d, id {spec.model_id}")
     return replace(spec, output_names=outputs[:1])
-
-
-def _relative(target: Path, start: Path) -> str:
-    import os
-    return os.path.relpath(target, start)
 
 
 def write_manifest(models_dir: Path, new: list[ModelSpec]) -> None:
