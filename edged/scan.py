@@ -48,49 +48,45 @@ class ScanSummary:
         }
 
 
-def read_frames(path: Path, every: int = 1) -> tuple[float, Iterator[tuple[int, np.ndarray]]]:
-    """(fps, iterator of (index, BGR frame)) for every `every`-th frame; an error naming the
-    file if it cannot be opened. Skipped frames are only grabbed: decoded, never converted."""
-    if not path.is_file():
-        raise EdgedError(f"{path}: no such video file")
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise EdgedError(f"{path}: cannot open as a video")
-    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+class VideoReader:
+    """Every `every`-th frame of a video file as (index, BGR frame); counts all frames read.
 
-    def frames() -> Iterator[tuple[int, np.ndarray]]:
-        index = 0
+    Skipped frames are only grabbed (decoded, never converted to BGR), which is most of the
+    saving frame sampling can make on the reading side.
+    """
+
+    def __init__(self, path: Path, every: int = 1) -> None:
+        if not path.is_file():
+            raise EdgedError(f"{path}: no such video file")
+        self._capture = cv2.VideoCapture(str(path))
+        if not self._capture.isOpened():
+            raise EdgedError(f"{path}: cannot open as a video")
+        self.fps = self._capture.get(cv2.CAP_PROP_FPS) or 25.0
+        self.every = max(1, every)
+        self.frames_read = 0
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
         try:
-            while capture.grab():
-                if index % every == 0:
-                    ok, frame = capture.retrieve()
-                    if not ok:
-                        return
-                    yield index, frame
-                index += 1
+            while self._capture.grab():
+                index = self.frames_read
+                self.frames_read += 1
+                if index % self.every == 0:
+                    ok, frame = self._capture.retrieve()
+                    if ok:
+                        yield index, frame
         finally:
-            capture.release()
-
-    return fps, frames()
-
-
-def frame_count(path: Path) -> int:
-    capture = cv2.VideoCapture(str(path))
-    try:
-        return int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    finally:
-        capture.release()
+            self._capture.release()
 
 
 def scan_video(path: Path, engine: FaceEngine, gallery: Gallery, every: int,
                summary_only: bool = False) -> Iterator[SampledFrame | ScanSummary]:
     """Yields each sampled frame's faces as it goes, then the summary."""
-    fps, frames = read_frames(path, every)
-    summary = ScanSummary(video=str(path), fps=fps)
+    reader = VideoReader(path, every)
+    summary = ScanSummary(video=str(path), fps=reader.fps)
     start = time.perf_counter()
-    for index, frame in frames:
+    for index, frame in reader:
         faces = engine.identify(frame, gallery)
-        ts = index / fps
+        ts = index / reader.fps
         summary.sampled += 1
         summary.faces += len(faces)
         for face in faces:
@@ -101,5 +97,5 @@ def scan_video(path: Path, engine: FaceEngine, gallery: Gallery, every: int,
         if not summary_only:
             yield SampledFrame(index, ts, faces)
     summary.seconds = time.perf_counter() - start
-    summary.frames = frame_count(path)
+    summary.frames = reader.frames_read
     yield summary
