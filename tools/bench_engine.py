@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import resource
@@ -15,6 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -71,31 +73,68 @@ def time_per_call(fn, items, repeat: int = 1) -> float:
     return statistics.median(passes)
 
 
-def bench_detector(store: ModelStore, frames: list[np.ndarray], settings: DetectorSettings) -> dict[str, float]:
+def bench_detector(store: ModelStore, frames: list[np.ndarray], settings: DetectorSettings,
+                   baseline: object | None = None) -> dict[str, float]:
+    """Median seconds per frame and stage times; with `baseline` (facenet-pytorch's MTCNN) the
+    two run frame by frame in turn, so a busy moment of the machine slows both alike."""
     detector = Detector(store, settings)
     detector.detect(frames[0])
-    stages = np.zeros(4)
+    if baseline is not None:
+        baseline.detect(cv2.cvtColor(frames[0], cv2.COLOR_BGR2RGB))  # type: ignore[attr-defined]
+    ours, theirs, stages = [], [], []
     faces = 0
-    start = time.perf_counter()
-    for frame in frames:
-        faces += len(detector.detect(frame))
-        t = detector.last_times
-        stages += [t.pnet_ms, t.rnet_ms, t.onet_ms, t.nms_ms]
-    seconds = (time.perf_counter() - start) / len(frames)
-    stages /= len(frames)
-    return {"fps": 1 / seconds, "pnet_ms": stages[0], "rnet_ms": stages[1], "onet_ms": stages[2],
-            "nms_ms": stages[3], "faces_per_frame": faces / len(frames)}
+    for _ in range(2):
+        for frame in frames:
+            start = time.perf_counter()
+            faces += len(detector.detect(frame))
+            ours.append(time.perf_counter() - start)
+            t = detector.last_times
+            stages.append([t.pnet_ms, t.rnet_ms, t.onet_ms, t.nms_ms])
+            if baseline is not None:
+                rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                start = time.perf_counter()
+                baseline.detect(rgb)  # type: ignore[attr-defined]
+                theirs.append(time.perf_counter() - start)
+    median_stages = np.median(np.array(stages), axis=0)
+    row = {"fps": 1 / statistics.median(ours), "pnet_ms": median_stages[0], "rnet_ms": median_stages[1],
+           "onet_ms": median_stages[2], "nms_ms": median_stages[3], "faces_per_frame": faces / len(ours)}
+    if theirs:
+        row["facenet_pytorch_fps"] = 1 / statistics.median(theirs)
+        row["speedup"] = row["fps"] / row["facenet_pytorch_fps"]
+    return row
 
 
-def bench_torch_mtcnn(frames: list[np.ndarray], threads: int) -> float:
+def torch_mtcnn(threads: int) -> object:
     import torch
     from facenet_reference import facenet_mtcnn
 
     torch.set_num_threads(threads)
-    mtcnn = facenet_mtcnn()
-    rgb = [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames]
-    with torch.no_grad():
-        return 1 / time_per_call(mtcnn.detect, rgb)  # type: ignore[attr-defined]
+    torch.set_grad_enabled(False)
+    return facenet_mtcnn()
+
+
+RSS_PROBE = """
+import sys
+from pathlib import Path
+from typing import Any
+from edged.cli import main
+sys.stdout = open("/dev/null", "w")
+main(sys.argv[1:])
+for line in Path("/proc/self/status").read_text().splitlines():
+    if line.startswith("VmHWM:"):
+        print(int(line.split()[1]) // 1024, file=sys.stderr)
+"""
+
+
+def scan_rss_mb(extra: list[str]) -> float:
+    """Peak RSS of a real `edged scan` over the whole crowd video, every frame, reported by the
+    child itself (VmHWM): a forked child's getrusage would include this process's memory."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", RSS_PROBE, "scan", str(VIDEO), "--every", "1", "--json", *extra],
+                          check=True, capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "EDGED_GALLERY": ":memory:"})
+    return float(done.stderr.strip().splitlines()[-1])
 
 
 def face_crops(detector: Detector, count: int) -> tuple[list[np.ndarray], list]:
@@ -153,33 +192,59 @@ def bench_levels(store: ModelStore, name: str) -> dict[str, float]:
     return result
 
 
-def bench_int8(onnx_path: Path, input_name: str, real_faces: np.ndarray,
+def bench_int8(onnx_path: Path, input_name: str, real_faces: np.ndarray, per_channel: bool,
                random_weights: bool = False) -> dict[str, float]:
-    """Dynamic INT8 quantisation: ms per face (batch 8) and cosine to the float model on real faces."""
+    """INT8 quantisation, dynamic and static (QDQ, calibrated on the real faces): ms per face
+    in batches of 8 and cosine similarity to the float model's embeddings of the same faces."""
     import onnxruntime as ort
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
 
+    class Faces(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter([{input_name: real_faces[i:i + 1]} for i in range(len(real_faces))])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.batches, None)
+
+    # The quantiser's advice (pre-processing, bias initialisers) is noise in a benchmark's output.
+    ort.set_default_logger_severity(3)
+    logging.getLogger().setLevel(logging.ERROR)
+    so = ort.SessionOptions()  # as edged.runtime sets them: a thread per core, no spinning
+    so.intra_op_num_threads = os.cpu_count() or 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    result: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        q_path = Path(tmp) / "int8.onnx"
-        quantize_dynamic(str(onnx_path), str(q_path), weight_type=QuantType.QInt8)
-        so = ort.SessionOptions()  # as edged.runtime sets them: a thread per core, no spinning
-        so.intra_op_num_threads = os.cpu_count() or 1
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        fp = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
-        q8 = ort.InferenceSession(str(q_path), so, providers=["CPUExecutionProvider"])
-        batch = real_faces[:8]
-        ms = {}
-        for label, session in (("float", fp), ("int8", q8)):
-            ms[label] = time_per_call(lambda _, s=session: s.run(None, {input_name: batch}), [0] * 20,
-                                      repeat=3) / len(batch) * 1000
-        if random_weights:
-            return {"float_ms": ms["float"], "int8_ms": ms["int8"]}
-        a = fp.run(None, {input_name: real_faces})[0]
-        b = q8.run(None, {input_name: real_faces})[0]
-        a /= np.linalg.norm(a, axis=1, keepdims=True)
-        b /= np.linalg.norm(b, axis=1, keepdims=True)
-        return {"float_ms": ms["float"], "int8_ms": ms["int8"], "min_cosine": float((a * b).sum(1).min()),
-                "mean_cosine": float((a * b).sum(1).mean())}
+        dynamic, static = Path(tmp) / "dynamic.onnx", Path(tmp) / "static.onnx"
+        quantize_dynamic(str(onnx_path), str(dynamic), weight_type=QuantType.QInt8)
+        quantize_static(str(onnx_path), str(static), Faces(), quant_format=QuantFormat.QDQ,
+                        per_channel=per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        sessions = {label: ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+                    for label, path in (("float", onnx_path), ("dynamic", dynamic), ("static", static))}
+        batch = np.concatenate([real_faces, real_faces])[:8]
+        reference = None
+        for label, session in sessions.items():
+            result[f"{label}_ms"] = time_per_call(lambda _, s=session: s.run(None, {input_name: batch}),
+                                                  [0] * 10, repeat=3) / len(batch) * 1000
+            vectors = session.run(None, {input_name: real_faces})[0]
+            vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+            if reference is None:
+                reference = vectors
+            elif not random_weights:
+                result[f"{label}_min_cosine"] = float((reference * vectors).sum(1).min())
+    return result
+
+
+def int8_line(name: str, q: dict[str, Any]) -> str:
+    def part(label: str) -> str:
+        cosine = f", min cosine to float {q[label + '_min_cosine']:.4f}" if label + "_min_cosine" in q else ""
+        return f"{label} INT8 {q[label + '_ms']:.2f} ms/face{cosine}"
+    return f"{name}: float {q['float_ms']:.2f} ms/face; {part('dynamic')}; {part('static')}"
 
 
 def aligned_faces(size: tuple[int, int], mean: float, std: float, bgr: bool) -> np.ndarray:
@@ -214,7 +279,7 @@ def bench_inception(weights: Path | None) -> dict[str, object]:
         with torch.no_grad():
             batch = torch.from_numpy(faces[:8])
             torch_ms = time_per_call(lambda _: model(batch), [0] * 10, repeat=3) / 8 * 1000
-        int8 = bench_int8(path, "input", faces, random_weights=weights is None)
+        int8 = bench_int8(path, "input", faces, per_channel=True, random_weights=weights is None)
     return {"weights": label, "torch_ms": torch_ms, **int8}
 
 
@@ -232,17 +297,21 @@ def main() -> int:
     full = load_frames(args.frames, None)
     small = load_frames(args.frames, (640, 360))
 
-    print("\n== detector (crowd video, frames/s; stage ms per frame) ==")
+    baseline = None if args.no_torch else torch_mtcnn(2)
+    print("\n== detector (crowd video; frames/s are medians; stage ms per frame) ==")
     detector_rows = {}
-    for label, frames, settings in (
-            ("1080p, facenet settings", full, DetectorSettings()),
-            ("640x360, facenet settings", small, DetectorSettings()),
-            ("1080p, edge defaults", full, DetectorSettings.edge()),
-            ("640x360, edge defaults", small, DetectorSettings.edge())):
-        row = bench_detector(store, frames, settings)
+    for label, frames, settings, against in (
+            ("1080p, facenet settings", full, DetectorSettings(), baseline),
+            ("640x360, facenet settings", small, DetectorSettings(), baseline),
+            ("1080p, edge defaults", full, DetectorSettings.edge(), None),
+            ("640x360, edge defaults", small, DetectorSettings.edge(), None)):
+        row = bench_detector(store, frames, settings, against)
         detector_rows[label] = row
-        print(f"{label:28s} {row['fps']:6.2f} fps  pyramid+P-Net {row['pnet_ms']:6.1f}  R-Net {row['rnet_ms']:5.1f}"
-              f"  O-Net {row['onet_ms']:5.1f}  NMS {row['nms_ms']:4.1f}  faces/frame {row['faces_per_frame']:.1f}")
+        versus = (f"  facenet-pytorch {row['facenet_pytorch_fps']:5.2f} fps -> x{row['speedup']:.2f}"
+                  if "speedup" in row else "")
+        print(f"{label:26s} {row['fps']:6.2f} fps  pyramid+P-Net {row['pnet_ms']:6.1f}  R-Net {row['rnet_ms']:5.1f}"
+              f"  O-Net {row['onet_ms']:5.1f}  NMS {row['nms_ms']:4.1f}  faces/frame {row['faces_per_frame']:.1f}"
+              + versus)
     report["detector"] = detector_rows
 
     print("\n== embedders (ms per face, real faces; Embedder = crop + align + normalise + run) ==")
@@ -261,32 +330,23 @@ def main() -> int:
     print("mobilefacenet by ORT optimisation level (ms/face, batch 8): "
           + ", ".join(f"{k} {v:.2f}" for k, v in levels.items()))
     mfn = store.spec("mobilefacenet")
-    q = bench_int8(mfn.path(store.models_dir), "input", aligned_faces((112, 112), 123.675, 58.4, bgr=False))
+    # MobileFaceNet's ONNX opset is too old for per-channel QDQ; per-tensor it is.
+    q = bench_int8(mfn.path(store.models_dir), "input", aligned_faces((112, 112), 123.675, 58.4, bgr=False),
+                   per_channel=False)
     report["mobilefacenet_int8"] = q
-    print(f"mobilefacenet INT8 (dynamic): {q['int8_ms']:.2f} ms/face vs float {q['float_ms']:.2f}, "
-          f"cosine to float min {q['min_cosine']:.4f} mean {q['mean_cosine']:.4f}")
-    report["peak_rss_mb_onnx_engine"] = peak_rss_mb()
-    print(f"\npeak RSS of the ONNX engine (detector + 2 embedders, before torch is loaded): "
-          f"{report['peak_rss_mb_onnx_engine']:.0f} MB")
+    print(int8_line("mobilefacenet", q))
+    rss = {"facenet settings": scan_rss_mb([]), "edge defaults": scan_rss_mb(["--edge"])}
+    report["scan_peak_rss_mb"] = rss
+    print("\npeak RSS of `edged scan` on the whole crowd video, every frame: "
+          + ", ".join(f"{k} {v:.0f} MB" for k, v in rss.items()))
 
     if not args.no_torch:
-        print("\n== baselines in torch 2 threads (facenet-pytorch 2.6.0) ==")
-        base_full = bench_torch_mtcnn(full, 2)
-        base_small = bench_torch_mtcnn(small, 2)
-        report["torch_mtcnn_fps"] = {"1080p": base_full, "640x360": base_small}
-        same = detector_rows["1080p, facenet settings"]["fps"]
-        same_small = detector_rows["640x360, facenet settings"]["fps"]
-        print(f"facenet-pytorch MTCNN: 1080p {base_full:.2f} fps, 640x360 {base_small:.2f} fps")
-        print(f"edged vs facenet-pytorch, same settings: 1080p x{same / base_full:.2f}, "
-              f"640x360 x{same_small / base_small:.2f}")
-        edge = detector_rows["1080p, edge defaults"]["fps"]
-        print(f"edged edge defaults vs facenet-pytorch at 1080p: x{edge / base_full:.2f}")
+        print("\n== InceptionResnetV1 (torch 2 threads vs ONNX Runtime) ==")
         irv1 = bench_inception(args.facenet_weights)
         report["inception_resnet_v1"] = irv1
-        cosine = (f"INT8 cosine to float min {irv1['min_cosine']:.4f} mean {irv1['mean_cosine']:.4f}"
-                  if "min_cosine" in irv1 else "INT8 cosine not meaningful without the trained weights")
-        print(f"InceptionResnetV1 [{irv1['weights']}], ms/face batch 8: torch {irv1['torch_ms']:.2f}, "
-              f"ORT {irv1['float_ms']:.2f}, ORT INT8 {irv1['int8_ms']:.2f}; {cosine}")
+        print(f"InceptionResnetV1 [{irv1['weights']}]: torch {irv1['torch_ms']:.2f} ms/face (batch 8)")
+        print(int8_line("InceptionResnetV1 in ONNX Runtime", irv1)
+              + ("" if "static_min_cosine" in irv1 else " (cosines need the trained weights)"))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, default=float))
     return 0
