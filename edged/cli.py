@@ -135,6 +135,14 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def cmd_gallery(args: argparse.Namespace) -> int:
+    store = ModelStore(args.models_dir)
+    try:
+        spec = choose_embedder(store.specs, store.models_dir, args.embedder)
+    except EdgedError:
+        if args.action in ("export", "import"):
+            raise
+        spec = None
+    _say(f"embedder in use: {spec.name} (id {spec.model_id})" if spec else "embedder in use: none installed")
     with _gallery(args) as gallery:
         if args.action == "list":
             people = gallery.people()
@@ -152,9 +160,7 @@ def cmd_gallery(args: argparse.Namespace) -> int:
             gallery.rename(args.old, args.new)
             print(f"renamed '{args.old}' to '{args.new}'")
         else:
-            store = ModelStore(args.models_dir)
-            spec = choose_embedder(store.specs, store.models_dir, args.embedder)
-            _say(f"embedder in use: {spec.name} (id {spec.model_id})")
+            assert spec is not None
             if args.action == "export":
                 count = gallery.export(args.file, spec.model_id)
                 print(f"exported {count} embeddings of model {spec.model_id} to {args.file}")

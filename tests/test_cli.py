@@ -42,7 +42,9 @@ def test_enroll_picks_largest_face_and_keeps_good_photos_when_one_fails(tmp_path
     assert result.returncode == 1
     assert f"{no_face}: no face found" in result.stderr
     assert "obama.jpg: 2 faces found, enrolled the largest confident one" in result.stderr
-    listing = json.loads(run_edged("gallery", "list", "--json", env=env, check=True).stdout)
+    listed = run_edged("gallery", "list", "--json", env=env, check=True)
+    assert "embedder in use: mobilefacenet" in listed.stderr
+    listing = json.loads(listed.stdout)
     (person,) = listing["people"]
     assert person["name"] == "obama" and sum(person["embeddings"].values()) == 2
 
