@@ -19,8 +19,11 @@ from edged.gallery import Gallery
 from edged.images import load_image
 from edged.manifest import choose_embedder
 from edged.paths import default_gallery
+from edged.report import write_report
 from edged.runtime import ModelStore
-from edged.scan import ScanSummary, scan_video
+from edged.s3 import fetched
+from edged.scan import ScanResult, scan_video, terminal_progress
+from edged.tracking import TrackingSettings
 
 JSON_VERSION = 1
 
@@ -109,8 +112,38 @@ def cmd_identify(args: argparse.Namespace) -> int:
         return _per_image(args, engine, gallery)
 
 
+def _enroll_from_video(args: argparse.Namespace, engine: FaceEngine) -> int:
+    """Scans the video, picks the person (the only one, or --person), enrolls their best faces."""
+    embedder = engine.embedder_loaded()
+    with _gallery(args) as gallery, fetched(str(args.from_video)) as local:
+        result = scan_video(local, engine, gallery, args.every, TrackingSettings(detector=engine.detector.settings),
+                            source=str(args.from_video), progress=terminal_progress)
+        found = [p.name for p in result.people]
+        if args.person:
+            chosen = [p for p in result.people if p.name == args.person]
+        else:
+            chosen = result.people if len(result.people) == 1 else []
+        if not chosen:
+            wanted = f"'{args.person}' is not" if args.person else "not exactly one person is"
+            raise EdgedError(f"{args.from_video}: {wanted} in the video; found: {found or 'nobody'}"
+                             + ("" if args.person else "; pick one with --person"))
+        person = chosen[0]
+        if person.anonymous and not person.new:
+            gallery.name_anonymous(person.name, args.name)  # the stranger's history follows the name
+        gallery.enroll(args.name, person.vectors, embedder.model_id, str(args.from_video))
+        print(f"enrolled {len(person.vectors)} face(s) of {person.name} from {args.from_video} as '{args.name}' "
+              f"in {gallery.path}")
+    return 0
+
+
 def cmd_enroll(args: argparse.Namespace) -> int:
     engine = _engine(args)
+    if args.from_video:
+        if args.images:
+            raise EdgedError("give photos or --from-video, not both")
+        return _enroll_from_video(args, engine)
+    if not args.images:
+        raise EdgedError("enroll needs photos, or --from-video VIDEO")
     vectors = []
     sources = []
     failed = 0
@@ -148,14 +181,19 @@ def cmd_gallery(args: argparse.Namespace) -> int:
             people = gallery.people()
             if args.json:
                 print(json.dumps({"version": JSON_VERSION, "gallery": str(gallery.path), "people": [
-                    {"name": p.name, "embeddings": p.embeddings} for p in people]}, indent=2))
+                    {"name": p.name, "anonymous": p.anonymous, "embeddings": p.embeddings, "sightings": p.sightings}
+                    for p in people]}, indent=2))
             else:
                 print(f"{gallery.path}: {len(people)} people")
                 for p in people:
                     counts = ", ".join(f"{n} by {m}" for m, n in sorted(p.embeddings.items())) or "none"
-                    print(f"  {p.name}: {counts}")
+                    seen = f", {p.sightings} sighting(s)" if p.sightings else ""
+                    print(f"  {p.name}{' (anonymous)' if p.anonymous else ''}: {counts}{seen}")
         elif args.action == "remove":
             print(f"removed '{args.name}' ({gallery.remove(args.name)} embeddings)")
+        elif args.action == "name":
+            moved = gallery.name_anonymous(args.anonymous, args.name)
+            print(f"named '{args.anonymous}' '{args.name}' ({moved} embeddings and all sightings moved)")
         elif args.action == "rename":
             gallery.rename(args.old, args.new)
             print(f"renamed '{args.old}' to '{args.new}'")
@@ -200,24 +238,38 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_scan(result: ScanResult) -> None:
+    speed = result.duration / result.processing_seconds if result.processing_seconds else 0.0
+    print(f"{result.video}: {result.frames} frames ({result.duration:.1f} s) in {result.processing_seconds:.1f} s "
+          f"({speed:.1f}x real time); detection every {result.detect_every} frame(s), "
+          f"{result.embeddings} embeddings ({result.embeddings_per_frame:.3f} per frame)")
+    if not result.people:
+        print("  nobody")
+    for person in result.people:
+        label = person.name + (" (new stranger; --enroll keeps an unknown-N id)" if person.new else "")
+        spans = ", ".join(f"{i.start:.2f}-{i.end:.2f}s (frames {i.first_frame}-{i.last_frame})"
+                          for i in person.intervals)
+        print(f"  {label}: {spans}; {len(person.tracks)} track(s)")
+    if result.unidentified_tracks:
+        print(f"  and {result.unidentified_tracks} track(s) whose faces were never good enough to identify")
+
+
 def cmd_scan(args: argparse.Namespace) -> int:
     engine = _engine(args)
-    with _gallery(args) as gallery:
-        for item in scan_video(args.video, engine, gallery, args.every, summary_only=args.json):
-            if isinstance(item, ScanSummary):
-                if args.json:
-                    print(json.dumps({"version": JSON_VERSION, **item.to_json()}, indent=2))
-                else:
-                    speed = item.duration / item.seconds if item.seconds else 0.0
-                    print(f"{item.video}: {item.frames} frames ({item.duration:.1f} s), "
-                          f"{item.sampled} scanned, {item.faces} faces in {item.seconds:.1f} s "
-                          f"({speed:.1f}x real time)")
-                    for name, ts in sorted(item.people.items()):
-                        print(f"  {name}: seen {len(ts)} times, {min(ts):.2f}s to {max(ts):.2f}s")
-                    print(f"  unknown faces: {item.unknown_faces}")
-            else:
-                names = ", ".join((f.identity.person or "unknown") if f.identity else "?" for f in item.faces)
-                print(f"t={item.ts:6.2f}s frame {item.index:5d}: {len(item.faces)} face(s) {names}")
+    settings = TrackingSettings(detector=engine.detector.settings)
+    with _gallery(args) as gallery, fetched(str(args.video)) as local:
+        result = scan_video(local, engine, gallery, args.every, settings, enroll=args.enroll,
+                            source=str(args.video), progress=terminal_progress)
+        thumbnails = write_report(result, args.report) if args.report else None
+        document = json.dumps(result.to_json(thumbnails), indent=2)
+        if args.json == "-":
+            print(document)
+        else:
+            if args.json:
+                Path(args.json).write_text(document + "\n", encoding="utf-8")
+            _print_scan(result)
+        if args.report:
+            _say(f"report: {args.report / 'index.html'}")
     return 0
 
 
@@ -250,9 +302,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--annotate", type=Path)
     p.set_defaults(run=cmd_identify)
 
-    p = sub.add_parser("enroll", parents=[common], help="add a person's photos to the gallery")
+    p = sub.add_parser("enroll", parents=[common], help="add a person's photos (or faces from a video) to the gallery")
     p.add_argument("name")
-    p.add_argument("images", nargs="+", type=Path)
+    p.add_argument("images", nargs="*", type=Path)
+    p.add_argument("--from-video", metavar="VIDEO", help="enroll the best faces of a person found in this video "
+                   "(a file or s3://bucket/key)")
+    p.add_argument("--person", help="with --from-video: which person (unknown-N or new-N as a scan names them)")
+    p.add_argument("--every", type=int, default=3, help="with --from-video: detect on every Nth frame")
     p.set_defaults(run=cmd_enroll)
 
     p = sub.add_parser("gallery", help="list, remove, rename, export or import people")
@@ -264,6 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = gsub.add_parser("rename", parents=[common])
     g.add_argument("old")
     g.add_argument("new")
+    g = gsub.add_parser("name", parents=[common], help="give an anonymous unknown-N a name; its history follows")
+    g.add_argument("anonymous")
+    g.add_argument("name")
     g = gsub.add_parser("export", parents=[common])
     g.add_argument("file", type=Path)
     g = gsub.add_parser("import", parents=[common])
@@ -275,9 +334,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_models)
 
     p = sub.add_parser("scan", parents=[common], help="who is in a video file, and when")
-    p.add_argument("video", type=Path)
-    p.add_argument("--every", type=int, default=5, help="look at every Nth frame (default 5)")
-    p.add_argument("--json", action="store_true", help="print only the summary, as JSON")
+    p.add_argument("video", help="a video file, or s3://bucket/key")
+    p.add_argument("--every", type=int, default=3, help="detect on every Nth frame (default 3); tracks carry "
+                   "faces in between")
+    p.add_argument("--json", metavar="OUT", help="write the result as JSON to OUT ('-' for stdout only)")
+    p.add_argument("--report", type=Path, metavar="DIR", help="write report.json, thumbnails, a timeline "
+                   "picture and index.html to DIR")
+    p.add_argument("--enroll", action="store_true", help="remember the people found: new strangers get lasting "
+                   "unknown-N ids, and every sighting is stored")
     p.set_defaults(run=cmd_scan)
     return parser
 

@@ -92,14 +92,14 @@ class FaceEngine:
         faces = self.detector.detect(image_bgr)
         return [FaceResult(faces.xyxy[i], float(faces.score[i]), faces.landmarks[i]) for i in range(len(faces))]
 
-    def _embedder(self) -> Embedder:
+    def embedder_loaded(self) -> Embedder:
         if self.embedder is None:
             self.embedder = Embedder(self.store, self.embedder_spec.name)
         return self.embedder
 
     def identify(self, image_bgr: np.ndarray, gallery: Gallery) -> list[FaceResult]:
         faces = self.detector.detect(image_bgr)
-        embedder = self._embedder()
+        embedder = self.embedder_loaded()
         vectors = embedder.embed(image_bgr, faces)
         identities = gallery.match(vectors, embedder.model_id, embedder.spec.match_threshold)
         return [FaceResult(faces.xyxy[i], float(faces.score[i]), faces.landmarks[i], identities[i])
@@ -109,5 +109,5 @@ class FaceEngine:
         """(D,) embedding of the face to enroll from a photo, and a note about the choice."""
         faces = self.detector.detect(image_bgr)
         choice = choose_enroll_face(faces, where)
-        vector = self._embedder().embed(image_bgr, faces[[choice.index]])[0]
+        vector = self.embedder_loaded().embed(image_bgr, faces[[choice.index]])[0]
         return vector, choice.note

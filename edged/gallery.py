@@ -14,15 +14,17 @@ import numpy as np
 from edged.errors import GalleryError
 from edged.types import Identity
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: people.anonymous and sightings
 EXPORT_FORMAT = "edged-gallery"
+EXPORT_VERSION = 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS people (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    anonymous INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS embeddings (
     id INTEGER PRIMARY KEY,
@@ -33,7 +35,16 @@ CREATE TABLE IF NOT EXISTS embeddings (
     created REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS embeddings_model ON embeddings(model_id);
+CREATE TABLE IF NOT EXISTS sightings (
+    id INTEGER PRIMARY KEY,
+    person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    source TEXT NOT NULL,
+    start REAL NOT NULL,
+    end REAL NOT NULL,
+    tracks INTEGER NOT NULL DEFAULT 1
+);
 """
+ANONYMOUS_PREFIX = "unknown-"
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,17 @@ class PersonSummary:
     name: str
     embeddings: dict[str, int]  # model id -> count
     created: float
+    anonymous: bool = False
+    sightings: int = 0
+
+
+@dataclass(frozen=True)
+class Sighting:
+    person: str
+    source: str  # video file or camera
+    start: float  # seconds: from the video's start, or Unix time for a camera
+    end: float
+    tracks: int
 
 
 def _encode(vector: np.ndarray) -> bytes:
@@ -49,6 +71,10 @@ def _encode(vector: np.ndarray) -> bytes:
 
 def _decode(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, "<f4")
+
+
+def is_anonymous_name(name: str) -> bool:
+    return name.startswith(ANONYMOUS_PREFIX) and name[len(ANONYMOUS_PREFIX):].isdigit()
 
 
 def _check_name(name: str) -> str:
@@ -71,10 +97,21 @@ class Gallery:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
-            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self._migrate()
         except sqlite3.DatabaseError as exc:
             raise GalleryError(f"{path}: not a usable gallery database ({exc})") from exc
-        self._cache: dict[str, tuple[np.ndarray, np.ndarray, list[str]]] = {}
+        self._cache: dict[tuple[str, bool], tuple[np.ndarray, np.ndarray, list[str]]] = {}
+
+    def _migrate(self) -> None:
+        """Brings a gallery written by an older edged up to this schema, in one transaction."""
+        with self._transaction():
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = int(row[0]) if row else SCHEMA_VERSION
+            if version < 2:
+                columns = {r[1] for r in self._db.execute("PRAGMA table_info(people)")}
+                if "anonymous" not in columns:
+                    self._db.execute("ALTER TABLE people ADD COLUMN anonymous INTEGER NOT NULL DEFAULT 0")
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         self._db.close()
@@ -92,13 +129,62 @@ class Gallery:
         vectors = np.atleast_2d(np.asarray(vectors, np.float32))
         now = time.time()
         with self._transaction():
-            self._db.execute("INSERT OR IGNORE INTO people(name, created) VALUES (?, ?)", (name, now))
+            self._db.execute("INSERT OR IGNORE INTO people(name, created, anonymous) VALUES (?, ?, ?)",
+                             (name, now, int(is_anonymous_name(name))))
             (person_id,) = self._db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
             self._db.executemany(
                 "INSERT INTO embeddings(person_id, model_id, vector, source, created) VALUES (?, ?, ?, ?, ?)",
                 [(person_id, model_id, _encode(v), source, now) for v in vectors])
         self._cache.clear()
         return len(vectors)
+
+    def new_anonymous(self, vectors: np.ndarray, model_id: str, source: str = "") -> str:
+        """Creates the next `unknown-N` with these embeddings. N is never reused, even after
+        an anonymous person is named or removed, so an old report's ids stay unambiguous."""
+        with self._transaction():
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'next_anonymous'").fetchone()
+            number = int(row[0]) if row else 1
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('next_anonymous', ?)", (str(number + 1),))
+        name = f"{ANONYMOUS_PREFIX}{number}"
+        self.enroll(name, vectors, model_id, source)
+        return name
+
+    def name_anonymous(self, anonymous: str, name: str) -> int:
+        """Gives `unknown-N` a real name. Its embeddings and sightings follow; if `name`
+        exists already, they are added to that person. Returns the embeddings moved."""
+        name = _check_name(name)
+        if is_anonymous_name(name):
+            raise GalleryError(f"'{name}' looks like an anonymous id; choose a real name")
+        with self._transaction():
+            source_id = self._person_id(anonymous)
+            target = self._db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
+            (count,) = self._db.execute("SELECT COUNT(*) FROM embeddings WHERE person_id = ?",
+                                        (source_id,)).fetchone()
+            if target is None:
+                self._db.execute("UPDATE people SET name = ?, anonymous = 0 WHERE id = ?", (name, source_id))
+            else:
+                for table in ("embeddings", "sightings"):
+                    self._db.execute(f"UPDATE {table} SET person_id = ? WHERE person_id = ?", (target[0], source_id))
+                self._db.execute("DELETE FROM people WHERE id = ?", (source_id,))
+        self._cache.clear()
+        return int(count)
+
+    def anonymous_vectors(self, model_id: str) -> dict[str, np.ndarray]:
+        """The embeddings of every `unknown-N` made by `model_id`, by name."""
+        matrix, owner, names = self._matrix(model_id, anonymous=True)
+        return {name: matrix[owner == i] for i, name in enumerate(names)}
+
+    def add_sighting(self, name: str, source: str, start: float, end: float, tracks: int = 1) -> None:
+        with self._transaction():
+            self._db.execute("INSERT INTO sightings(person_id, source, start, end, tracks) VALUES (?, ?, ?, ?, ?)",
+                             (self._person_id(name), source, start, end, tracks))
+
+    def sightings(self, name: str | None = None) -> list[Sighting]:
+        query = ("SELECT p.name, s.source, s.start, s.end, s.tracks FROM sightings s "
+                 "JOIN people p ON p.id = s.person_id")
+        rows = (self._db.execute(query + " WHERE p.name = ? ORDER BY s.id", (name,)) if name
+                else self._db.execute(query + " ORDER BY s.id"))
+        return [Sighting(*row) for row in rows]
 
     def remove(self, name: str) -> int:
         """Deletes a person and all their embeddings; returns how many embeddings went."""
@@ -117,17 +203,19 @@ class Gallery:
             if self._db.execute("SELECT 1 FROM people WHERE name = ?", (new,)).fetchone():
                 raise GalleryError(f"cannot rename '{old}' to '{new}': '{new}' already exists "
                                    "(remove it first, or enroll more photos under that name)")
-            self._db.execute("UPDATE people SET name = ? WHERE id = ?", (new, person_id))
+            self._db.execute("UPDATE people SET name = ?, anonymous = ? WHERE id = ?",
+                             (new, int(is_anonymous_name(new)), person_id))
         self._cache.clear()
 
     # -- reading -------------------------------------------------------------------------
     def people(self) -> list[PersonSummary]:
         rows = self._db.execute(
-            "SELECT p.name, p.created, e.model_id, COUNT(e.id) FROM people p "
-            "LEFT JOIN embeddings e ON e.person_id = p.id GROUP BY p.id, e.model_id ORDER BY p.name")
+            "SELECT p.name, p.created, p.anonymous, "
+            "(SELECT COUNT(*) FROM sightings s WHERE s.person_id = p.id), e.model_id, COUNT(e.id) "
+            "FROM people p LEFT JOIN embeddings e ON e.person_id = p.id GROUP BY p.id, e.model_id ORDER BY p.name")
         summaries: dict[str, PersonSummary] = {}
-        for name, created, model_id, count in rows:
-            summary = summaries.setdefault(name, PersonSummary(name, {}, created))
+        for name, created, anonymous, sightings, model_id, count in rows:
+            summary = summaries.setdefault(name, PersonSummary(name, {}, created, bool(anonymous), sightings))
             if model_id is not None:
                 summary.embeddings[model_id] = int(count)
         return list(summaries.values())
@@ -137,13 +225,15 @@ class Gallery:
         rows = self._db.execute("SELECT model_id, COUNT(*) FROM embeddings GROUP BY model_id")
         return {model_id: int(count) for model_id, count in rows}
 
-    def match(self, vectors: np.ndarray, model_id: str, threshold: float) -> list[Identity]:
+    def match(self, vectors: np.ndarray, model_id: str, threshold: float,
+              anonymous: bool = False) -> list[Identity]:
         """Best person for each (N, D) unit vector, by the person's most similar embedding.
 
         Only embeddings made by `model_id` are compared: vectors of different models live in
         different spaces. Below `threshold` (cosine) the answer is unknown (person None).
+        `anonymous` chooses between enrolled people (False) and `unknown-N` ids (True).
         """
-        matrix, owner, names = self._matrix(model_id)
+        matrix, owner, names = self._matrix(model_id, anonymous)
         vectors = np.atleast_2d(np.asarray(vectors, np.float32))
         if len(matrix) == 0:
             return [Identity(None, -1.0) for _ in vectors]
@@ -161,18 +251,19 @@ class Gallery:
             result.append(Identity(names[person_index] if score >= threshold else None, score))
         return result
 
-    def _matrix(self, model_id: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        if model_id not in self._cache:
+    def _matrix(self, model_id: str, anonymous: bool) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        key = (model_id, anonymous)
+        if key not in self._cache:
             rows = self._db.execute(
                 "SELECT p.name, e.vector FROM embeddings e JOIN people p ON p.id = e.person_id "
-                "WHERE e.model_id = ? ORDER BY e.id", (model_id,)).fetchall()
+                "WHERE e.model_id = ? AND p.anonymous = ? ORDER BY e.id", (model_id, int(anonymous))).fetchall()
             names = sorted({name for name, _ in rows})
             index = {name: i for i, name in enumerate(names)}
             matrix = (np.stack([_decode(blob) for _, blob in rows]) if rows
                       else np.empty((0, 0), np.float32))
             owner = np.array([index[name] for name, _ in rows], np.int64)
-            self._cache[model_id] = (matrix, owner, names)
-        return self._cache[model_id]
+            self._cache[key] = (matrix, owner, names)
+        return self._cache[key]
 
     # -- portable files ------------------------------------------------------------------
     def export(self, path: Path, model_id: str) -> int:
@@ -185,7 +276,7 @@ class Gallery:
         for name, blob, source, created in rows:
             people.setdefault(name, []).append({
                 "vector": base64.b64encode(blob).decode("ascii"), "source": source, "created": created})
-        document = {"format": EXPORT_FORMAT, "version": SCHEMA_VERSION, "model_id": model_id,
+        document = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "model_id": model_id,
                     "dtype": "float32-le-base64",
                     "people": [{"name": n, "embeddings": e} for n, e in people.items()]}
         tmp = path.with_name(path.name + ".tmp")
@@ -214,7 +305,8 @@ class Gallery:
         with self._transaction():
             for person in document.get("people", []):
                 name = _check_name(str(person["name"]))
-                self._db.execute("INSERT OR IGNORE INTO people(name, created) VALUES (?, ?)", (name, now))
+                self._db.execute("INSERT OR IGNORE INTO people(name, created, anonymous) VALUES (?, ?, ?)",
+                                 (name, now, int(is_anonymous_name(name))))
                 (person_id,) = self._db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
                 for item in person.get("embeddings", []):
                     blob = base64.b64decode(item["vector"])

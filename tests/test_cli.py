@@ -105,9 +105,18 @@ def test_unknown_embedder_is_a_clear_error(env):
     assert result.returncode == 1 and "embedder 'nope' is not in the manifest" in result.stderr
 
 
-def test_scan_summary_json(env):
-    result = run_edged("scan", str(DATA / "video" / "crowd_1080p.mp4"), "--every", "25", "--edge", "--json",
+def test_scan_json_on_the_crowd_video(env):
+    result = run_edged("scan", str(DATA / "video" / "crowd_1080p.mp4"), "--every", "5", "--edge", "--json", "-",
                        env=env, check=True)
-    summary = json.loads(result.stdout)
-    assert summary["frames"] == 105 and summary["sampled_frames"] == 5
-    assert summary["faces"] >= 20 and summary["unknown_faces"] == summary["faces"]
+    document = json.loads(result.stdout)
+    assert document["version"] == 1 and document["frames"] == 105 and document["detections"] == 21
+    assert document["embedder"].startswith("mobilefacenet@")
+    assert document["people"] and all(p["anonymous"] and p["new"] for p in document["people"])
+    for person in document["people"]:
+        assert 0 <= person["first_seen"] <= person["last_seen"] <= 105 / 25
+        assert person["intervals"][0]["first_frame"] % 5 == 0
+
+
+def test_scan_missing_video_is_named(env, tmp_path):
+    result = run_edged("scan", str(tmp_path / "none.mp4"), env=env)
+    assert result.returncode == 1 and "none.mp4: no such video file" in result.stderr

@@ -1,0 +1,137 @@
+"""Faces through time: detection -> quality -> tracker -> embedding back-off -> identity.
+One `process` call per frame on which detection runs; `finish` closes the remaining tracks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edged.detector import DetectorSettings
+from edged.engine import FaceEngine
+from edged.gallery import Gallery
+from edged.quality import QualitySettings, assess
+from edged.reid import Reid, ReidSettings
+from edged.tracker import Track, Tracker, TrackerSettings
+from edged.types import Faces, Identity
+
+THUMBNAIL_MARGIN = 0.35  # of the face size, around the box
+
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    detector: DetectorSettings = field(default_factory=DetectorSettings.edge)
+    quality: QualitySettings = QualitySettings()
+    tracker: TrackerSettings = TrackerSettings()
+    reid: ReidSettings = ReidSettings()
+
+
+@dataclass
+class TrackRecord:
+    """Everything kept about one track once it has ended."""
+
+    track_id: int
+    first_index: int
+    last_index: int
+    first_ts: float
+    last_ts: float
+    hits: int
+    confirmed: bool
+    identity: Identity
+    vectors: np.ndarray  # (K, D) embeddings made for this track
+    qualities: np.ndarray  # (K,) face quality of each embedding
+    thumbnail: np.ndarray | None  # best face, BGR
+    thumbnail_quality: float
+    switches: int  # times the voted identity changed from one named person to another
+
+
+@dataclass
+class _Extra:
+    """Per-live-track bookkeeping the tracker itself does not need."""
+
+    first_index: int
+    last_index: int
+    thumbnail: np.ndarray | None = None
+    thumbnail_quality: float = -1.0
+    qualities: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    index: int
+    ts: float
+    faces: Faces  # detections with track ids
+    identities: list[Identity]  # per face, the track's current vote
+    embedded: int  # embeddings run on this frame
+
+
+def face_thumbnail(image: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
+    x1, y1, x2, y2 = xyxy
+    pad = THUMBNAIL_MARGIN * max(x2 - x1, y2 - y1)
+    h, w = image.shape[:2]
+    left, top = int(max(x1 - pad, 0)), int(max(y1 - pad, 0))
+    right, bottom = int(min(x2 + pad, w)), int(min(y2 + pad, h))
+    return image[top:bottom, left:right].copy()
+
+
+class FaceTracking:
+    """Tracks faces, embeds each track rarely, and votes its identity against the gallery."""
+
+    def __init__(self, engine: FaceEngine, gallery: Gallery, settings: TrackingSettings | None = None) -> None:
+        self.engine = engine
+        self.gallery = gallery
+        self.settings = settings or TrackingSettings()
+        self.tracker = Tracker(self.settings.tracker)
+        self.reid = Reid(self.settings.reid)
+        self._extra: dict[int, _Extra] = {}
+        self.finished: list[TrackRecord] = []
+        self.detections = 0  # frames on which detection ran
+        self.faces_seen = 0  # detected faces summed over those frames
+
+    def process(self, image_bgr: np.ndarray, ts: float, index: int) -> FrameResult:
+        faces = self.engine.detector.detect(image_bgr)
+        quality = assess(image_bgr, faces, self.settings.quality)
+        update = self.tracker.update(faces, ts)
+        for track in update.ended:
+            self._close(track)
+        faces = update.faces
+        self.detections += 1
+        self.faces_seen += len(faces)
+
+        due = []
+        for i, track_id in enumerate(faces.track_id.tolist()):
+            extra = self._extra.setdefault(track_id, _Extra(index, index))
+            extra.last_index = index
+            if quality.score[i] > extra.thumbnail_quality:
+                extra.thumbnail = face_thumbnail(image_bgr, faces.xyxy[i])
+                extra.thumbnail_quality = float(quality.score[i])
+            if quality.passed[i] and self.reid.due(track_id, faces.xyxy[i], float(quality.score[i])):
+                due.append(i)
+        if due:
+            embedder = self.engine.embedder_loaded()
+            vectors = embedder.embed(image_bgr, faces[due])
+            matches = self.gallery.match(vectors, embedder.model_id, embedder.spec.match_threshold)
+            for i, vector, match in zip(due, vectors, matches, strict=True):
+                track_id = int(faces.track_id[i])
+                self.reid.record(track_id, match, vector, float(quality.score[i]))
+                self._extra[track_id].qualities.append(float(quality.score[i]))
+        identities = [self.reid.identity(int(t), self.tracker.tracks[int(t)].confirmed) for t in faces.track_id]
+        return FrameResult(index, ts, faces, identities, len(due))
+
+    def finish(self) -> list[TrackRecord]:
+        """Ends every live track; returns all tracks recorded so far."""
+        for track in self.tracker.finish():
+            self._close(track)
+        return self.finished
+
+    def _close(self, track: Track) -> None:
+        extra = self._extra.pop(track.track_id)
+        state = self.reid.forget(track.track_id)
+        dim = self.engine.embedder_spec.output_size
+        vectors = np.stack(state.vectors) if state and state.vectors else np.empty((0, dim), np.float32)
+        identity = (state.identity(track.track_id, track.confirmed) if state
+                    else Identity(None, -1.0, track.track_id, 0, track.confirmed))
+        self.finished.append(TrackRecord(
+            track.track_id, extra.first_index, extra.last_index, track.first_ts, track.last_ts, track.hits,
+            track.confirmed, identity, vectors, np.array(extra.qualities, np.float32), extra.thumbnail,
+            extra.thumbnail_quality, state.switches if state else 0))

@@ -1,0 +1,88 @@
+"""Scenario videos with exact truth, built from the real photos in ../shared/data/faces:
+people's faces moving across a background, entering and leaving at known frames."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .conftest import DATA
+
+FPS = 25.0
+
+
+@dataclass(frozen=True)
+class Appearance:
+    """One stretch on screen: visible on frames first..last (inclusive), moving in a straight
+    line from `start` to `end` (top-left corner of the face, pixels)."""
+
+    first: int
+    last: int
+    start: tuple[float, float]
+    end: tuple[float, float]
+
+    def position(self, frame: int) -> tuple[int, int]:
+        share = (frame - self.first) / max(self.last - self.first, 1)
+        x = self.start[0] + share * (self.end[0] - self.start[0])
+        y = self.start[1] + share * (self.end[1] - self.start[1])
+        return int(round(x)), int(round(y))
+
+
+@dataclass(frozen=True)
+class Actor:
+    person: str  # folder name under faces/
+    photo: str  # file in that folder
+    appearances: tuple[Appearance, ...]
+
+
+def face_patch(detector, person: str, photo: str, height: int) -> np.ndarray:
+    """The person's face from the photo with some hair and chin around it, `height` px tall."""
+    image = cv2.imread(str(DATA / "faces" / person / photo))
+    faces = detector.detect(image)
+    x1, y1, x2, y2 = faces.xyxy[int(np.argmax(faces.area))]
+    w, h = x2 - x1, y2 - y1
+    left, top = int(max(x1 - 0.3 * w, 0)), int(max(y1 - 0.3 * h, 0))
+    right, bottom = int(min(x2 + 0.3 * w, image.shape[1])), int(min(y2 + 0.2 * h, image.shape[0]))
+    crop = image[top:bottom, left:right]
+    width = int(round(crop.shape[1] * height / crop.shape[0]))
+    return cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def background(width: int, height: int) -> np.ndarray:
+    """A calm, faceless backdrop: a wall-like gradient with a little fixed texture."""
+    rng = np.random.default_rng(7)
+    ys = np.linspace(0, 1, height)[:, None]
+    base = np.dstack([120 + 60 * ys, 130 + 40 * ys, 110 + 30 * ys]) * np.ones((1, width, 1))
+    noise = cv2.GaussianBlur(rng.normal(0, 12, (height, width, 3)), (0, 0), 3)
+    return np.clip(base + noise, 0, 255).astype(np.uint8)
+
+
+def render(path: Path, actors: list[Actor], frames: int, detector, size: tuple[int, int] = (640, 360),
+           face_height: int = 110) -> Path:
+    """Writes the scenario to an MP4 file; actors later in the list pass in front."""
+    width, height = size
+    patches = {(a.person, a.photo): face_patch(detector, a.person, a.photo, face_height) for a in actors}
+    backdrop = background(width, height)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, size)
+    for frame in range(frames):
+        canvas = backdrop.copy()
+        for actor in actors:
+            for shown in actor.appearances:
+                if shown.first <= frame <= shown.last:
+                    patch = patches[(actor.person, actor.photo)]
+                    x, y = shown.position(frame)
+                    ph, pw = patch.shape[:2]
+                    x0, y0 = max(x, 0), max(y, 0)
+                    x1, y1 = min(x + pw, width), min(y + ph, height)
+                    if x1 > x0 and y1 > y0:
+                        canvas[y0:y1, x0:x1] = patch[y0 - y:y1 - y, x0 - x:x1 - x]
+        writer.write(canvas)
+    writer.release()
+    return path
+
+
+def walk(first: int, last: int, x0: float, x1: float, y: float = 110) -> Appearance:
+    return Appearance(first, last, (x0, y), (x1, y))

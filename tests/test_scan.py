@@ -1,0 +1,223 @@
+"""`edged scan` on scenario videos with exact truth, and on the real crowd video."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import cv2
+import pytest
+
+from edged.detector import DetectorSettings
+from edged.engine import EngineOptions, FaceEngine
+from edged.gallery import Gallery
+from edged.images import load_image
+from edged.reid import ReidSettings
+from edged.scan import scan_video
+from edged.tracking import TrackingSettings
+
+from .conftest import DATA, ROOT, run_edged
+from .scenarios import Actor, Appearance, render, walk
+
+ENROLLED = [("obama", "obama.jpg"), ("biden", "biden.jpg"), ("rose_leslie", "img1.jpg"),
+            ("kit_harington", "john1.jpeg"), ("alex_lacamoire", "img1.jpg")]
+# Second photos of enrolled people, and paul_rudd, who is not enrolled: he leaves and comes back.
+SCENARIO = [
+    Actor("obama", "obama2.jpg", (walk(10, 140, 20, 480),)),
+    Actor("biden", "biden2.jpg", (walk(20, 150, 480, 40, y=150),)),  # crosses obama, passing in front
+    Actor("rose_leslie", "img2.jpg", (walk(60, 170, 520, 420, y=230),)),
+    Actor("paul_rudd", "1.jpg", (walk(0, 60, 250, 300, y=10), walk(120, 190, 300, 250, y=10))),
+]
+TRUTH = {"obama": [(10, 140)], "biden": [(20, 150)], "rose_leslie": [(60, 170)], "paul_rudd": [(0, 60), (120, 190)]}
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return FaceEngine(EngineOptions(models_dir=ROOT / "models", embedder="mobilefacenet",
+                                    detector=DetectorSettings.edge()))
+
+
+@pytest.fixture(scope="module")
+def gallery_path(engine, tmp_path_factory):
+    path = tmp_path_factory.mktemp("scan") / "gallery.db"
+    with Gallery(path) as gallery:
+        for person, photo in ENROLLED:
+            image = DATA / "faces" / person / photo
+            vector, _ = engine.embed_for_enroll(load_image(image), str(image))
+            gallery.enroll(person, vector[None], engine.embedder.model_id, str(image))
+    return path
+
+
+@pytest.fixture(scope="module")
+def scenario(engine, tmp_path_factory):
+    return render(tmp_path_factory.mktemp("video") / "scenario.mp4", SCENARIO, 200, engine.detector)
+
+
+def copy_gallery(source, folder):
+    """A private copy of the module's gallery, so that each test starts from the same people."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "gallery.db"
+    with Gallery(source) as g:
+        g._db.execute("VACUUM INTO ?", (str(target),))
+    return target
+
+
+def assert_within(found: list[tuple[int, int]], truth: list[tuple[int, int]], every: int, who: str) -> None:
+    assert len(found) == len(truth), f"{who}: intervals {found}, truth {truth}"
+    for (first, last), (true_first, true_last) in zip(found, truth, strict=True):
+        assert abs(first - true_first) <= every and abs(last - true_last) <= every, (
+            f"{who}: on screen {first}-{last}, truth {true_first}-{true_last} (detection every {every})")
+
+
+@pytest.mark.parametrize("every", [1, 2, 3])
+def test_scenario_people_names_and_times(engine, gallery_path, scenario, tmp_path, every):
+    with Gallery(copy_gallery(gallery_path, tmp_path)) as gallery:
+        result = scan_video(scenario, engine, gallery, every, TrackingSettings(detector=engine.detector.settings))
+    names = sorted(p.name for p in result.people)
+    assert names == ["biden", "new-1", "obama", "rose_leslie"], names
+    for person in result.people:
+        who = "paul_rudd" if person.anonymous else person.name
+        assert_within([(i.first_frame, i.last_frame) for i in person.intervals], TRUTH[who], every, who)
+        if person.anonymous:
+            assert len(person.tracks) == 2, "the stranger's two appearances are one anonymous person"
+    assert result.identity_switches == 0
+    # Seconds agree with frame numbers.
+    obama = next(p for p in result.people if p.name == "obama")
+    assert obama.first_seen == pytest.approx(obama.intervals[0].first_frame / 25.0)
+
+
+def test_back_off_cuts_embeddings_tenfold_with_the_same_answers(engine, gallery_path, tmp_path):
+    """A 20-second scenario: two enrolled people and a stranger stay in view, moving slowly."""
+    actors = [
+        Actor("kit_harington", "john2.jpeg", (Appearance(0, 499, (30, 60), (200, 80)),)),
+        Actor("obama", "obama2.jpg", (Appearance(0, 499, (480, 60), (330, 90)),)),
+        Actor("paul_rudd", "1.jpg", (Appearance(0, 499, (250, 200), (260, 220)),)),
+    ]
+    video = render(tmp_path / "long.mp4", actors, 500, engine.detector)
+    answers = {}
+    for back_off in (True, False):
+        settings = TrackingSettings(detector=engine.detector.settings, reid=ReidSettings(enabled=back_off))
+        with Gallery(copy_gallery(gallery_path, tmp_path / str(back_off))) as gallery:
+            result = scan_video(video, engine, gallery, 1, settings)
+        answers[back_off] = result
+    with_back_off, without = answers[True], answers[False]
+    assert sorted(p.name for p in with_back_off.people) == sorted(p.name for p in without.people) == [
+        "kit_harington", "new-1", "obama"]
+    assert without.embeddings_per_frame == pytest.approx(3.0, abs=0.05)  # every face, every frame
+    reduction = with_back_off.faces_per_frame / with_back_off.embeddings_per_frame
+    assert reduction >= 10, f"back-off cut embeddings only {reduction:.1f}x"
+    assert with_back_off.identity_switches == 0
+
+
+def test_crowd_video_tracks_stay_close_to_people(engine, tmp_path):
+    """About 9 people show a face of 40 px or more in the crowd video (counted by eye on
+    frames 0, 50 and 100); tracks should not multiply far beyond that."""
+    with Gallery(tmp_path / "g.db") as gallery:
+        result = scan_video(DATA / "video" / "crowd_1080p.mp4", engine, gallery, 3,
+                            TrackingSettings(detector=engine.detector.settings))
+    tracks = result.confirmed_tracks
+    assert 6 <= tracks <= 12, f"{tracks} confirmed tracks"
+    assert len(result.people) <= tracks
+
+
+def test_enroll_keeps_strangers_ids_and_naming_moves_their_history(scenario, gallery_path, tmp_path):
+    gallery = copy_gallery(gallery_path, tmp_path)
+    env = {"EDGED_GALLERY": str(gallery)}
+    out = tmp_path / "first.json"
+    run_edged("scan", str(scenario), "--edge", "--enroll", "--json", str(out), env=env, check=True)
+    first = json.loads(out.read_text())
+    strangers = [p for p in first["people"] if p["anonymous"]]
+    assert [p["name"] for p in strangers] == ["unknown-1"]
+
+    again = json.loads(run_edged("scan", str(scenario), "--edge", "--json", "-", env=env, check=True).stdout)
+    assert [p["name"] for p in again["people"] if p["anonymous"]] == ["unknown-1"]
+    assert not any(p["new"] for p in again["people"])
+
+    run_edged("gallery", "name", "unknown-1", "paul", env=env, check=True)
+    listing = json.loads(run_edged("gallery", "list", "--json", env=env, check=True).stdout)
+    paul = next(p for p in listing["people"] if p["name"] == "paul")
+    assert paul["anonymous"] is False and paul["sightings"] == 2  # both appearances of the first scan
+    third = json.loads(run_edged("scan", str(scenario), "--edge", "--json", "-", env=env, check=True).stdout)
+    assert sorted(p["name"] for p in third["people"]) == ["biden", "obama", "paul", "rose_leslie"]
+
+
+def test_report_folder(scenario, gallery_path, tmp_path):
+    env = {"EDGED_GALLERY": str(copy_gallery(gallery_path, tmp_path))}
+    report = tmp_path / "report"
+    result = run_edged("scan", str(scenario), "--edge", "--report", str(report), env=env, check=True)
+    assert "obama:" in result.stdout and "new-1" in result.stdout
+    document = json.loads((report / "report.json").read_text())
+    assert len(document["people"]) == 4
+    for person in document["people"]:
+        thumbnail = cv2.imread(str(report / person["thumbnail"]))
+        assert thumbnail is not None and thumbnail.shape[0] > 40
+    timeline = cv2.imread(str(report / "timeline.png"))
+    assert timeline is not None and timeline.shape[0] >= 40 + 4 * 56
+    page = (report / "index.html").read_text()
+    assert "timeline.png" in page and "rose_leslie" in page and document["people"][0]["thumbnail"] in page
+
+
+def test_enroll_from_video(engine, tmp_path):
+    video = render(tmp_path / "shea.mp4", [Actor("shea_whigham", "1.jpg", (walk(0, 80, 50, 400),))], 90,
+                   engine.detector)
+    env = {"EDGED_GALLERY": str(tmp_path / "g.db")}
+    result = run_edged("enroll", "shea", "--from-video", str(video), "--edge", env=env, check=True)
+    assert "as 'shea'" in result.stdout
+    found = json.loads(run_edged("identify", str(DATA / "faces" / "shea_whigham" / "1.jpg"), "--json",
+                                 env=env, check=True).stdout)
+    assert found["images"][0]["faces"][0]["person"] == "shea"
+    missing = run_edged("enroll", "x", "--from-video", str(video), "--person", "unknown-9", env=env)
+    assert missing.returncode == 1 and "'unknown-9' is not in the video; found: ['shea']" in missing.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def s3_server():
+    """moto's S3 server on a free port on 127.0.0.1."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    env = {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+           "AWS_DEFAULT_REGION": "us-east-1"}
+    yield env
+    server.terminate()
+    server.wait(10)
+
+
+def test_scan_an_s3_clip(s3_server, scenario, gallery_path, tmp_path):
+    import boto3
+
+    old = {k: os.environ.get(k) for k in s3_server}
+    os.environ.update(s3_server)
+    try:
+        client = boto3.client("s3")
+        client.create_bucket(Bucket="clips")
+        client.upload_file(str(scenario), "clips", "cam1/scenario.mp4")
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    env = {**s3_server, "EDGED_GALLERY": str(copy_gallery(gallery_path, tmp_path))}
+    document = json.loads(run_edged("scan", "s3://clips/cam1/scenario.mp4", "--edge", "--json", "-",
+                                    env=env, check=True).stdout)
+    assert document["video"] == "s3://clips/cam1/scenario.mp4"
+    assert sorted(p["name"] for p in document["people"]) == ["biden", "new-1", "obama", "rose_leslie"]
+    missing = run_edged("scan", "s3://clips/nope.mp4", "--edge", env=env)
+    assert missing.returncode == 1 and "s3://clips/nope.mp4: cannot fetch" in missing.stderr
