@@ -22,7 +22,7 @@ from edged.paths import default_gallery
 from edged.report import write_report
 from edged.runtime import ModelStore
 from edged.s3 import fetched
-from edged.scan import ScanResult, scan_video, terminal_progress
+from edged.scan import DEFAULT_DETECT_FPS, ScanResult, detect_every, scan_video, terminal_progress
 from edged.tracking import TrackingSettings
 
 JSON_VERSION = 1
@@ -32,8 +32,10 @@ def _say(message: str) -> None:
     print(f"edged: {message}", file=sys.stderr)
 
 
-def _engine(args: argparse.Namespace, need_embedder: bool = True) -> FaceEngine:
-    settings = DetectorSettings.edge() if args.edge else DetectorSettings()
+def _engine(args: argparse.Namespace, need_embedder: bool = True, video: bool = False) -> FaceEngine:
+    """Photos get facenet-pytorch's detector settings, videos the edge defaults, unless told."""
+    profile = args.detector or ("edge" if video else "facenet")
+    settings = DetectorSettings.edge() if profile == "edge" else DetectorSettings()
     if args.min_face is not None or args.max_side is not None:
         settings = DetectorSettings(
             min_face_size=args.min_face if args.min_face is not None else settings.min_face_size,
@@ -116,7 +118,8 @@ def _enroll_from_video(args: argparse.Namespace, engine: FaceEngine) -> int:
     """Scans the video, picks the person (the only one, or --person), enrolls their best faces."""
     embedder = engine.embedder_loaded()
     with _gallery(args) as gallery, fetched(str(args.from_video)) as local:
-        result = scan_video(local, engine, gallery, args.every, TrackingSettings(detector=engine.detector.settings),
+        every = args.every or detect_every(local, args.detect_fps)
+        result = scan_video(local, engine, gallery, every, TrackingSettings(detector=engine.detector.settings),
                             source=str(args.from_video), progress=terminal_progress)
         found = [p.name for p in result.people]
         if args.person:
@@ -137,7 +140,7 @@ def _enroll_from_video(args: argparse.Namespace, engine: FaceEngine) -> int:
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    engine = _engine(args)
+    engine = _engine(args, video=bool(args.from_video))
     if args.from_video:
         if args.images:
             raise EdgedError("give photos or --from-video, not both")
@@ -255,10 +258,11 @@ def _print_scan(result: ScanResult) -> None:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    engine = _engine(args)
+    engine = _engine(args, video=True)
     settings = TrackingSettings(detector=engine.detector.settings)
     with _gallery(args) as gallery, fetched(str(args.video)) as local:
-        result = scan_video(local, engine, gallery, args.every, settings, enroll=args.enroll,
+        every = args.every or detect_every(local, args.detect_fps)
+        result = scan_video(local, engine, gallery, every, settings, enroll=args.enroll,
                             source=str(args.video), progress=terminal_progress)
         thumbnails = write_report(result, args.report) if args.report else None
         document = json.dumps(result.to_json(thumbnails), indent=2)
@@ -281,7 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--gallery", type=Path, help="gallery database (default: $EDGED_GALLERY, "
                         "$STATE_DIRECTORY/gallery.db, /var/lib/edged or ~/.local/share/edged)")
     common.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (default: one per core)")
-    common.add_argument("--edge", action="store_true", help="edge detector defaults: at most 960 px, faces >= 40 px")
+    common.add_argument("--detector", choices=["facenet", "edge"], help="detector settings: facenet-pytorch's "
+                        "(default for photos) or edge (at most 960 px, faces >= 40 px; default for videos)")
+    common.add_argument("--edge", dest="detector", action="store_const", const="edge", help="short for --detector edge")
     common.add_argument("--min-face", type=float, help="smallest face to find, in source pixels (default 20)")
     common.add_argument("--max-side", type=int, help="downscale frames to this longer side before detecting")
 
@@ -308,7 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from-video", metavar="VIDEO", help="enroll the best faces of a person found in this video "
                    "(a file or s3://bucket/key)")
     p.add_argument("--person", help="with --from-video: which person (unknown-N or new-N as a scan names them)")
-    p.add_argument("--every", type=int, default=3, help="with --from-video: detect on every Nth frame")
+    p.add_argument("--every", type=int, help="with --from-video: detect on every Nth frame")
+    p.add_argument("--detect-fps", type=float, default=DEFAULT_DETECT_FPS, help="with --from-video: detections per "
+                   "second of video")
     p.set_defaults(run=cmd_enroll)
 
     p = sub.add_parser("gallery", help="list, remove, rename, export or import people")
@@ -335,8 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("scan", parents=[common], help="who is in a video file, and when")
     p.add_argument("video", help="a video file, or s3://bucket/key")
-    p.add_argument("--every", type=int, default=3, help="detect on every Nth frame (default 3); tracks carry "
-                   "faces in between")
+    p.add_argument("--every", type=int, help="detect on every Nth frame; tracks carry faces in between "
+                   "(default: as --detect-fps gives)")
+    p.add_argument("--detect-fps", type=float, default=DEFAULT_DETECT_FPS,
+                   help=f"detections per second of video (default {DEFAULT_DETECT_FPS:g})")
     p.add_argument("--json", metavar="OUT", help="write the result as JSON to OUT ('-' for stdout only)")
     p.add_argument("--report", type=Path, metavar="DIR", help="write report.json, thumbnails, a timeline "
                    "picture and index.html to DIR")

@@ -15,6 +15,8 @@ DATA = SHARED / "data"
 SHARED_MODELS = SHARED / "models"
 EMBEDDERS = ["mobilefacenet", "mobilefacenet_paddle"]
 
+sys.path.insert(0, str(ROOT / "tools"))  # scenarios.py, shared with tools/bench_video.py
+
 if not DATA.is_dir():
     raise RuntimeError(f"tests need the real data in {DATA} (../shared beside the project, or set EDGED_SHARED)")
 

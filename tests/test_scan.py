@@ -9,6 +9,7 @@ import time
 
 import cv2
 import pytest
+from scenarios import Actor, Appearance, render, walk
 
 from edged.detector import DetectorSettings
 from edged.engine import EngineOptions, FaceEngine
@@ -19,7 +20,6 @@ from edged.scan import scan_video
 from edged.tracking import TrackingSettings
 
 from .conftest import DATA, ROOT, run_edged
-from .scenarios import Actor, Appearance, render, walk
 
 ENROLLED = [("obama", "obama.jpg"), ("biden", "biden.jpg"), ("rose_leslie", "img1.jpg"),
             ("kit_harington", "john1.jpeg"), ("alex_lacamoire", "img1.jpg")]

@@ -1,16 +1,18 @@
 """Scenario videos with exact truth, built from the real photos in ../shared/data/faces:
-people's faces moving across a background, entering and leaving at known frames."""
+people's faces moving across a background, entering and leaving at known frames. Used by the
+tests and by tools/bench_video.py."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
-from .conftest import DATA
-
+DATA = Path(os.environ.get("EDGED_SHARED", Path(__file__).resolve().parent.parent.parent / "shared")) / "data"
 FPS = 25.0
 
 
@@ -38,9 +40,12 @@ class Actor:
     appearances: tuple[Appearance, ...]
 
 
-def face_patch(detector, person: str, photo: str, height: int) -> np.ndarray:
+def face_patch(detector: Any, person: str, photo: str, height: int) -> np.ndarray:
     """The person's face from the photo with some hair and chin around it, `height` px tall."""
-    image = cv2.imread(str(DATA / "faces" / person / photo))
+    path = DATA / "faces" / person / photo
+    image = cv2.imread(str(path))
+    if image is None:
+        raise FileNotFoundError(f"{path}: cannot read the photo for a scenario")
     faces = detector.detect(image)
     x1, y1, x2, y2 = faces.xyxy[int(np.argmax(faces.area))]
     w, h = x2 - x1, y2 - y1
@@ -60,13 +65,13 @@ def background(width: int, height: int) -> np.ndarray:
     return np.clip(base + noise, 0, 255).astype(np.uint8)
 
 
-def render(path: Path, actors: list[Actor], frames: int, detector, size: tuple[int, int] = (640, 360),
+def render(path: Path, actors: list[Actor], frames: int, detector: Any, size: tuple[int, int] = (640, 360),
            face_height: int = 110) -> Path:
     """Writes the scenario to an MP4 file; actors later in the list pass in front."""
     width, height = size
     patches = {(a.person, a.photo): face_patch(detector, a.person, a.photo, face_height) for a in actors}
     backdrop = background(width, height)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, size)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), FPS, size)
     for frame in range(frames):
         canvas = backdrop.copy()
         for actor in actors:
