@@ -12,6 +12,7 @@ from edged.embedder import Embedder
 from edged.errors import EdgedError
 from edged.gallery import Gallery
 from edged.manifest import choose_embedder
+from edged.quality import QualitySettings, assess, failures
 from edged.runtime import ModelStore, RuntimeOptions
 from edged.types import Faces, Identity
 
@@ -109,5 +110,11 @@ class FaceEngine:
         """(D,) embedding of the face to enroll from a photo, and a note about the choice."""
         faces = self.detector.detect(image_bgr)
         choice = choose_enroll_face(faces, where)
-        vector = self.embedder_loaded().embed(image_bgr, faces[[choice.index]])[0]
+        chosen = faces[[choice.index]]
+        settings = QualitySettings()
+        quality = assess(image_bgr, chosen, settings)
+        if not quality.passed[0]:
+            raise EdgedError(f"{where}: the face is not good enough to enroll: "
+                             + ", ".join(failures(quality, 0, settings)))
+        vector = self.embedder_loaded().embed(image_bgr, chosen)[0]
         return vector, choice.note

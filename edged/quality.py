@@ -88,3 +88,17 @@ def assess(image_bgr: np.ndarray, faces: Faces, settings: QualitySettings) -> Qu
     score = (np.clip(size / 112.0, 0, 1) * np.clip(sharp / 200.0, 0, 1) * np.clip(1 - yaw / 0.6, 0, 1)
              * np.clip(faces.score, 0, 1))
     return Quality(size, sharp, yaw, zone, passed, score.astype(np.float32))
+
+
+def failures(quality: Quality, index: int, settings: QualitySettings) -> list[str]:
+    """Why face `index` failed, in words for a message."""
+    reasons = []
+    if quality.size[index] < settings.min_face_px:
+        reasons.append(f"too small ({quality.size[index]:.0f} px < {settings.min_face_px:.0f})")
+    if quality.sharpness[index] < settings.min_sharpness:
+        reasons.append(f"blurred (sharpness {quality.sharpness[index]:.0f} < {settings.min_sharpness:.0f})")
+    if quality.yaw[index] > settings.max_yaw:
+        reasons.append(f"turned away (yaw {quality.yaw[index]:.2f} > {settings.max_yaw:.2f})")
+    if not quality.in_zone[index]:
+        reasons.append("outside the zone")
+    return reasons

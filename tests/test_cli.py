@@ -49,6 +49,15 @@ def test_enroll_picks_largest_face_and_keeps_good_photos_when_one_fails(tmp_path
     assert person["name"] == "obama" and sum(person["embeddings"].values()) == 2
 
 
+def test_enroll_refuses_a_blurred_face_and_says_why(tmp_path, env):
+    blurred = tmp_path / "blurred.jpg"
+    photo = cv2.imread(str(OBAMA / "obama2.jpg"))
+    cv2.imwrite(str(blurred), cv2.GaussianBlur(photo, (0, 0), 18))
+    result = run_edged("enroll", "obama", str(blurred), env=env)
+    assert result.returncode == 1
+    assert "blurred.jpg: the face is not good enough to enroll: blurred (sharpness" in result.stderr
+
+
 def test_enroll_missing_file_is_named(tmp_path, env):
     result = run_edged("enroll", "ghost", str(tmp_path / "nope.jpg"), env=env)
     assert result.returncode == 1 and "nope.jpg: no such file" in result.stderr
