@@ -11,10 +11,11 @@ from pathlib import Path
 import cv2
 
 from edged import __version__
+from edged.config import CONFIG_EXIT, load_config, show
 from edged.detector import DetectorSettings
 from edged.draw import KNOWN, PLAIN, UNKNOWN, draw_face
 from edged.engine import EngineOptions, FaceEngine, FaceResult
-from edged.errors import EdgedError, ImageError
+from edged.errors import ConfigError, EdgedError, ImageError
 from edged.gallery import Gallery
 from edged.images import load_image
 from edged.manifest import choose_embedder
@@ -277,6 +278,16 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    path = args.file or args.config
+    config = load_config(path)
+    if args.action == "check":
+        print(f"{', '.join(config.sources) or 'built-in defaults'}: configuration is valid")
+    else:
+        print(show(config), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--models-dir", type=Path, help="folder with manifest.toml (default: $EDGED_MODELS "
@@ -337,6 +348,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("file", type=Path)
     p.set_defaults(run=cmd_gallery)
 
+    p = sub.add_parser("config", help="check or show the daemon's configuration")
+    csub = p.add_subparsers(dest="action", required=True)
+    c = csub.add_parser("check", help="validate (exit code 78 when invalid)")
+    c.add_argument("file", nargs="?", type=Path, help="default: /etc/edged/edged.toml and conf.d/")
+    c.add_argument("--config", type=Path, help=argparse.SUPPRESS)
+    c = csub.add_parser("show", help="the merged configuration, secrets masked")
+    c.add_argument("--config", type=Path)
+    c.set_defaults(file=None)
+    p.set_defaults(run=cmd_config)
+
     p = sub.add_parser("models", parents=[common], help="installed models and their specs")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_models)
@@ -360,6 +381,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))
+    except ConfigError as exc:
+        _say(str(exc))
+        return CONFIG_EXIT
     except EdgedError as exc:
         _say(str(exc))
         return 1

@@ -1,0 +1,320 @@
+"""Configuration: TOML files layered for fleets, then EDGED_* environment variables; every
+value checked at start-up, every error naming the file, the key path and what was expected.
+
+Order (later wins): the main file (/etc/edged/edged.toml, or --config FILE), then the
+drop-ins in conf.d/ beside it in name order, then EDGED_<SECTION>_<KEY> variables. A key
+ending in `_file` names a file holding a secret (relative names are looked up in systemd's
+$CREDENTIALS_DIRECTORY first), so passwords stay out of fleet-wide TOML.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+from edged.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 (JetPack 6)
+    import tomli as tomllib
+
+CONFIG_EXIT = 78  # EX_CONFIG: systemd's RestartPreventExitStatus=78 stops restart loops on it
+DEFAULT_FILE = Path("/etc/edged/edged.toml")
+SECRET_KEYS = {"password", "token", "urls"}
+
+
+def check(expect: str, ok: Any) -> dict[str, Any]:
+    """Field metadata: a predicate on the value and the words for what it should be."""
+    return {"expect": expect, "ok": ok}
+
+
+def _positive(v: float) -> bool:
+    return v > 0
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    name: str = field(default="edged", metadata=check("letters, digits, - or _",
+                                                      lambda v: v.replace("-", "").replace("_", "").isalnum()))
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    name: str = field(default="camera", metadata=check("letters, digits, - or _",
+                                                       lambda v: v.replace("-", "").replace("_", "").isalnum()))
+    source: str = field(default="/dev/video0", metadata=check("a device, a file, or an rtsp:// URL", bool))
+    loop: bool = False  # video files: start again at the end
+    realtime: bool = True  # video files: paced at their own fps (False: as fast as possible)
+    rtsp_transport: str = field(default="tcp", metadata=check("tcp or udp", lambda v: v in ("tcp", "udp")))
+    open_timeout_s: float = field(default=10.0, metadata=check("> 0", _positive))
+    reconnect_max_s: float = field(default=30.0, metadata=check("> 0", _positive))
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    profile: str = field(default="edge", metadata=check("edge or facenet", lambda v: v in ("edge", "facenet")))
+    min_face_size: float = field(default=0.0, metadata=check("0 (profile's) or >= 12", lambda v: v == 0 or v >= 12))
+    max_side: int = field(default=-1, metadata=check("-1 (profile's), 0 (none) or >= 64",
+                                                     lambda v: v in (-1, 0) or v >= 64))
+    detect_fps: float = field(default=5.0, metadata=check("between 0.1 and 60", lambda v: 0.1 <= v <= 60))
+    threads: int = field(default=0, metadata=check("0 (one per core) to 64", lambda v: 0 <= v <= 64))
+
+
+@dataclass(frozen=True)
+class ModelsConfig:
+    dir: str = ""  # "" = $EDGED_MODELS or the package's models/
+    embedder: str = ""  # "" = the preferred installed one
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    max_age_s: float = field(default=1.0, metadata=check("> 0", _positive))
+    credence: int = field(default=3, metadata=check("1 to 100", lambda v: 1 <= v <= 100))
+    reid_max_interval: int = field(default=16, metadata=check("1 to 1024", lambda v: 1 <= v <= 1024))
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    min_face_px: float = field(default=40.0, metadata=check(">= 0", lambda v: v >= 0))
+    min_sharpness: float = field(default=30.0, metadata=check(">= 0", lambda v: v >= 0))
+    max_yaw: float = field(default=0.45, metadata=check("between 0 and 2", lambda v: 0 < v <= 2))
+    zone: list[list[float]] = field(default_factory=list, metadata=check(
+        "[] or at least 3 [x, y] points", lambda v: not v or (len(v) >= 3 and all(len(p) == 2 for p in v))))
+
+
+@dataclass(frozen=True)
+class RecognitionConfig:
+    gallery: str = ""  # "" = the state directory's gallery.db
+    threshold: float = field(default=0.0, metadata=check("0 (the model's) or a cosine in (0, 1)",
+                                                         lambda v: 0 <= v < 1))
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    mode: str = field(default="unknowns", metadata=check("none, unknowns, knowns or all",
+                                                         lambda v: v in ("none", "unknowns", "knowns", "all")))
+    cooldown_s: float = field(default=0.0, metadata=check(">= 0 (0: once per track)", lambda v: v >= 0))
+    ignore: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    enabled: bool = False
+    host: str = "localhost"
+    port: int = field(default=1883, metadata=check("1 to 65535", lambda v: 1 <= v <= 65535))
+    prefix: str = field(default="edged", metadata=check("a topic level without + or #",
+                                                        lambda v: bool(v) and not set(v) & set("+#")))
+    username: str = ""
+    password: str = ""
+    tls: bool = False
+    ca_file: str = ""
+    keepalive_s: int = field(default=30, metadata=check("5 to 3600", lambda v: 5 <= v <= 3600))
+    presence_timeout_s: float = field(default=30.0, metadata=check("> 0", _positive))
+    discovery: bool = True
+    discovery_prefix: str = "homeassistant"
+    outbox_max: int = field(default=1000, metadata=check("1 to 1000000", lambda v: 1 <= v <= 1_000_000))
+    stats_interval_s: float = field(default=10.0, metadata=check(">= 1", lambda v: v >= 1))
+
+
+@dataclass(frozen=True)
+class StatusConfig:
+    bind: str = "127.0.0.1"
+    port: int = field(default=8090, metadata=check("0 to 65535", lambda v: 0 <= v <= 65535))
+    token: str = ""
+
+
+@dataclass(frozen=True)
+class Config:
+    device: DeviceConfig = DeviceConfig()
+    camera: CameraConfig = CameraConfig()
+    detector: DetectorConfig = DetectorConfig()
+    models: ModelsConfig = ModelsConfig()
+    tracker: TrackerConfig = TrackerConfig()
+    quality: QualityConfig = QualityConfig()
+    recognition: RecognitionConfig = RecognitionConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    mqtt: MqttConfig = MqttConfig()
+    status: StatusConfig = StatusConfig()
+    sources: tuple[str, ...] = ()  # the files and variables it came from, for messages
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+
+def config_files(main: Path | None) -> list[Path]:
+    """The main file and its drop-ins, in the order they apply."""
+    explicit = main is not None
+    main = main or DEFAULT_FILE
+    if explicit and not main.is_file():
+        raise ConfigError(f"{main}: no such configuration file")
+    files = [main] if main.is_file() else []
+    drop_ins = main.parent / "conf.d"
+    if drop_ins.is_dir():
+        files += sorted(p for p in drop_ins.iterdir() if p.suffix == ".toml")
+    return files
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _merge(target: dict[str, Any], layer: dict[str, Any], origin: str, origins: dict[str, str],
+           prefix: str = "") -> None:
+    for key, value in layer.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value, origin, origins, path + ".")
+        else:
+            target[key] = value
+            _note(value, path, origin, origins)
+
+
+def _note(value: Any, path: str, origin: str, origins: dict[str, str]) -> None:
+    origins[path] = origin
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _note(inner, f"{path}.{key}", origin, origins)
+
+
+def _env_layer(environ: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """EDGED_SECTION_KEY=value -> {section: {key: value}}; values are TOML literals where they
+    parse as one (5, 0.5, true, ["a"]), else plain strings."""
+    sections = {f.name for f in fields(Config) if f.name != "sources"}
+    layer: dict[str, Any] = {}
+    names: dict[str, str] = {}
+    for name, raw in environ.items():
+        if not name.startswith("EDGED_"):
+            continue
+        rest = name[len("EDGED_"):].lower()
+        section = next((s for s in sections if rest.startswith(s + "_")), None)
+        if section is None:
+            continue  # EDGED_GALLERY, EDGED_MODELS ... belong to the command line
+        key = rest[len(section) + 1:]
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        layer.setdefault(section, {})[key] = value
+        names[f"{section}.{key}"] = f"environment variable {name}"
+    return layer, names
+
+
+def _secret(path_text: str, where: str) -> str:
+    path = Path(path_text)
+    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not path.is_absolute() and credentials and (Path(credentials) / path).is_file():
+        path = Path(credentials) / path
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read secret file {path} ({exc.strerror})") from None
+
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    origin = get_origin(hint)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin is list:
+        (inner,) = get_args(hint)
+        return isinstance(value, list) and all(_type_ok(v, inner) for v in value)
+    return False
+
+
+def _type_name(hint: Any) -> str:
+    if get_origin(hint) is list:
+        return f"a list of {_type_name(get_args(hint)[0])}"
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}.get(hint, str(hint))
+
+
+def _build(cls: type, table: dict[str, Any], section: str, origins: dict[str, str]) -> Any:
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    secrets = {f"{name}_file" for name in known}
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        path = f"{section}.{key}"
+        where = f"{origins.get(path, 'configuration')}: {path}"
+        if key in secrets and key not in known:
+            if not isinstance(value, str):
+                raise ConfigError(f"{where}: expected a file name, got {value!r}")
+            values[key[:-len('_file')]] = _secret(value, where)
+            continue
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key; {section} takes {sorted(known)}")
+        hint = hints[key]
+        if isinstance(value, int) and not isinstance(value, bool) and hint is float:
+            value = float(value)
+        if not _type_ok(value, hint):
+            raise ConfigError(f"{where}: expected {_type_name(hint)}, got {value!r}")
+        rule = next(f for f in fields(cls) if f.name == key).metadata
+        if rule and not rule["ok"](value):
+            raise ConfigError(f"{where}: {value!r} is out of range; expected {rule['expect']}")
+        values[key] = value
+    return cls(**values)
+
+
+def load_config(main: Path | None = None, environ: dict[str, str] | None = None) -> Config:
+    """Reads, merges and checks the configuration; raises ConfigError naming what is wrong."""
+    merged: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    files = config_files(main)
+    for path in files:
+        _merge(merged, _read(path), str(path), origins)
+    env_layer, env_names = _env_layer(dict(os.environ if environ is None else environ))
+    _merge(merged, env_layer, "environment", origins)
+    origins.update(env_names)
+    sections = {f.name: f for f in fields(Config) if f.name != "sources"}
+    built: dict[str, Any] = {}
+    for name, value in merged.items():
+        where = origins.get(name, "configuration")
+        if name not in sections:
+            raise ConfigError(f"{where}: [{name}] is not a section; expected one of {sorted(sections)}")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: {name} must be a table ([{name}])")
+        built[name] = _build(get_type_hints(Config)[name], value, name, origins)
+    return Config(**built, sources=tuple(str(p) for p in files) + tuple(sorted(set(env_names.values()))))
+
+
+# -- showing ------------------------------------------------------------------------------------
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def show(config: Config) -> str:
+    """The merged configuration as TOML, secrets masked."""
+    lines = [f"# merged from: {', '.join(config.sources) or 'built-in defaults'}"]
+    for section in fields(Config):
+        if section.name == "sources":
+            continue
+        lines.append(f"\n[{section.name}]")
+        table = getattr(config, section.name)
+        for item in fields(table):
+            value = getattr(table, item.name)
+            if item.name in SECRET_KEYS and value:
+                value = "***" if isinstance(value, str) else ["***"] * len(value)
+            lines.append(f"{item.name} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+

@@ -1,0 +1,107 @@
+"""Configuration: layering, environment, secrets, and an error naming file and key for each
+kind of mistake."""
+
+import pytest
+
+from edged.config import Config, ConfigError, load_config, show
+
+from .conftest import ROOT, run_edged
+
+
+@pytest.fixture
+def etc(tmp_path):
+    (tmp_path / "conf.d").mkdir()
+    return tmp_path
+
+
+def write(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_defaults_without_any_file(tmp_path, monkeypatch):
+    import edged.config
+
+    monkeypatch.setattr(edged.config, "DEFAULT_FILE", tmp_path / "edged.toml")
+    assert load_config(None, {}) == Config()
+
+
+def test_layering_drop_ins_then_environment(etc):
+    main = write(etc / "edged.toml", '[camera]\nname = "door"\nsource = "rtsp://cam/1"\n[mqtt]\nport = 1884\n')
+    write(etc / "conf.d" / "20-box.toml", '[camera]\nname = "porch"\n')
+    write(etc / "conf.d" / "10-fleet.toml", '[mqtt]\nhost = "broker.lan"\nenabled = true\n')
+    config = load_config(main, {"EDGED_MQTT_PORT": "1999", "EDGED_ALERTS_IGNORE": '["alice"]', "EDGED_GALLERY": "x"})
+    assert (config.camera.name, config.camera.source) == ("porch", "rtsp://cam/1")
+    assert (config.mqtt.host, config.mqtt.port, config.mqtt.enabled) == ("broker.lan", 1999, True)
+    assert config.alerts.ignore == ["alice"]
+    assert config.sources == (str(main), str(etc / "conf.d" / "10-fleet.toml"), str(etc / "conf.d" / "20-box.toml"),
+                              "environment variable EDGED_ALERTS_IGNORE", "environment variable EDGED_MQTT_PORT")
+
+
+def test_secret_files_and_credentials_directory(etc, monkeypatch):
+    creds = etc / "creds"
+    creds.mkdir()
+    write(creds / "mqtt-password", "s3cret\n")
+    main = write(etc / "edged.toml", '[mqtt]\npassword_file = "mqtt-password"\n')
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    config = load_config(main, {})
+    assert config.mqtt.password == "s3cret"
+    assert "s3cret" not in show(config) and 'password = "***"' in show(config)
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[camera]\nsorce = "x"\n', "edged.toml: camera.sorce: unknown key"),
+    ('[mqtt]\nport = "1883"\n', "edged.toml: mqtt.port: expected a whole number, got '1883'"),
+    ("[mqtt]\nport = 70000\n", "edged.toml: mqtt.port: 70000 is out of range; expected 1 to 65535"),
+    ('[alerts]\nmode = "loud"\n', "alerts.mode: 'loud' is out of range; expected none, unknowns, knowns or all"),
+    ("[tracker]\ncredence = true\n", "tracker.credence: expected a whole number, got True"),
+    ('[cameras]\nname = "x"\n', "edged.toml: [cameras] is not a section"),
+    ("camera = 3\n", "edged.toml: camera must be a table"),
+    ('[mqtt]\npassword_file = "/nonexistent/pw"\n', "mqtt.password_file: cannot read secret file /nonexistent/pw"),
+    ("[mqtt\n", "edged.toml: not valid TOML"),
+    ("[quality]\nzone = [[1, 2], [3, 4]]\n", "quality.zone: [[1, 2], [3, 4]] is out of range"),
+])
+def test_each_kind_of_error_names_file_and_key(etc, text, message):
+    main = write(etc / "edged.toml", text)
+    with pytest.raises(ConfigError, match=message.replace("[", "\\[").replace("]", "\\]")
+                       .replace("(", "\\(").replace(")", "\\)")):
+        load_config(main, {})
+
+
+def test_errors_in_drop_ins_and_environment_name_them(etc):
+    main = write(etc / "edged.toml", "")
+    write(etc / "conf.d" / "50-bad.toml", "[tracker]\ncredence = 0\n")
+    with pytest.raises(ConfigError, match="conf.d/50-bad.toml: tracker.credence: 0 is out of range"):
+        load_config(main, {})
+    (etc / "conf.d" / "50-bad.toml").unlink()
+    with pytest.raises(ConfigError, match="environment variable EDGED_MQTT_PORT: mqtt.port: expected a whole"):
+        load_config(main, {"EDGED_MQTT_PORT": "many"})
+
+
+def test_missing_explicit_file(tmp_path):
+    with pytest.raises(ConfigError, match="nope.toml: no such configuration file"):
+        load_config(tmp_path / "nope.toml", {})
+
+
+def test_example_documents_every_key_and_loads():
+    example = ROOT / "systemd" / "edged.toml"
+    config = load_config(example, {})
+    text = example.read_text()
+    for section_name, section in vars(Config()).items():
+        if section_name == "sources":
+            continue
+        assert f"[{section_name}]" in text
+        for key, value in vars(section).items():
+            assert f"\n{key} = " in text, f"systemd/edged.toml does not show {section_name}.{key}"
+            assert getattr(getattr(config, section_name), key) == value, f"{section_name}.{key} differs from default"
+
+
+def test_config_check_and_show_commands(etc):
+    good = write(etc / "edged.toml", '[mqtt]\npassword = "hunter2"\n')
+    result = run_edged("config", "check", str(good), check=True)
+    assert "is valid" in result.stdout
+    shown = run_edged("config", "show", "--config", str(good), check=True).stdout
+    assert "hunter2" not in shown and "[mqtt]" in shown
+    bad = write(etc / "bad.toml", "[mqtt]\nport = 0\n")
+    result = run_edged("config", "check", str(bad))
+    assert result.returncode == 78 and "bad.toml: mqtt.port: 0 is out of range" in result.stderr
