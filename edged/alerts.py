@@ -1,0 +1,75 @@
+"""Alert engine: which confirmed tracks raise an alert, and how often (pure; the caller
+passes the clock in the events).
+
+Modes: none, unknowns (people not enrolled, anonymous ids included), knowns, all. Only
+confirmed tracks alert. With cooldown 0 each track alerts once; with a cooldown, a person
+(or, for an unknown face without an id, the track) alerts at most once per cooldown, so a
+person whose track breaks up does not alert again and again. People in `ignore` never alert.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from edged.events import Alert, TrackEvent
+from edged.gallery import is_anonymous_name
+
+MODES = ("none", "unknowns", "knowns", "all")
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    mode: str = "unknowns"
+    cooldown_s: float = 0.0
+    ignore: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"alert mode '{self.mode}' is not one of {MODES}")
+        if self.cooldown_s < 0:
+            raise ValueError("alert cooldown_s must be >= 0")
+
+
+def is_unknown(person: str | None) -> bool:
+    return person is None or is_anonymous_name(person)
+
+
+class AlertEngine:
+    """`handle(event) -> alerts` for every TrackEvent, in time order."""
+
+    def __init__(self, settings: AlertSettings | None = None) -> None:
+        self.settings = settings or AlertSettings()
+        self._alerted_tracks: set[tuple[str, int]] = set()
+        self._last_alert: dict[str, float] = {}
+        self.enabled = True  # switched by the MQTT control topic
+
+    def reset(self) -> None:
+        self._alerted_tracks.clear()
+        self._last_alert.clear()
+
+    def wanted(self, person: str | None) -> bool:
+        mode = self.settings.mode
+        if mode == "none" or (person is not None and person in self.settings.ignore):
+            return False
+        unknown = is_unknown(person)
+        return mode == "all" or (mode == "unknowns" and unknown) or (mode == "knowns" and not unknown)
+
+    def handle(self, event: TrackEvent) -> list[Alert]:
+        track = (event.camera, event.track_id)
+        if event.kind == "ended":
+            self._alerted_tracks.discard(track)
+            return []
+        if event.kind not in ("confirmed", "identity_changed") or not event.confirmed:
+            return []
+        if not self.enabled or not self.wanted(event.person):
+            return []
+        key = event.person or f"track:{event.camera}:{event.track_id}"
+        cooldown = self.settings.cooldown_s
+        if cooldown == 0 and track in self._alerted_tracks:
+            return []
+        if cooldown > 0 and event.time - self._last_alert.get(key, float("-inf")) < cooldown:
+            return []
+        self._alerted_tracks.add(track)
+        self._last_alert[key] = event.time
+        return [Alert(event.camera, event.track_id, event.time, event.start_time, event.person, event.similarity,
+                      event.box, "unknown" if is_unknown(event.person) else "known")]

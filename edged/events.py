@@ -1,0 +1,64 @@
+"""Events the pipeline emits for the rest of the system (frozen, JSON-serialisable).
+Sinks consume them; they never reach back into the pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+Box = tuple[float, float, float, float]  # xyxy, source pixels
+
+
+def event_id(start_time: float, camera: str, track_id: int) -> str:
+    """A track's id across restarts and boxes: its start time, camera and track number."""
+    return f"{start_time:.3f}-{camera}-{track_id}"
+
+
+@dataclass(frozen=True)
+class TrackEvent:
+    """A track's life: kind is "started", "confirmed", "identity_changed" or "ended".
+    Times are Unix seconds; `person` None is unknown, `unknown-N` an anonymous id."""
+
+    kind: str
+    camera: str
+    track_id: int
+    time: float
+    start_time: float
+    box: Box
+    person: str | None
+    similarity: float
+    confirmed: bool
+    previous: str | None = None  # identity_changed: who it was before
+    snapshot: str | None = None  # where a snapshot of the face is, when a sink made one
+    clip: str | None = None
+
+    @property
+    def id(self) -> str:
+        return event_id(self.start_time, self.camera, self.track_id)
+
+    def to_json(self) -> dict[str, object]:
+        return {"id": self.id, **asdict(self), "box": [round(v, 1) for v in self.box]}
+
+
+@dataclass(frozen=True)
+class Alert:
+    """What the owner is told about: a confirmed track that matters under the alert mode."""
+
+    camera: str
+    track_id: int
+    time: float
+    start_time: float
+    person: str | None
+    similarity: float
+    box: Box
+    reason: str  # "unknown" or "known"
+
+    @property
+    def id(self) -> str:
+        return event_id(self.start_time, self.camera, self.track_id)
+
+    @property
+    def who(self) -> str:
+        return self.person or "unknown"
+
+    def to_json(self) -> dict[str, object]:
+        return {"id": self.id, **asdict(self), "box": [round(v, 1) for v in self.box]}

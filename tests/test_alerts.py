@@ -1,0 +1,70 @@
+"""Alert engine: modes, once per track, cooldown, mute list (pure, fake clock)."""
+
+import pytest
+
+from edged.alerts import AlertEngine, AlertSettings
+from edged.events import TrackEvent
+
+
+def event(kind, track=1, person=None, t=0.0, confirmed=True, camera="door"):
+    return TrackEvent(kind, camera, track, t, 0.0, (0, 0, 10, 10), person, 0.7 if person else -1.0, confirmed)
+
+
+@pytest.mark.parametrize("mode, alerted", [
+    ("none", []),
+    ("unknowns", [None, "unknown-3"]),
+    ("knowns", ["alice"]),
+    ("all", [None, "alice", "unknown-3"]),
+])
+def test_modes(mode, alerted):
+    engine = AlertEngine(AlertSettings(mode=mode))
+    got = []
+    for track, person in enumerate([None, "alice", "unknown-3"], start=1):
+        got += [a.person for a in engine.handle(event("confirmed", track, person))]
+    assert got == alerted
+
+
+def test_only_confirmed_tracks_alert():
+    engine = AlertEngine(AlertSettings(mode="all"))
+    assert engine.handle(event("started", confirmed=False)) == []
+    assert engine.handle(event("confirmed", confirmed=False)) == []
+    assert len(engine.handle(event("confirmed"))) == 1
+
+
+def test_once_per_track_by_default_even_when_identity_changes():
+    engine = AlertEngine(AlertSettings(mode="all"))
+    assert len(engine.handle(event("confirmed", person=None))) == 1
+    assert engine.handle(event("identity_changed", person="alice", t=5)) == []
+    engine.handle(event("ended", t=6))
+    assert len(engine.handle(event("confirmed", track=2, person="alice", t=7))) == 1
+
+
+def test_known_mode_alerts_when_an_unknown_track_is_recognised():
+    engine = AlertEngine(AlertSettings(mode="knowns"))
+    assert engine.handle(event("confirmed", person=None)) == []
+    alerts = engine.handle(event("identity_changed", person="alice", t=2))
+    assert [(a.person, a.reason) for a in alerts] == [("alice", "known")]
+
+
+def test_cooldown_is_per_person_across_tracks():
+    engine = AlertEngine(AlertSettings(mode="all", cooldown_s=60))
+    assert len(engine.handle(event("confirmed", 1, "alice", t=0))) == 1
+    assert engine.handle(event("confirmed", 2, "alice", t=30)) == []  # her track broke up
+    assert len(engine.handle(event("confirmed", 3, "bob", t=31))) == 1
+    assert len(engine.handle(event("confirmed", 4, "alice", t=61))) == 1
+
+
+def test_ignore_list_and_switch_off():
+    engine = AlertEngine(AlertSettings(mode="all", ignore=("alice", "unknown-2")))
+    assert engine.handle(event("confirmed", 1, "alice")) == []
+    assert engine.handle(event("confirmed", 2, "unknown-2")) == []
+    engine.enabled = False
+    assert engine.handle(event("confirmed", 3, "bob")) == []
+    engine.enabled = True
+    alert = engine.handle(event("confirmed", 4, "bob"))[0]
+    assert alert.to_json()["id"] == "0.000-door-4" and alert.who == "bob"
+
+
+def test_bad_settings():
+    with pytest.raises(ValueError, match="alert mode 'loud'"):
+        AlertSettings(mode="loud")
