@@ -9,11 +9,13 @@ import numpy as np
 
 from edged.detector import DetectorSettings
 from edged.engine import FaceEngine
+from edged.events import TrackEvent
 from edged.gallery import Gallery
 from edged.quality import QualitySettings, assess
 from edged.reid import Reid, ReidSettings
 from edged.tracker import Track, Tracker, TrackerSettings
 from edged.types import Faces, Identity
+from edged.unknowns import CLUSTER_MARGIN
 
 THUMBNAIL_MARGIN = 0.35  # of the face size, around the box
 
@@ -61,8 +63,9 @@ class FrameResult:
     index: int
     ts: float
     faces: Faces  # detections with track ids
-    identities: list[Identity]  # per face, the track's current vote
+    identities: list[Identity]  # per face, the track's current identity
     embedded: int  # embeddings run on this frame
+    events: list[TrackEvent] = field(default_factory=list)
 
 
 def face_thumbnail(image: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
@@ -77,10 +80,20 @@ def face_thumbnail(image: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
 class FaceTracking:
     """Tracks faces, embeds each track rarely, and votes its identity against the gallery."""
 
-    def __init__(self, engine: FaceEngine, gallery: Gallery, settings: TrackingSettings | None = None) -> None:
+    def __init__(self, engine: FaceEngine, gallery: Gallery, settings: TrackingSettings | None = None,
+                 camera: str = "camera", time_offset: float = 0.0, name_strangers: bool = False) -> None:
+        """Event times are `ts + time_offset` (a daemon passes wall time minus its monotonic
+        clock). With `name_strangers`, a confirmed track nobody is enrolled for gets a lasting
+        `unknown-N` from the gallery at once (the daemon); a scan groups strangers at the end."""
         self.engine = engine
         self.gallery = gallery
         self.settings = settings or TrackingSettings()
+        self.camera = camera
+        self.time_offset = time_offset
+        self.name_strangers = name_strangers
+        self._announced: dict[int, str | None] = {}  # confirmed tracks: identity last announced
+        self._strangers: dict[int, str] = {}  # track -> unknown-N
+        self._events: list[TrackEvent] = []
         self.tracker = Tracker(self.settings.tracker)
         self.reid = Reid(self.settings.reid)
         self._extra: dict[int, _Extra] = {}
@@ -95,6 +108,8 @@ class FaceTracking:
         for track in update.ended:
             self._close(track)
         faces = update.faces
+        for track_id in update.started:
+            self._emit("started", self.tracker.tracks[track_id])
         self.detections += 1
         self.faces_seen += len(faces)
 
@@ -115,16 +130,73 @@ class FaceTracking:
                 track_id = int(faces.track_id[i])
                 self.reid.record(track_id, match, vector, float(quality.score[i]))
                 self._extra[track_id].qualities.append(float(quality.score[i]))
-        identities = [self.reid.identity(int(t), self.tracker.tracks[int(t)].confirmed) for t in faces.track_id]
-        return FrameResult(index, ts, faces, identities, len(due))
+        for track_id in faces.track_id.tolist():
+            self._announce(track_id, track_id in update.confirmed)
+        identities = [self.identity(int(t)) for t in faces.track_id]
+        events, self._events = self._events, []
+        return FrameResult(index, ts, faces, identities, len(due), events)
+
+    def identity(self, track_id: int) -> Identity:
+        """The track's vote, with a stranger's lasting id in place of unknown."""
+        track = self.tracker.tracks.get(track_id)
+        vote = self.reid.identity(track_id, bool(track and track.confirmed))
+        if vote.person is None and track_id in self._strangers:
+            return Identity(self._strangers[track_id], vote.similarity, track_id, vote.votes, vote.confirmed)
+        return vote
+
+    def _announce(self, track_id: int, just_confirmed: bool) -> None:
+        track = self.tracker.tracks[track_id]
+        if not track.confirmed:
+            return
+        if self.name_strangers:
+            self._name_stranger(track_id)
+        person = self.identity(track_id).person
+        if just_confirmed:
+            self._announced[track_id] = person
+            self._emit("confirmed", track)
+        elif self._announced.get(track_id, person) != person:
+            previous = self._announced[track_id]
+            self._announced[track_id] = person
+            self._emit("identity_changed", track, previous)
+
+    def _name_stranger(self, track_id: int) -> None:
+        state = self.reid.tracks.get(track_id)
+        if state is None or not state.vectors or track_id in self._strangers or state.current is not None:
+            return
+        embedder = self.engine.embedder_loaded()
+        vectors = np.stack(state.vectors)
+        mean = vectors.mean(0)
+        mean /= max(float(np.linalg.norm(mean)), 1e-12)
+        match = self.gallery.match(mean[None], embedder.model_id,
+                                   embedder.spec.match_threshold + CLUSTER_MARGIN, anonymous=True)[0]
+        name = match.person or self.gallery.new_anonymous(vectors, embedder.model_id, self.camera)
+        self._strangers[track_id] = name
+
+    def _emit(self, kind: str, track: Track, previous: str | None = None) -> None:
+        identity = self.identity(track.track_id)
+        box = tuple(float(v) for v in track.xyxy)
+        self._events.append(TrackEvent(kind, self.camera, track.track_id, track.last_ts + self.time_offset,
+                                       track.first_ts + self.time_offset, box,  # type: ignore[arg-type]
+                                       identity.person, identity.similarity, track.confirmed, previous))
 
     def finish(self) -> list[TrackRecord]:
-        """Ends every live track; returns all tracks recorded so far."""
+        """Ends every live track; returns all tracks recorded so far (their "ended" events
+        are in `take_events()`)."""
         for track in self.tracker.finish():
             self._close(track)
         return self.finished
 
+    def take_events(self) -> list[TrackEvent]:
+        events, self._events = self._events, []
+        return events
+
     def _close(self, track: Track) -> None:
+        self._emit("ended", track)
+        self._announced.pop(track.track_id, None)
+        stranger = self._strangers.pop(track.track_id, None)
+        if stranger is not None:
+            self.gallery.add_sighting(stranger, self.camera, track.first_ts + self.time_offset,
+                                      track.last_ts + self.time_offset)
         extra = self._extra.pop(track.track_id)
         state = self.reid.forget(track.track_id)
         dim = self.engine.embedder_spec.output_size
