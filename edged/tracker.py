@@ -122,9 +122,7 @@ class Tracker:
 
     def update(self, faces: Faces, ts: float) -> TrackUpdate:
         s = self.settings
-        ended = [t for t in self.tracks.values() if ts - t.last_ts > s.max_age_s]
-        for track in ended:
-            del self.tracks[track.track_id]
+        ended = self.expire(ts)
         live = list(self.tracks.values())
         predicted = np.array([t.predict(ts, s.max_age_s) for t in live], np.float32).reshape(-1, 4)
         gates = np.array([s.max_distance + (s.max_speed if t.hits == 1 else s.max_speed / 4) * (ts - t.last_ts)
@@ -164,6 +162,13 @@ class Tracker:
         track.score = float(faces.score[col])
         track.last_ts = ts
         track.hits += 1
+
+    def expire(self, ts: float) -> list[Track]:
+        """Ends the tracks unseen for more than max_age_s at `ts`; returns them."""
+        ended = [t for t in self.tracks.values() if ts - t.last_ts > self.settings.max_age_s]
+        for track in ended:
+            del self.tracks[track.track_id]
+        return ended
 
     def predict(self, ts: float) -> Faces:
         """Live tracks' boxes moved to `ts` (for frames where detection did not run)."""

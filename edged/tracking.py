@@ -186,6 +186,12 @@ class FaceTracking:
             self._close(track)
         return self.finished
 
+    def tick(self, ts: float) -> list[TrackEvent]:
+        """No frame came (camera down): tracks unseen for too long still end, on time."""
+        for track in self.tracker.expire(ts):
+            self._close(track)
+        return self.take_events()
+
     def take_events(self) -> list[TrackEvent]:
         events, self._events = self._events, []
         return events

@@ -1,0 +1,193 @@
+"""The daemon's pipeline: wiring only. The source thread fills a one-frame mailbox; the
+inference thread takes the newest frame when detection is due and runs tracking; events and
+alerts go to the sinks through a bounded queue on a thread of their own, so a slow sink (a
+broker that is down) never holds up inference."""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import resource
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Protocol
+
+from edged.alerts import AlertEngine
+from edged.events import Alert, TrackEvent
+from edged.source import FrameSource
+from edged.tracking import FaceTracking, FrameResult
+
+log = logging.getLogger("edged.pipeline")
+
+
+@dataclass(frozen=True)
+class Stats:
+    """What the box is doing, for MQTT `stats`, the status endpoint and systemd STATUS=."""
+
+    time: float
+    camera: str
+    fps: float  # frames processed (detection ran) per second
+    frames: int  # frames read from the source
+    skipped: int  # frames the source replaced before inference took them
+    latency_ms: float  # capture to end of processing, last frame
+    embeddings_per_s: float
+    faces_in_view: int
+    tracks: list[dict[str, object]]
+    cpu_percent: float
+    rss_mb: float
+    source_connected: bool
+
+    def to_json(self) -> dict[str, object]:
+        return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+SinkItem = TrackEvent | Alert | Stats
+
+
+class Sink(Protocol):
+    def handle(self, item: SinkItem) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class Pipeline:
+    """`start()`, then `stop()`; `heartbeat` is the monotonic time the inference loop last moved."""
+
+    def __init__(self, source: FrameSource, tracking: FaceTracking, alerts: AlertEngine, sinks: list[Sink],
+                 detect_fps: float, stats_interval_s: float = 10.0, queue_size: int = 1000) -> None:
+        self.source = source
+        self.tracking = tracking
+        self.alerts = alerts
+        self.sinks = sinks
+        self.detect_interval = 1.0 / detect_fps
+        self.stats_interval_s = stats_interval_s
+        self.detection_enabled = True
+        self.heartbeat = time.monotonic()
+        self.recent: deque[dict[str, object]] = deque(maxlen=50)  # recent events, for the status page
+        self.last_stats: Stats | None = None
+        self.on_frame: list[Callable[[FrameResult], None]] = []
+        self._outbox: queue.Queue[SinkItem | None] = queue.Queue(maxsize=queue_size)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._last_detect = float("-inf")
+        self._processed: deque[float] = deque(maxlen=100)
+        self._latency_ms = 0.0
+        self._embeddings_mark = (time.monotonic(), 0)
+        self._cpu_mark = (time.monotonic(), sum(os.times()[:2]))
+        self.dropped_sink_items = 0
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> None:
+        self.source.start()
+        for target, name in ((self._infer, "edged-inference"), (self._dispatch, "edged-sinks")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stops reading, ends every track (their events still reach the sinks), flushes."""
+        self._stop.set()
+        self.source.stop()
+        self._threads[0].join(timeout)
+        self.tracking.finish()
+        for event in self.tracking.take_events():
+            self._emit(event)
+        self._outbox.put(None)
+        self._threads[1].join(timeout)
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception:  # a sink failing to close must not stop the others
+                log.exception("closing %s failed", type(sink).__name__)
+
+    @property
+    def finished(self) -> bool:
+        """A video file that does not loop has been read to its end and processed."""
+        return self.source.stats.ended and not self._threads[0].is_alive()
+
+    # -- inference thread -------------------------------------------------------------------
+    def _infer(self) -> None:
+        next_stats = time.monotonic() + self.stats_interval_s
+        while not self._stop.is_set():
+            self.heartbeat = time.monotonic()
+            frame = self.source.next_frame(timeout=0.25)
+            now = time.monotonic()
+            if frame is not None and self.detection_enabled and frame.ts - self._last_detect >= self.detect_interval:
+                self._last_detect = frame.ts
+                result = self.tracking.process(frame.image, frame.ts, frame.index)
+                self._latency_ms = (time.monotonic() - frame.ts) * 1000
+                self._processed.append(time.monotonic())
+                for event in result.events:
+                    self._emit(event)
+                for hook in self.on_frame:
+                    hook(result)
+            elif frame is None:
+                # No frames (camera down): tracks still end on time.
+                for event in self.tracking.tick(now):
+                    self._emit(event)
+                if self.source.stats.ended:
+                    return
+            if now >= next_stats:
+                next_stats = now + self.stats_interval_s
+                self._put(self.stats())
+
+    def _emit(self, event: TrackEvent) -> None:
+        self.recent.append({"type": event.kind, **event.to_json()})
+        self._put(event)
+        for alert in self.alerts.handle(event):
+            log.info("alert: %s on %s (track %d)", alert.who, alert.camera, alert.track_id)
+            self.recent.append({"type": "alert", **alert.to_json()})
+            self._put(alert)
+
+    def _put(self, item: SinkItem) -> None:
+        try:
+            self._outbox.put_nowait(item)
+        except queue.Full:  # sinks far behind: drop rather than stall inference
+            self.dropped_sink_items += 1
+
+    # -- sink thread ------------------------------------------------------------------------
+    def _dispatch(self) -> None:
+        while True:
+            item = self._outbox.get()
+            if item is None:
+                return
+            for sink in self.sinks:
+                try:
+                    sink.handle(item)
+                except Exception:  # one sink's bug must not silence the others
+                    log.exception("%s failed on %s", type(sink).__name__, type(item).__name__)
+
+    # -- statistics -------------------------------------------------------------------------
+    def stats(self) -> Stats:
+        now = time.monotonic()
+        recent = [t for t in self._processed if now - t <= 10]
+        fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
+        then, count = self._embeddings_mark
+        embeddings = self.tracking.reid.embeddings
+        per_s = (embeddings - count) / max(now - then, 1e-6)
+        self._embeddings_mark = (now, embeddings)
+        cpu_then, cpu_used = self._cpu_mark
+        cpu_now = sum(os.times()[:2])
+        cpu = 100 * (cpu_now - cpu_used) / max(now - cpu_then, 1e-6)
+        self._cpu_mark = (now, cpu_now)
+        tracks: list[dict[str, object]] = []
+        for track_id, track in self.tracking.tracker.tracks.items():
+            identity = self.tracking.identity(track_id)
+            tracks.append({"track_id": track_id, "person": identity.person, "similarity": round(identity.similarity, 3),
+                           "confirmed": track.confirmed, "box": [round(float(v), 1) for v in track.xyxy]})
+        self.last_stats = Stats(time.time(), self.source.settings.camera, fps, self.source.stats.frames,
+                                self.source.stats.skipped, self._latency_ms, per_s, len(tracks), tracks, cpu,
+                                rss_mb(), self.source.stats.connected)
+        return self.last_stats

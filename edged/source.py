@@ -1,0 +1,171 @@
+"""Camera sources: a V4L2 device or index, a video file (looped, paced at its own fps or as
+fast as possible), or an RTSP stream. Each is read in its own thread into a one-frame
+mailbox, so capture never waits on inference: an unread frame is replaced and counted as
+skipped. A camera that disappears or a stream that drops is reopened with back-off, logged
+once per outage; frame timestamps come from the monotonic clock."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+
+from edged.types import Frame
+
+log = logging.getLogger("edged.source")
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    source: str
+    camera: str = "camera"
+    loop: bool = False
+    realtime: bool = True
+    rtsp_transport: str = "tcp"
+    open_timeout_s: float = 10.0
+    reconnect_max_s: float = 30.0
+
+
+@dataclass
+class SourceStats:
+    frames: int = 0  # frames read
+    skipped: int = 0  # frames replaced before inference took them
+    reconnects: int = 0
+    connected: bool = False
+    ended: bool = False  # a video file that does not loop has finished
+
+
+def kind_of(source: str) -> str:
+    if source.isdigit() or source.startswith("/dev/video"):
+        return "camera"
+    if source.lower().startswith(("rtsp://", "rtsps://")):
+        return "rtsp"
+    return "file"
+
+
+class FrameSource:
+    """`start()`, then `next_frame(timeout)` from the inference thread; `stop()` to finish."""
+
+    def __init__(self, settings: SourceSettings) -> None:
+        self.settings = settings
+        self.kind = kind_of(settings.source)
+        self.stats = SourceStats()
+        self._frame: Frame | None = None
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._index = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"edged-source-{self.settings.camera}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread:
+            self._thread.join(self.settings.open_timeout_s + 2)
+
+    def next_frame(self, timeout: float) -> Frame | None:
+        """The newest frame not yet taken, or None after `timeout` seconds."""
+        with self._cond:
+            if self._frame is None:
+                self._cond.wait(timeout)
+            frame, self._frame = self._frame, None
+            self._cond.notify_all()
+            return frame
+
+    # -- the reading thread ---------------------------------------------------------------
+    def _open(self) -> cv2.VideoCapture | None:
+        s = self.settings
+        timeout_ms = int(s.open_timeout_s * 1000)
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
+        if self.kind == "camera":
+            device: int | str = int(s.source) if s.source.isdigit() else s.source
+            capture = cv2.VideoCapture(device, cv2.CAP_V4L2)
+        elif self.kind == "rtsp":
+            # FFmpeg reads its RTSP options from this variable when the capture opens.
+            os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = f"rtsp_transport;{s.rtsp_transport}"
+            capture = cv2.VideoCapture(s.source, cv2.CAP_FFMPEG, params)
+        else:
+            if not Path(s.source).is_file():
+                return None
+            capture = cv2.VideoCapture(s.source, cv2.CAP_FFMPEG, params)
+        if not capture.isOpened():
+            capture.release()
+            return None
+        return capture
+
+    def _run(self) -> None:
+        s = self.settings
+        backoff = 1.0
+        outage_logged = False
+        while not self._stop.is_set():
+            capture = self._open()
+            if capture is None:
+                if not outage_logged:
+                    log.warning("camera %s: cannot open %s; retrying with back-off up to %.0f s",
+                                s.camera, s.source, s.reconnect_max_s)
+                    outage_logged = True
+                self.stats.connected = False
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, s.reconnect_max_s)
+                continue
+            if outage_logged:
+                log.info("camera %s: %s is back", s.camera, s.source)
+                self.stats.reconnects += 1
+            outage_logged = False
+            backoff = 1.0
+            self.stats.connected = True
+            finished = self._read(capture)
+            capture.release()
+            self.stats.connected = False
+            if finished:
+                self.stats.ended = True
+                with self._cond:
+                    self._cond.notify_all()
+                return
+            if not self._stop.is_set():
+                log.warning("camera %s: %s stopped sending frames; reconnecting", s.camera, s.source)
+                outage_logged = True
+
+    def _read(self, capture: cv2.VideoCapture) -> bool:
+        """Reads until the stream fails (False) or a file that does not loop ends (True)."""
+        s = self.settings
+        fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+        paced = self.kind == "file" and s.realtime
+        blocking = self.kind == "file" and not s.realtime  # every frame of a file, none dropped
+        start = time.monotonic()
+        read = 0
+        while not self._stop.is_set():
+            ok, image = capture.read()
+            if not ok:
+                if self.kind == "file" and s.loop:
+                    capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                    start, read = time.monotonic(), 0
+                    continue
+                return self.kind == "file"
+            if paced:
+                delay = start + read / fps - time.monotonic()
+                if delay > 0:
+                    self._stop.wait(delay)
+            read += 1
+            self._put(Frame(s.camera, self._index, time.monotonic(), image), blocking)
+        return False
+
+    def _put(self, frame: Frame, blocking: bool) -> None:
+        with self._cond:
+            while blocking and self._frame is not None and not self._stop.is_set():
+                self._cond.wait(0.5)
+            if self._frame is not None:
+                self.stats.skipped += 1
+            self._frame = frame
+            self._index += 1
+            self.stats.frames += 1
+            self._cond.notify_all()
