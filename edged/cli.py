@@ -278,6 +278,45 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from edged.daemon import Daemon, setup_logging
+
+    setup_logging()
+    return Daemon(args.config).run()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import urllib.error
+    import urllib.request
+
+    url = args.url
+    if url is None:
+        config = load_config(args.config)
+        url = f"http://{config.status.bind}:{config.status.port}/status"
+        args.token = args.token or config.status.token
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {args.token}"} if args.token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            document = json.loads(response.read())
+    except (urllib.error.URLError, OSError) as exc:
+        raise EdgedError(f"no daemon answers at {url} ({getattr(exc, 'reason', exc)}); is edged running?") from None
+    if args.json:
+        print(json.dumps(document, indent=2))
+        return 0
+    stats = document["stats"]
+    print(f"edged {document['edged']} on {document['device']}, camera {document['camera']} ({document['source']}), "
+          f"up {document['uptime_s']:.0f} s, embedder {document['embedder']}")
+    print(f"  {stats['fps']:.1f} fps, {stats['skipped']} frames skipped, latency {stats['latency_ms']:.0f} ms, "
+          f"{stats['embeddings_per_s']:.2f} embeddings/s, CPU {stats['cpu_percent']:.0f}%, RSS {stats['rss_mb']:.0f} MB"
+          + ("" if stats["source_connected"] else ", CAMERA NOT CONNECTED"))
+    for track in stats["tracks"]:
+        print(f"  track {track['track_id']}: {track['person'] or 'unknown'}"
+              f"{'' if track['confirmed'] else ' (not yet confirmed)'}")
+    for event in document["recent_events"][-5:]:
+        print(f"  event: {event['type']} {event.get('person') or 'unknown'} (track {event['track_id']})")
+    return 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     path = args.file or args.config
     config = load_config(path)
@@ -347,6 +386,17 @@ def build_parser() -> argparse.ArgumentParser:
     g = gsub.add_parser("import", parents=[common])
     g.add_argument("file", type=Path)
     p.set_defaults(run=cmd_gallery)
+
+    p = sub.add_parser("run", help="run the daemon (as the systemd service does)")
+    p.add_argument("--config", type=Path, help="main TOML file (default /etc/edged/edged.toml; conf.d/ beside it)")
+    p.set_defaults(run=cmd_run)
+
+    p = sub.add_parser("status", help="what a running daemon is doing")
+    p.add_argument("--config", type=Path, help="read the status address from this configuration")
+    p.add_argument("--url", help="the status endpoint (default: from the configuration)")
+    p.add_argument("--token", default="", help="the status token, when the daemon wants one")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_status)
 
     p = sub.add_parser("config", help="check or show the daemon's configuration")
     csub = p.add_subparsers(dest="action", required=True)

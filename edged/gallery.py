@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import sqlite3
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -73,6 +77,20 @@ def _decode(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, "<f4")
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _locked(method: F) -> F:
+    """Runs a Gallery method under the gallery's lock: the daemon's threads share it."""
+
+    @functools.wraps(method)
+    def wrapper(self: Gallery, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 def is_anonymous_name(name: str) -> bool:
     return name.startswith(ANONYMOUS_PREFIX) and name[len(ANONYMOUS_PREFIX):].isdigit()
 
@@ -90,9 +108,11 @@ class Gallery:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._lock = threading.RLock()
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(str(path), timeout=10.0, isolation_level=None)
+            # One connection shared by the daemon's threads; every use holds self._lock.
+            self._db = sqlite3.connect(str(path), timeout=10.0, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
@@ -123,6 +143,7 @@ class Gallery:
         self.close()
 
     # -- writing -------------------------------------------------------------------------
+    @_locked
     def enroll(self, name: str, vectors: np.ndarray, model_id: str, source: str = "") -> int:
         """Adds (N, D) embeddings to `name`, creating the person; returns how many were added."""
         name = _check_name(name)
@@ -138,6 +159,7 @@ class Gallery:
         self._cache.clear()
         return len(vectors)
 
+    @_locked
     def new_anonymous(self, vectors: np.ndarray, model_id: str, source: str = "") -> str:
         """Creates the next `unknown-N` with these embeddings. N is never reused, even after
         an anonymous person is named or removed, so an old report's ids stay unambiguous."""
@@ -149,6 +171,7 @@ class Gallery:
         self.enroll(name, vectors, model_id, source)
         return name
 
+    @_locked
     def name_anonymous(self, anonymous: str, name: str) -> int:
         """Gives `unknown-N` a real name. Its embeddings and sightings follow; if `name`
         exists already, they are added to that person. Returns the embeddings moved."""
@@ -169,16 +192,19 @@ class Gallery:
         self._cache.clear()
         return int(count)
 
+    @_locked
     def anonymous_vectors(self, model_id: str) -> dict[str, np.ndarray]:
         """The embeddings of every `unknown-N` made by `model_id`, by name."""
         matrix, owner, names = self._matrix(model_id, anonymous=True)
         return {name: matrix[owner == i] for i, name in enumerate(names)}
 
+    @_locked
     def add_sighting(self, name: str, source: str, start: float, end: float, tracks: int = 1) -> None:
         with self._transaction():
             self._db.execute("INSERT INTO sightings(person_id, source, start, end, tracks) VALUES (?, ?, ?, ?, ?)",
                              (self._person_id(name), source, start, end, tracks))
 
+    @_locked
     def sightings(self, name: str | None = None) -> list[Sighting]:
         query = ("SELECT p.name, s.source, s.start, s.end, s.tracks FROM sightings s "
                  "JOIN people p ON p.id = s.person_id")
@@ -186,6 +212,7 @@ class Gallery:
                 else self._db.execute(query + " ORDER BY s.id"))
         return [Sighting(*row) for row in rows]
 
+    @_locked
     def remove(self, name: str) -> int:
         """Deletes a person and all their embeddings; returns how many embeddings went."""
         with self._transaction():
@@ -196,6 +223,7 @@ class Gallery:
         self._cache.clear()
         return int(count)
 
+    @_locked
     def rename(self, old: str, new: str) -> None:
         new = _check_name(new)
         with self._transaction():
@@ -208,6 +236,7 @@ class Gallery:
         self._cache.clear()
 
     # -- reading -------------------------------------------------------------------------
+    @_locked
     def people(self) -> list[PersonSummary]:
         rows = self._db.execute(
             "SELECT p.name, p.created, p.anonymous, "
@@ -220,11 +249,13 @@ class Gallery:
                 summary.embeddings[model_id] = int(count)
         return list(summaries.values())
 
+    @_locked
     def model_ids(self) -> dict[str, int]:
         """How many embeddings each model has in this gallery."""
         rows = self._db.execute("SELECT model_id, COUNT(*) FROM embeddings GROUP BY model_id")
         return {model_id: int(count) for model_id, count in rows}
 
+    @_locked
     def match(self, vectors: np.ndarray, model_id: str, threshold: float,
               anonymous: bool = False) -> list[Identity]:
         """Best person for each (N, D) unit vector, by the person's most similar embedding.
@@ -266,6 +297,7 @@ class Gallery:
         return self._cache[key]
 
     # -- portable files ------------------------------------------------------------------
+    @_locked
     def export(self, path: Path, model_id: str) -> int:
         """Writes every embedding of `model_id` to a portable JSON file; returns the count."""
         rows = self._db.execute(
@@ -284,6 +316,7 @@ class Gallery:
         tmp.replace(path)
         return len(rows)
 
+    @_locked
     def import_file(self, path: Path, model_id: str) -> int:
         """Adds the embeddings of an exported file; refuses a file made by another model."""
         try:
@@ -330,17 +363,22 @@ class Gallery:
         return int(row[0])
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+        return _Transaction(self._db, self._lock)
 
 
 class _Transaction:
     """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error, so a write is all or nothing."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, lock: threading.RLock) -> None:
         self._db = db
+        self._lock = lock
 
     def __enter__(self) -> None:
+        self._lock.acquire()
         self._db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+        try:
+            self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self._lock.release()

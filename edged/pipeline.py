@@ -87,6 +87,8 @@ class Pipeline:
         self._embeddings_mark = (time.monotonic(), 0)
         self._cpu_mark = (time.monotonic(), sum(os.times()[:2]))
         self.dropped_sink_items = 0
+        self.failed_frames = 0
+        self._last_failure_log = float("-inf")
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
@@ -126,7 +128,11 @@ class Pipeline:
             now = time.monotonic()
             if frame is not None and self.detection_enabled and frame.ts - self._last_detect >= self.detect_interval:
                 self._last_detect = frame.ts
-                result = self.tracking.process(frame.image, frame.ts, frame.index)
+                try:
+                    result = self.tracking.process(frame.image, frame.ts, frame.index)
+                except Exception:  # one bad frame must not end the daemon; say so, at most once a minute
+                    self._failed(frame.index)
+                    continue
                 self._latency_ms = (time.monotonic() - frame.ts) * 1000
                 self._processed.append(time.monotonic())
                 for event in result.events:
@@ -142,6 +148,13 @@ class Pipeline:
             if now >= next_stats:
                 next_stats = now + self.stats_interval_s
                 self._put(self.stats())
+
+    def _failed(self, index: int) -> None:
+        self.failed_frames += 1
+        now = time.monotonic()
+        if now - self._last_failure_log >= 60:
+            self._last_failure_log = now
+            log.exception("processing frame %d failed (%d frames failed so far)", index, self.failed_frames)
 
     def _emit(self, event: TrackEvent) -> None:
         self.recent.append({"type": event.kind, **event.to_json()})

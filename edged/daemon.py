@@ -1,0 +1,193 @@
+"""`edged run`: the daemon. Loads and checks the configuration, loads and warms up the models,
+starts the pipeline, tells systemd it is ready, and then answers signals: SIGTERM/SIGINT stop
+it cleanly (tracks ended, events flushed), SIGHUP reloads the configuration (a broken new file
+is refused and the running one kept)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from edged import __version__
+from edged.alerts import AlertEngine, AlertSettings
+from edged.config import Config, load_config
+from edged.detector import DetectorSettings
+from edged.engine import EngineOptions, FaceEngine
+from edged.errors import ConfigError
+from edged.gallery import Gallery
+from edged.paths import default_gallery
+from edged.pipeline import Pipeline, Sink
+from edged.quality import QualitySettings
+from edged.reid import ReidSettings
+from edged.service import Watchdog, notify
+from edged.source import FrameSource, SourceSettings
+from edged.status import StatusServer, check_exposure
+from edged.tracker import TrackerSettings
+from edged.tracking import FaceTracking, TrackingSettings
+
+log = logging.getLogger("edged")
+STALL_AFTER_S = 10.0  # the inference loop turns at least every 0.25 s; 10 s still is a stall
+FAULT_STALL_FILE = "EDGED_FAULT_STALL_FILE"  # test hook: while this file exists, inference stalls
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    """Log lines with syslog priorities when stderr goes to the journal, plain ones otherwise."""
+    to_journal = bool(os.environ.get("JOURNAL_STREAM"))
+
+    class Priority(logging.Formatter):
+        LEVELS = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
+
+        def format(self, record: logging.LogRecord) -> str:
+            text = super().format(record)
+            return f"<{self.LEVELS.get(record.levelno, 6)}>{text}" if to_journal else text
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(Priority("%(message)s" if to_journal else "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def detector_settings(config: Config) -> DetectorSettings:
+    base = DetectorSettings.edge() if config.detector.profile == "edge" else DetectorSettings()
+    return DetectorSettings(
+        min_face_size=config.detector.min_face_size or base.min_face_size,
+        thresholds=base.thresholds, factor=base.factor,
+        max_side=base.max_side if config.detector.max_side < 0 else config.detector.max_side)
+
+
+def tracking_settings(config: Config) -> TrackingSettings:
+    zone = tuple((float(x), float(y)) for x, y in config.quality.zone) or None
+    return TrackingSettings(
+        detector=detector_settings(config),
+        quality=QualitySettings(config.quality.min_face_px, config.quality.min_sharpness, config.quality.max_yaw, zone),
+        tracker=TrackerSettings(max_age_s=config.tracker.max_age_s, credence=config.tracker.credence),
+        reid=ReidSettings(max_interval=config.tracker.reid_max_interval))
+
+
+def build_sinks(config: Config, state: Path) -> list[Sink]:
+    sinks: list[Sink] = []
+    if config.mqtt.enabled:
+        from edged.sinks.mqtt import MqttSink
+
+        sinks.append(MqttSink(config, state / "mqtt-outbox.jsonl"))
+    return sinks
+
+
+class Daemon:
+    def __init__(self, config_path: Path | None) -> None:
+        self.config_path = config_path
+        self.config = load_config(config_path)
+        check_exposure(self.config.status.bind, self.config.status.token)
+        self.started = time.time()
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self.engine = self._engine(self.config)
+        gallery_path = Path(self.config.recognition.gallery) if self.config.recognition.gallery else default_gallery()
+        self.state = gallery_path.parent
+        self.gallery = Gallery(gallery_path)
+        self.pipeline = self._pipeline(self.config)
+
+    # -- building ---------------------------------------------------------------------------
+    def _engine(self, config: Config) -> FaceEngine:
+        models = Path(config.models.dir) if config.models.dir else None
+        engine = FaceEngine(EngineOptions(models, config.models.embedder or None, detector_settings(config),
+                                          config.detector.threads))
+        engine.detector.warm_up()
+        engine.embedder_loaded().warm_up()
+        log.info("edged %s: %s; models warmed up", __version__, engine.describe_embedder())
+        return engine
+
+    def _pipeline(self, config: Config) -> Pipeline:
+        c = config.camera
+        source = FrameSource(SourceSettings(c.source, c.name, c.loop, c.realtime, c.rtsp_transport, c.open_timeout_s,
+                                            c.reconnect_max_s))
+        tracking = FaceTracking(self.engine, self.gallery, tracking_settings(config), camera=c.name,
+                                time_offset=time.time() - time.monotonic(), name_strangers=True)
+        alerts = AlertEngine(AlertSettings(config.alerts.mode, config.alerts.cooldown_s, tuple(config.alerts.ignore)))
+        pipeline = Pipeline(source, tracking, alerts, build_sinks(config, self.state), config.detector.detect_fps,
+                            config.mqtt.stats_interval_s)
+        for sink in pipeline.sinks:
+            bind = getattr(sink, "bind", None)
+            if bind is not None:
+                bind(pipeline)
+        return pipeline
+
+    # -- running ----------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, object]:
+        stats = self.pipeline.last_stats or self.pipeline.stats()
+        return {"version": 1, "edged": __version__, "device": self.config.device.name,
+                "camera": self.config.camera.name, "source": self.config.camera.source,
+                "started": self.started, "uptime_s": round(time.time() - self.started, 1),
+                "embedder": self.engine.embedder_spec.model_id,
+                "detection_enabled": self.pipeline.detection_enabled, "alerts_enabled": self.pipeline.alerts.enabled,
+                "config_sources": list(self.config.sources), "stats": stats.to_json(),
+                "recent_events": list(self.pipeline.recent)[-20:]}
+
+    def status_line(self) -> str:
+        stats = self.pipeline.last_stats
+        if stats is None:
+            return "starting"
+        return f"{stats.fps:.1f} fps, {stats.faces_in_view} faces in view, {stats.skipped} frames skipped"
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
+        signal.signal(signal.SIGINT, lambda *_: self._stop.set())
+        signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
+        status = StatusServer(self.config.status.bind, self.config.status.port, self.config.status.token,
+                              self.snapshot)
+        status.start()
+        self._start_pipeline()
+        log.info("running: camera %s from %s; status at http://%s:%d/status", self.config.camera.name,
+                 self.config.camera.source, self.config.status.bind, status.port)
+        notify(f"READY=1\nSTATUS=running: {self.config.camera.source}\nMAINPID={os.getpid()}")
+        watchdog = Watchdog(lambda: self.pipeline.heartbeat, STALL_AFTER_S, self.status_line)
+        watchdog.start()
+        try:
+            while not self._stop.wait(0.2):
+                if self._reload.is_set():
+                    self._reload.clear()
+                    self.reload()
+                if self.pipeline.finished:
+                    log.info("the video file has ended")
+                    break
+        finally:
+            notify("STOPPING=1")
+            log.info("stopping")
+            watchdog.stop()
+            self.pipeline.stop()
+            status.stop()
+            self.gallery.close()
+        return 0
+
+    def _start_pipeline(self) -> None:
+        stall_file = os.environ.get(FAULT_STALL_FILE)
+        if stall_file:
+            def stall(_result: object) -> None:
+                while os.path.exists(stall_file):
+                    time.sleep(0.1)
+            self.pipeline.on_frame.append(stall)
+        self.pipeline.start()
+
+    def reload(self) -> None:
+        try:
+            new = load_config(self.config_path)
+            check_exposure(new.status.bind, new.status.token)
+        except ConfigError as exc:
+            log.error("reload refused, the running configuration stays: %s", exc)
+            notify("STATUS=reload refused: " + str(exc)[:200])
+            return
+        notify("RELOADING=1")
+        self.pipeline.stop()
+        if (new.models, new.detector) != (self.config.models, self.config.detector):
+            self.engine = self._engine(new)
+        self.config = new
+        self.pipeline = self._pipeline(new)
+        self._start_pipeline()
+        log.info("configuration reloaded from %s", ", ".join(new.sources) or "defaults")
+        notify("READY=1")
