@@ -186,6 +186,11 @@ class FaceTracking:
             self._close(track)
         return self.finished
 
+    def thumbnail(self, track_id: int) -> np.ndarray | None:
+        """The best face seen so far of a live track (BGR), for snapshots."""
+        extra = self._extra.get(track_id)
+        return None if extra is None else extra.thumbnail
+
     def tick(self, ts: float) -> list[TrackEvent]:
         """No frame came (camera down): tracks unseen for too long still end, on time."""
         for track in self.tracker.expire(ts):

@@ -1,0 +1,204 @@
+"""MQTT sink (the one paho-mqtt import): availability with a last will, events, alerts,
+self-clearing presence per person, snapshots, stats, Home Assistant discovery and control
+switches. While the broker is down, events and alerts wait in an on-disk outbox and are
+delivered in order on reconnect; nothing here blocks the pipeline."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from edged.config import Config
+from edged.events import Alert, TrackEvent
+from edged.gallery import is_anonymous_name
+from edged.pipeline import Pipeline, SinkItem, Stats
+from edged.sinks import mqtt_messages as m
+from edged.sinks.outbox import Outbox
+
+log = logging.getLogger("edged.mqtt")
+
+
+class MqttSink:
+    def __init__(self, config: Config, outbox_path: Path) -> None:
+        import paho.mqtt.client as mqtt
+
+        self.mqtt = mqtt
+        c = config.mqtt
+        self.settings = c
+        self.topics = m.Topics(c.prefix, config.device.name, config.camera.name)
+        self.outbox = Outbox(outbox_path, c.outbox_max)
+        self.pipeline: Pipeline | None = None
+        self.connected = False
+        self._lock = threading.Lock()
+        self._live: dict[int, str] = {}  # track id -> enrolled person it shows
+        self._last_seen: dict[str, float] = {}  # person -> when their last track ended
+        self._present: set[str] = set()
+        self._presence_lock = threading.Lock()  # the sink thread and the presence timer share them
+        self._stop = threading.Event()
+        self._outage_logged = False
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                             client_id=f"edged-{config.device.name}-{config.camera.name}")
+        if c.username:
+            client.username_pw_set(c.username, c.password or None)
+        if c.tls:
+            client.tls_set(ca_certs=c.ca_file or None)
+        topic, payload, qos, retain = m.availability(self.topics, online=False)
+        client.will_set(topic, payload, qos, retain)
+        client.reconnect_delay_set(1, 30)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        self.client = client
+        client.connect_async(c.host, c.port, c.keepalive_s)
+        client.loop_start()
+        self._timer = threading.Thread(target=self._clear_presence_loop, name="edged-mqtt-presence", daemon=True)
+        self._timer.start()
+
+    def bind(self, pipeline: Pipeline) -> None:
+        """The pipeline whose switches the control topics turn, and whose faces snapshots show."""
+        self.pipeline = pipeline
+
+    # -- paho callbacks (paho's network thread) ------------------------------------------------
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        if reason.is_failure:
+            log.error("MQTT broker %s:%d refused the connection: %s", self.settings.host, self.settings.port, reason)
+            return
+        log.info("MQTT connected to %s:%d", self.settings.host, self.settings.port)
+        self._outage_logged = False
+        self._send_now(m.availability(self.topics, online=True))
+        if self.settings.discovery:
+            for message in m.discovery(self.topics, self.settings.discovery_prefix, self._enrolled()):
+                self._send_now(message)
+        for what in ("detection", "alerts"):
+            client.subscribe(self.topics.switch(what) + "/set", qos=1)
+            self._send_now(m.switch_state(self.topics, what, self._switch(what)))
+        with self._lock:
+            waiting = self.outbox.take_all()
+            for message in waiting:  # oldest first, before anything newer
+                self._send_now(message)
+            self.connected = True
+        if waiting:
+            log.info("delivered %d MQTT messages kept while the broker was away", len(waiting))
+
+    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        with self._lock:
+            self.connected = False
+        if not self._outage_logged and not self._stop.is_set():
+            log.warning("MQTT broker %s:%d is unreachable (%s); keeping alerts on disk until it is back",
+                        self.settings.host, self.settings.port, reason)
+            self._outage_logged = True
+
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        for what in ("detection", "alerts"):
+            if message.topic == self.topics.switch(what) + "/set":
+                wanted = message.payload.decode(errors="replace").strip().upper()
+                if wanted not in (m.ON, m.OFF):
+                    log.warning("%s: expected ON or OFF, got %r", message.topic, wanted)
+                    return
+                self._set_switch(what, wanted == m.ON)
+                self._send_now(m.switch_state(self.topics, what, wanted == m.ON))
+                log.info("%s switched %s over MQTT", what, wanted)
+
+    # -- switches ------------------------------------------------------------------------------
+    def _switch(self, what: str) -> bool:
+        if self.pipeline is None:
+            return True
+        return self.pipeline.detection_enabled if what == "detection" else self.pipeline.alerts.enabled
+
+    def _set_switch(self, what: str, on: bool) -> None:
+        if self.pipeline is None:
+            return
+        if what == "detection":
+            self.pipeline.detection_enabled = on
+        else:
+            self.pipeline.alerts.enabled = on
+
+    def _enrolled(self) -> list[str]:
+        if self.pipeline is None:
+            return []
+        return [p.name for p in self.pipeline.tracking.gallery.people() if not p.anonymous]
+
+    # -- sending -------------------------------------------------------------------------------
+    def _send_now(self, message: m.Message) -> None:
+        topic, payload, qos, retain = message
+        self.client.publish(topic, payload, qos, retain)
+
+    def _send_kept(self, message: m.Message) -> None:
+        """Events and alerts: published when connected, else kept on disk, always in order."""
+        with self._lock:
+            if self.connected and not len(self.outbox):
+                info = self.client.publish(*message)
+                if info.rc == self.mqtt.MQTT_ERR_SUCCESS:
+                    return
+            self.outbox.append(message)
+
+    # -- the pipeline's items (the sink thread) ----------------------------------------------------
+    def handle(self, item: SinkItem) -> None:
+        if isinstance(item, TrackEvent):
+            message = m.event_message(self.topics, item)
+            if message:
+                self._send_kept(message)
+            with self._presence_lock:
+                self._track_presence(item)
+        elif isinstance(item, Alert):
+            self._send_kept(m.alert_message(self.topics, item))
+            self._snapshot(item)
+        elif isinstance(item, Stats):
+            self._send_now(m.stats_message(self.topics, item.to_json()))
+            self._send_now(m.faces_in_view(self.topics, item.faces_in_view))
+
+    def _track_presence(self, event: TrackEvent) -> None:
+        person = event.person
+        known = person is not None and not is_anonymous_name(person)
+        if event.kind == "ended":
+            gone = self._live.pop(event.track_id, None)
+            if gone:
+                self._last_seen[gone] = time.time()
+            return
+        if not event.confirmed or event.kind not in ("confirmed", "identity_changed"):
+            return
+        if not known:
+            self._live.pop(event.track_id, None)
+            return
+        assert person is not None
+        self._live[event.track_id] = person
+        self._send_now(m.last_person(self.topics, person))
+        if person not in self._present:
+            self._present.add(person)
+            self._send_now(m.presence(self.topics, person, True))
+
+    def _clear_presence_loop(self) -> None:
+        while not self._stop.wait(1.0):
+            with self._presence_lock:
+                self._clear_presence(time.time())
+
+    def _clear_presence(self, now: float) -> None:
+        for person in list(self._present):
+            if person in self._live.values():
+                continue
+            if now - self._last_seen.get(person, now) >= self.settings.presence_timeout_s:
+                self._present.discard(person)
+                self._send_now(m.presence(self.topics, person, False))
+
+    def _snapshot(self, alert: Alert) -> None:
+        if self.pipeline is None:
+            return
+        face = self.pipeline.tracking.thumbnail(alert.track_id)
+        if face is not None:
+            ok, jpeg = cv2.imencode(".jpg", face, [cv2.IMWRITE_JPEG_QUALITY, 85])
+            if ok:
+                self._send_now(m.snapshot(self.topics, jpeg.tobytes()))
+
+    def close(self) -> None:
+        """Says goodbye (retained offline) when it can; undelivered messages stay on disk."""
+        self._stop.set()
+        if self.connected:
+            info = self.client.publish(*m.availability(self.topics, online=False))
+            info.wait_for_publish(2)
+        self.client.disconnect()
+        self.client.loop_stop()

@@ -1,0 +1,142 @@
+"""MQTT messages as pure functions: each returns (topic, payload, qos, retain), so the
+topics and payloads are testable without a broker and the client only sends them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from edged import __version__
+from edged.events import Alert, TrackEvent
+
+Message = tuple[str, str | bytes, int, bool]
+ON, OFF = "ON", "OFF"
+EVENT_TYPES = {"confirmed": "new", "identity_changed": "update", "ended": "end"}
+
+
+@dataclass(frozen=True)
+class Topics:
+    prefix: str
+    device: str
+    camera: str
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}/{self.device}"
+
+    @property
+    def available(self) -> str:
+        return f"{self.base}/available"
+
+    @property
+    def events(self) -> str:
+        return f"{self.base}/{self.camera}/events"
+
+    @property
+    def alerts(self) -> str:
+        return f"{self.base}/{self.camera}/alerts"
+
+    @property
+    def snapshot(self) -> str:
+        return f"{self.base}/{self.camera}/snapshot"
+
+    @property
+    def last_person(self) -> str:
+        return f"{self.base}/{self.camera}/last_person"
+
+    @property
+    def faces(self) -> str:
+        return f"{self.base}/{self.camera}/faces"
+
+    @property
+    def stats(self) -> str:
+        return f"{self.base}/stats"
+
+    def person(self, name: str) -> str:
+        return f"{self.base}/{self.camera}/person/{name}"
+
+    def switch(self, what: str) -> str:
+        """State topic of a control switch ("detection" or "alerts"); commands go to .../set."""
+        return f"{self.base}/{what}"
+
+
+def availability(topics: Topics, online: bool) -> Message:
+    return topics.available, "online" if online else "offline", 1, True
+
+
+def event_message(topics: Topics, event: TrackEvent) -> Message | None:
+    """`new` / `update` / `end` for confirmed tracks; nothing for unconfirmed ones."""
+    if event.kind not in EVENT_TYPES or not event.confirmed:
+        return None
+    body = {
+        "type": EVENT_TYPES[event.kind], "id": event.id, "camera": event.camera, "track_id": event.track_id,
+        "person": event.person, "similarity": round(event.similarity, 4), "confirmed": event.confirmed,
+        "box": [round(v, 1) for v in event.box], "start_time": round(event.start_time, 3),
+        "end_time": round(event.time, 3) if event.kind == "ended" else None,
+        "snapshot": event.snapshot, "clip": event.clip,
+    }
+    if event.previous is not None or event.kind == "identity_changed":
+        body["previous"] = event.previous
+    return topics.events, json.dumps(body), 1, False
+
+
+def alert_message(topics: Topics, alert: Alert) -> Message:
+    return topics.alerts, json.dumps(alert.to_json()), 1, False
+
+
+def presence(topics: Topics, name: str, present: bool) -> Message:
+    return topics.person(name), ON if present else OFF, 1, True
+
+
+def last_person(topics: Topics, name: str) -> Message:
+    return topics.last_person, name, 1, True
+
+
+def faces_in_view(topics: Topics, count: int) -> Message:
+    return topics.faces, str(count), 0, True
+
+
+def stats_message(topics: Topics, stats: dict[str, object]) -> Message:
+    return topics.stats, json.dumps(stats), 0, False
+
+
+def switch_state(topics: Topics, what: str, on: bool) -> Message:
+    return topics.switch(what), ON if on else OFF, 1, True
+
+
+def snapshot(topics: Topics, jpeg: bytes) -> Message:
+    return topics.snapshot, jpeg, 0, True
+
+
+def _node(topics: Topics) -> str:
+    return f"edged_{topics.device}".replace("-", "_")
+
+
+def discovery(topics: Topics, discovery_prefix: str, people: list[str]) -> list[Message]:
+    """Home Assistant MQTT discovery: one device per box with sensors for the last person seen
+    and faces in view, a presence binary sensor per enrolled person, switches for detection and
+    alerts, all tied to the availability topic. Retained, so Home Assistant finds them after
+    its own restarts."""
+    node = _node(topics)
+    device = {"identifiers": [node], "name": f"edged {topics.device}", "manufacturer": "edged",
+              "model": "edged face tracker", "sw_version": __version__}
+    common = {"availability_topic": topics.available, "payload_available": "online",
+              "payload_not_available": "offline", "device": device}
+    cam = topics.camera
+    configs: list[tuple[str, dict[str, object]]] = [
+        (f"sensor/{node}/{cam}_last_person", {"name": f"{cam} last person", "unique_id": f"{node}_{cam}_last_person",
+                                              "state_topic": topics.last_person, "icon": "mdi:account-eye"}),
+        (f"sensor/{node}/{cam}_faces", {"name": f"{cam} faces in view", "unique_id": f"{node}_{cam}_faces",
+                                        "state_topic": topics.faces, "state_class": "measurement",
+                                        "icon": "mdi:face-recognition"}),
+    ]
+    for what in ("detection", "alerts"):
+        configs.append((f"switch/{node}/{what}", {
+            "name": what, "unique_id": f"{node}_{what}", "state_topic": topics.switch(what),
+            "command_topic": topics.switch(what) + "/set", "payload_on": ON, "payload_off": OFF}))
+    for name in people:
+        slug = "".join(c if c.isalnum() else "_" for c in name)
+        configs.append((f"binary_sensor/{node}/{cam}_{slug}", {
+            "name": f"{name} at {cam}", "unique_id": f"{node}_{cam}_{slug}", "state_topic": topics.person(name),
+            "payload_on": ON, "payload_off": OFF, "device_class": "occupancy"}))
+    return [(f"{discovery_prefix}/{path}/config", json.dumps({**body, **common}), 1, True) for path, body in configs]
