@@ -24,14 +24,18 @@ from edged.paths import default_gallery
 from edged.pipeline import Pipeline, Sink
 from edged.quality import QualitySettings
 from edged.reid import ReidSettings
-from edged.service import Watchdog, notify
+from edged.service import Watchdog, notify, watchdog_interval
 from edged.source import FrameSource, SourceSettings
 from edged.status import StatusServer, check_exposure
 from edged.tracker import TrackerSettings
 from edged.tracking import FaceTracking, TrackingSettings
 
 log = logging.getLogger("edged")
-STALL_AFTER_S = 10.0  # the inference loop turns at least every 0.25 s; 10 s still is a stall
+def stall_after_s() -> float:
+    """How long the inference loop (which turns at least every 0.25 s) may stand still before
+    the watchdog stops being fed: half of systemd's WatchdogSec, between 2 and 10 s."""
+    interval = watchdog_interval()  # half of WatchdogSec
+    return 10.0 if interval is None else max(2.0, min(10.0, interval))
 FAULT_STALL_FILE = "EDGED_FAULT_STALL_FILE"  # test hook: while this file exists, inference stalls
 
 
@@ -146,7 +150,7 @@ class Daemon:
         log.info("running: camera %s from %s; status at http://%s:%d/status", self.config.camera.name,
                  self.config.camera.source, self.config.status.bind, status.port)
         notify(f"READY=1\nSTATUS=running: {self.config.camera.source}\nMAINPID={os.getpid()}")
-        watchdog = Watchdog(lambda: self.pipeline.heartbeat, STALL_AFTER_S, self.status_line)
+        watchdog = Watchdog(lambda: self.pipeline.heartbeat, stall_after_s(), self.status_line)
         watchdog.start()
         try:
             while not self._stop.wait(0.2):

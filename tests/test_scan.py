@@ -20,6 +20,7 @@ from edged.scan import scan_video
 from edged.tracking import TrackingSettings
 
 from .conftest import DATA, ROOT, run_edged
+from .services import free_port
 
 ENROLLED = [("obama", "obama.jpg"), ("biden", "biden.jpg"), ("rose_leslie", "img1.jpg"),
             ("kit_harington", "john1.jpeg"), ("alex_lacamoire", "img1.jpg")]
@@ -170,12 +171,6 @@ def test_enroll_from_video(engine, tmp_path):
     assert found["images"][0]["faces"][0]["person"] == "shea"
     missing = run_edged("enroll", "x", "--from-video", str(video), "--person", "unknown-9", env=env)
     assert missing.returncode == 1 and "'unknown-9' is not in the video; found: ['shea']" in missing.stderr
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """systemd notifications over a real $NOTIFY_SOCKET: READY, STATUS, WATCHDOG while the
 pipeline's heartbeat is fresh, and none once it stalls."""
 
+import contextlib
 import socket
 import threading
 import time
@@ -25,10 +26,8 @@ def received(sock, seconds: float) -> list[str]:
     messages = []
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        try:
+        with contextlib.suppress(TimeoutError):
             messages.append(sock.recv(4096).decode())
-        except TimeoutError:
-            pass
     return messages
 
 

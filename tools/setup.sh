@@ -19,7 +19,10 @@ sudo_if_needed() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 packages=()
 python3 -m venv --help >/dev/null 2>&1 || packages+=(python3-venv python3-pip)
 if [[ $dev -eq 1 ]]; then
+  # Real services the tests start on loopback: an MQTT broker, an RTSP server fed by ffmpeg.
   command -v ffmpeg >/dev/null 2>&1 || packages+=(ffmpeg)
+  command -v mosquitto >/dev/null 2>&1 || [[ -x /usr/sbin/mosquitto ]] || packages+=(mosquitto)
+  command -v rtsp-server-perl >/dev/null 2>&1 || packages+=(rtsp-server-perl)
 fi
 if [[ ${#packages[@]} -gt 0 ]]; then
   if command -v apt-get >/dev/null 2>&1; then

@@ -1,0 +1,185 @@
+"""Real services for the daemon's tests, on loopback and free ports: Mosquitto, an RTSP server
+fed by ffmpeg, the daemon itself as a subprocess, and an MQTT subscriber."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from .conftest import ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def wait_until(predicate, seconds: float, what: str, step: float = 0.1):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise TimeoutError(f"waited {seconds} s for {what}")
+
+
+def mosquitto_binary() -> str:
+    found = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+    if not found:
+        raise RuntimeError("mosquitto is not installed: run tools/setup.sh --dev (Debian package mosquitto)")
+    return found
+
+
+class Mosquitto:
+    """A broker with persistence, so subscribers' sessions survive its restarts."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        folder.mkdir(parents=True, exist_ok=True)
+        self.config = folder / "mosquitto.conf"
+        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+                               f"persistence_location {folder}/\n")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen([mosquitto_binary(), "-c", str(self.config)], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+
+class Subscriber:
+    """Collects every message on `topic` with a persistent session (QoS 1)."""
+
+    def __init__(self, port: int, topic: str = "#", client_id: str = "edged-test-subscriber") -> None:
+        import paho.mqtt.client as mqtt
+
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
+        self.client.on_connect = lambda c, u, f, r, p: c.subscribe(topic, qos=1)
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(0.2, 1)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_message(self, client, userdata, message) -> None:
+        with self._lock:
+            self.messages.append((message.topic, message.payload, bool(message.retain)))
+
+    def on(self, topic: str) -> list[bytes]:
+        with self._lock:
+            return [payload for t, payload, _ in self.messages if t == topic]
+
+    def json(self, topic: str) -> list[dict]:
+        return [json.loads(p) for p in self.on(topic)]
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+class RtspServer:
+    """Debian's rtsp-server-perl, fed a looped video by ffmpeg (publishing over UDP, which is
+    what that server takes); clients read rtsp://127.0.0.1:PORT/cam."""
+
+    def __init__(self, video: Path) -> None:
+        self.video = video
+        self.client_port, self.source_port, self.rtp_port = free_port(), free_port(), free_port()
+        self.url = f"rtsp://127.0.0.1:{self.client_port}/cam"
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> None:
+        server = shutil.which("rtsp-server-perl")
+        if not server:
+            raise RuntimeError("rtsp-server-perl is not installed: run tools/setup.sh --dev")
+        self.processes.append(subprocess.Popen(
+            [server, "--clientport", str(self.client_port), "--serverport", str(self.source_port),
+             "--client_listen_address", "127.0.0.1", "--source_listen_address", "127.0.0.1",
+             "--rtp_start_port", str(self.rtp_port), "--loglevel", "1"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        wait_for_port(self.source_port)
+        self.processes.append(subprocess.Popen(
+            ["ffmpeg", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(self.video), "-c:v", "libx264",
+             "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-f", "rtsp", "-rtsp_transport", "udp",
+             f"rtsp://127.0.0.1:{self.source_port}/cam"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.processes = []
+
+
+class Daemon:
+    """`edged run --config FILE` as a subprocess; its stderr is kept in a file."""
+
+    def __init__(self, folder: Path, config_text: str, env: dict[str, str] | None = None) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.config = folder / "edged.toml"
+        self.config.write_text(config_text)
+        self.log = folder / "daemon.log"
+        self.env = {**os.environ, **(env or {})}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "edged.cli", "run", "--config", str(self.config)],
+                                        cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL,
+                                        stderr=self.log.open("wb"))
+
+    def status(self, port: int) -> dict | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=2) as response:
+                return json.loads(response.read())
+        except OSError:
+            return None
+
+    def signal(self, number: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(number)
+
+    def stop(self, timeout: float = 15) -> int:
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")

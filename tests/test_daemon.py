@@ -1,0 +1,192 @@
+"""`edged run` as a real subprocess: systemd notifications over a real socket, signals,
+configuration errors and reloads, and an RTSP camera that drops and comes back."""
+
+import contextlib
+import signal
+import socket
+import time
+
+import pytest
+
+from edged.gallery import Gallery
+from edged.images import load_image
+
+from .conftest import DATA
+from .services import Daemon, RtspServer, free_port, wait_until
+
+ENROLLED = [("obama", "obama.jpg"), ("biden", "biden.jpg"), ("rose_leslie", "img1.jpg")]
+
+
+@pytest.fixture(scope="session")
+def scenario_video(detector, tmp_path_factory):
+    from scenarios import Actor, render, walk
+
+    actors = [
+        Actor("obama", "obama2.jpg", (walk(10, 140, 20, 480),)),
+        Actor("biden", "biden2.jpg", (walk(20, 150, 480, 40, y=150),)),
+        Actor("rose_leslie", "img2.jpg", (walk(60, 170, 520, 420, y=230),)),
+        Actor("paul_rudd", "1.jpg", (walk(0, 60, 250, 300, y=10), walk(120, 190, 300, 250, y=10))),
+    ]
+    return render(tmp_path_factory.mktemp("daemon") / "scenario.mp4", actors, 200, detector)
+
+
+@pytest.fixture(scope="session")
+def enrolled_gallery(tmp_path_factory):
+    from edged.engine import EngineOptions, FaceEngine
+
+    from .conftest import ROOT
+
+    engine = FaceEngine(EngineOptions(models_dir=ROOT / "models", embedder="mobilefacenet"))
+    path = tmp_path_factory.mktemp("gallery") / "gallery.db"
+    with Gallery(path) as gallery:
+        for person, photo in ENROLLED:
+            image = DATA / "faces" / person / photo
+            vector, _ = engine.embed_for_enroll(load_image(image), str(image))
+            gallery.enroll(person, vector[None], engine.embedder.model_id, str(image))
+    return path
+
+
+def gallery_copy(source, folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    with Gallery(source) as g:
+        g._db.execute("VACUUM INTO ?", (str(folder / "gallery.db"),))
+    return folder / "gallery.db"
+
+
+def config(video, gallery, status_port, *, camera="door", loop=True, mode="all", extra="", source=None):
+    return f"""
+[camera]
+name = "{camera}"
+source = "{source or video}"
+loop = {str(loop).lower()}
+open_timeout_s = 3.0
+reconnect_max_s = 2.0
+[detector]
+detect_fps = 8.0
+[recognition]
+gallery = "{gallery}"
+[status]
+port = {status_port}
+[alerts]
+mode = "{mode}"
+[mqtt]
+stats_interval_s = 1.0
+{extra}
+"""
+
+
+@pytest.fixture
+def notify_socket(tmp_path):
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(0.2)
+    yield sock, str(path)
+    sock.close()
+
+
+def read_messages(sock, seconds):
+    got = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(TimeoutError):
+            got.append(sock.recv(4096).decode())
+    return got
+
+
+def test_ready_after_warm_up_watchdog_and_a_stall(scenario_video, enrolled_gallery, tmp_path, notify_socket):
+    sock, path = notify_socket
+    stall = tmp_path / "stall"
+    port = free_port()
+    daemon = Daemon(tmp_path, config(scenario_video, gallery_copy(enrolled_gallery, tmp_path), port),
+                    env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "2000000", "EDGED_FAULT_STALL_FILE": str(stall)})
+    daemon.start()
+    try:
+        messages: list[str] = []
+        wait_until(lambda: messages.extend(read_messages(sock, 0.3)) or any("READY=1" in m for m in messages),
+                   60, "READY=1")
+        assert "models warmed up" in daemon.text(), "READY came before the models were warmed up"
+        assert not any("WATCHDOG=1" in m for m in messages[: [i for i, m in enumerate(messages)
+                                                                if "READY=1" in m][0]])
+        healthy = read_messages(sock, 3)
+        assert sum("WATCHDOG=1" in m for m in healthy) >= 2
+        assert any("STATUS=" in m and "fps" in m for m in healthy)
+        stall.touch()  # the next processed frame blocks the inference loop
+        read_messages(sock, 3.5)  # the stall threshold (2 s here) passes
+        stalled = read_messages(sock, 3)
+        assert not any("WATCHDOG=1" in m for m in stalled), stalled
+        assert "pipeline stalled" in daemon.text()
+        stall.unlink()
+        assert any("WATCHDOG=1" in m for m in read_messages(sock, 3))
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_sigterm_stops_cleanly_and_quickly(scenario_video, enrolled_gallery, tmp_path):
+    port = free_port()
+    daemon = Daemon(tmp_path, config(scenario_video, gallery_copy(enrolled_gallery, tmp_path), port))
+    daemon.start()
+    wait_until(lambda: daemon.status(port), 60, "the status endpoint")
+    wait_until(lambda: "alert:" in daemon.text(), 20, "a first alert")
+    started = time.monotonic()
+    daemon.signal(signal.SIGTERM)
+    assert daemon.process.wait(10) == 0
+    assert time.monotonic() - started < 6
+    assert "stopping" in daemon.text()
+
+
+def test_configuration_errors_exit_78_naming_file_and_key(tmp_path):
+    daemon = Daemon(tmp_path, "[camera]\nsource = \"x.mp4\"\nfps = 5\n")
+    daemon.start()
+    assert daemon.process.wait(30) == 78
+    assert f"{daemon.config}: camera.fps: unknown key" in daemon.text()
+
+
+def test_sighup_with_a_broken_file_keeps_the_running_configuration(scenario_video, enrolled_gallery, tmp_path):
+    port = free_port()
+    gallery = gallery_copy(enrolled_gallery, tmp_path)
+    daemon = Daemon(tmp_path, config(scenario_video, gallery, port))
+    daemon.start()
+    try:
+        wait_until(lambda: daemon.status(port), 60, "the status endpoint")
+        pid = daemon.process.pid
+        daemon.config.write_text(config(scenario_video, gallery, port, mode="loud"))
+        daemon.signal(signal.SIGHUP)
+        wait_until(lambda: "reload refused" in daemon.text(), 10, "the refusal")
+        assert f"{daemon.config}: alerts.mode: 'loud' is out of range" in daemon.text()
+        assert daemon.status(port)["camera"] == "door" and daemon.process.poll() is None
+        daemon.config.write_text(config(scenario_video, gallery, port, camera="porch"))
+        daemon.signal(signal.SIGHUP)
+        wait_until(lambda: (daemon.status(port) or {}).get("camera") == "porch", 20, "the new configuration")
+        assert daemon.process.pid == pid
+        wait_until(lambda: any(e["camera"] == "porch" for e in daemon.status(port)["recent_events"]), 20,
+                   "events from the reloaded pipeline")
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_rtsp_camera_drops_and_comes_back_without_a_restart(scenario_video, enrolled_gallery, tmp_path):
+    server = RtspServer(scenario_video)
+    server.start()
+    port = free_port()
+    text = config(scenario_video, gallery_copy(enrolled_gallery, tmp_path), port, source=server.url)
+    text = text.replace("[camera]\n", '[camera]\nrtsp_transport = "udp"\n')
+    daemon = Daemon(tmp_path, text)
+    daemon.start()
+    try:
+        frames = lambda: ((daemon.status(port) or {}).get("stats") or {}).get("frames", 0)  # noqa: E731
+        connected = lambda: ((daemon.status(port) or {}).get("stats") or {}).get("source_connected")  # noqa: E731
+        wait_until(lambda: frames() > 30, 90, "frames from the RTSP camera")
+        pid = daemon.process.pid
+        server.stop()
+        wait_until(lambda: connected() is False, 30, "the daemon to notice the stream dropped")
+        before = frames()
+        server.start()
+        wait_until(lambda: frames() > before + 30 and connected(), 90, "frames again after the restart")
+        assert daemon.process.pid == pid and daemon.process.poll() is None
+        log = daemon.text()
+        assert "stopped sending frames" in log and "is back" in log
+        assert log.count("stopped sending frames") == 1, "one outage is logged once"
+    finally:
+        daemon.stop()
+        server.stop()
