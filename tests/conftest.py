@@ -48,3 +48,35 @@ def run_edged(*args: str, env: dict[str, str] | None = None, check: bool = False
     if check and result.returncode != 0:
         raise AssertionError(f"edged {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
     return result
+
+
+ENROLLED = [("obama", "obama.jpg"), ("biden", "biden.jpg"), ("rose_leslie", "img1.jpg")]
+
+
+@pytest.fixture(scope="session")
+def scenario_video(detector, tmp_path_factory):
+    from scenarios import Actor, render, walk
+
+    actors = [
+        Actor("obama", "obama2.jpg", (walk(10, 140, 20, 480),)),
+        Actor("biden", "biden2.jpg", (walk(20, 150, 480, 40, y=150),)),
+        Actor("rose_leslie", "img2.jpg", (walk(60, 170, 520, 420, y=230),)),
+        Actor("paul_rudd", "1.jpg", (walk(0, 60, 250, 300, y=10), walk(120, 190, 300, 250, y=10))),
+    ]
+    return render(tmp_path_factory.mktemp("daemon") / "scenario.mp4", actors, 200, detector)
+
+
+@pytest.fixture(scope="session")
+def enrolled_gallery(tmp_path_factory):
+    from edged.engine import EngineOptions, FaceEngine
+    from edged.gallery import Gallery
+    from edged.images import load_image
+
+    engine = FaceEngine(EngineOptions(models_dir=ROOT / "models", embedder="mobilefacenet"))
+    path = tmp_path_factory.mktemp("gallery") / "gallery.db"
+    with Gallery(path) as gallery:
+        for person, photo in ENROLLED:
+            image = DATA / "faces" / person / photo
+            vector, _ = engine.embed_for_enroll(load_image(image), str(image))
+            gallery.enroll(person, vector[None], engine.embedder.model_id, str(image))
+    return path

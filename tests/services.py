@@ -15,6 +15,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from edged.gallery import Gallery
+
 from .conftest import ROOT
 
 
@@ -183,3 +185,32 @@ class Daemon:
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
+
+
+def gallery_copy(source, folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    with Gallery(source) as g:
+        g._db.execute("VACUUM INTO ?", (str(folder / "gallery.db"),))
+    return folder / "gallery.db"
+
+
+def config(video, gallery, status_port, *, camera="door", loop=True, mode="all", extra="", source=None):
+    return f"""
+[camera]
+name = "{camera}"
+source = "{source or video}"
+loop = {str(loop).lower()}
+open_timeout_s = 3.0
+reconnect_max_s = 2.0
+[detector]
+detect_fps = 8.0
+[recognition]
+gallery = "{gallery}"
+[status]
+port = {status_port}
+[alerts]
+mode = "{mode}"
+[mqtt]
+stats_interval_s = 1.0
+{extra}
+"""

@@ -1,0 +1,143 @@
+"""MQTT against a real Mosquitto broker: availability and last will, events and alerts per
+mode, Home Assistant discovery, presence clearing, control switches, and alerts kept while
+the broker is down arriving after it is back, none lost and in order."""
+
+import json
+import re
+import signal
+
+import pytest
+
+from edged.events import TrackEvent
+from edged.sinks import mqtt_messages as m
+
+from .services import Daemon, Mosquitto, Subscriber, config, free_port, gallery_copy, wait_until
+
+TOPICS = m.Topics("edged", "box1", "door")
+
+
+def mqtt_config(video, gallery, status_port, broker_port, **kwargs):
+    extra = (f'[device]\nname = "box1"\n[mqtt]\nenabled = true\nhost = "127.0.0.1"\nport = {broker_port}\n'
+             "keepalive_s = 5\npresence_timeout_s = 1.0\nstats_interval_s = 1.0\n")
+    return config(video, gallery, status_port, **kwargs).replace("[mqtt]\nstats_interval_s = 1.0\n", "") + extra
+
+
+@pytest.fixture
+def broker(tmp_path):
+    server = Mosquitto(tmp_path / "mosquitto")
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_message_builders_without_a_broker():
+    event = TrackEvent("confirmed", "door", 7, 10.0, 9.5, (1.0, 2.0, 3.0, 4.0), "alice", 0.71234, True)
+    topic, payload, qos, retain = m.event_message(TOPICS, event)
+    assert (topic, qos, retain) == ("edged/box1/door/events", 1, False)
+    body = json.loads(payload)
+    assert body["type"] == "new" and body["id"] == "9.500-door-7" and body["person"] == "alice"
+    assert body["end_time"] is None and body["similarity"] == 0.7123
+    assert m.event_message(TOPICS, TrackEvent("started", "door", 7, 1, 1, (0, 0, 1, 1), None, -1, False)) is None
+    assert m.availability(TOPICS, False) == ("edged/box1/available", "offline", 1, True)
+    assert m.presence(TOPICS, "alice", True) == ("edged/box1/door/person/alice", "ON", 1, True)
+
+
+def test_discovery_payloads():
+    messages = {topic: json.loads(payload) for topic, payload, _, retain in m.discovery(TOPICS, "homeassistant",
+                                                                                       ["alice"])}
+    sensor = messages["homeassistant/sensor/edged_box1/door_last_person/config"]
+    assert sensor["state_topic"] == "edged/box1/door/last_person"
+    assert sensor["availability_topic"] == "edged/box1/available"
+    assert sensor["device"]["identifiers"] == ["edged_box1"]
+    person = messages["homeassistant/binary_sensor/edged_box1/door_alice/config"]
+    assert person["state_topic"] == "edged/box1/door/person/alice" and person["payload_on"] == "ON"
+    switch = messages["homeassistant/switch/edged_box1/alerts/config"]
+    assert switch["command_topic"] == "edged/box1/alerts/set"
+    assert "homeassistant/sensor/edged_box1/door_faces/config" in messages
+    assert len({s["unique_id"] for s in messages.values()}) == len(messages)
+
+
+@pytest.mark.parametrize("mode, alerted", [("knowns", {"obama", "biden", "rose_leslie"}), ("unknowns", {"unknown-1"})])
+def test_events_alerts_discovery_and_presence(broker, scenario_video, enrolled_gallery, tmp_path, mode, alerted):
+    subscriber = Subscriber(broker.port, client_id=f"sub-{mode}")
+    port = free_port()
+    daemon = Daemon(tmp_path, mqtt_config(scenario_video, gallery_copy(enrolled_gallery, tmp_path), port, broker.port,
+                                          loop=False, mode=mode))
+    daemon.start()
+    try:
+        assert daemon.process.wait(90) == 0  # the file ends, the daemon stops by itself
+        wait_until(lambda: subscriber.on(TOPICS.available)[-1:] == [b"offline"], 10, "a goodbye")
+    finally:
+        daemon.stop()
+        subscriber.close()
+    assert subscriber.on(TOPICS.available)[0] == b"online"
+    events = subscriber.json(TOPICS.events)
+    new = {e["person"] for e in events if e["type"] == "new"}
+    assert new == {"obama", "biden", "rose_leslie", "unknown-1"}
+    ended = [e for e in events if e["type"] == "end"]
+    assert {e["person"] for e in ended} == new and all(e["end_time"] >= e["start_time"] for e in ended)
+    alerts = subscriber.json(TOPICS.alerts)
+    assert {a["person"] for a in alerts} == alerted
+    assert len(alerts) == len({a["id"] for a in alerts}), "once per track"
+    assert subscriber.on(TOPICS.snapshot) and subscriber.on(TOPICS.snapshot)[0][:2] == b"\xff\xd8"
+    # Presence: on while a person is in view, off a second after their track ended.
+    assert subscriber.on(TOPICS.person("obama"))[:2] == [b"ON", b"OFF"]
+    assert subscriber.on(TOPICS.last_person)
+    discovery = [t for t, _, retain in subscriber.messages if t.startswith("homeassistant/") and retain is False]
+    assert "homeassistant/binary_sensor/edged_box1/door_obama/config" in discovery
+    stats = subscriber.json(TOPICS.stats)
+    assert stats and {"fps", "skipped", "latency_ms", "embeddings_per_s", "cpu_percent", "rss_mb"} <= set(stats[0])
+
+
+def test_last_will_says_offline_when_the_daemon_dies(broker, scenario_video, enrolled_gallery, tmp_path):
+    subscriber = Subscriber(broker.port, topic=TOPICS.available, client_id="sub-will")
+    port = free_port()
+    daemon = Daemon(tmp_path, mqtt_config(scenario_video, gallery_copy(enrolled_gallery, tmp_path), port, broker.port))
+    daemon.start()
+    try:
+        wait_until(lambda: subscriber.on(TOPICS.available)[-1:] == [b"online"], 60, "online")
+        daemon.signal(signal.SIGKILL)
+        wait_until(lambda: subscriber.on(TOPICS.available)[-1:] == [b"offline"], 20, "the broker's last will")
+    finally:
+        daemon.stop()
+        subscriber.close()
+
+
+def test_control_switches(broker, scenario_video, enrolled_gallery, tmp_path):
+    subscriber = Subscriber(broker.port, client_id="sub-control")
+    port = free_port()
+    daemon = Daemon(tmp_path, mqtt_config(scenario_video, gallery_copy(enrolled_gallery, tmp_path), port, broker.port))
+    daemon.start()
+    try:
+        wait_until(lambda: subscriber.on(TOPICS.switch("alerts")), 60, "the alerts switch state")
+        subscriber.client.publish(TOPICS.switch("alerts") + "/set", "OFF", qos=1)
+        wait_until(lambda: (daemon.status(port) or {}).get("alerts_enabled") is False, 10, "alerts off")
+        assert subscriber.on(TOPICS.switch("alerts"))[-1] == b"OFF"
+        subscriber.client.publish(TOPICS.switch("detection") + "/set", "OFF", qos=1)
+        wait_until(lambda: (daemon.status(port) or {}).get("detection_enabled") is False, 10, "detection off")
+    finally:
+        daemon.stop()
+        subscriber.close()
+
+
+def test_alerts_while_the_broker_is_down_arrive_after_in_order(broker, scenario_video, enrolled_gallery, tmp_path):
+    subscriber = Subscriber(broker.port, topic=TOPICS.alerts, client_id="sub-outbox")
+    port = free_port()
+    daemon = Daemon(tmp_path, mqtt_config(scenario_video, gallery_copy(enrolled_gallery, tmp_path), port, broker.port))
+    daemon.start()
+    try:
+        wait_until(lambda: subscriber.on(TOPICS.alerts), 60, "a first alert")
+        broker.stop()
+        logged = lambda: re.findall(r"alert: \S+ on door \(track (\d+)\)", daemon.text())  # noqa: E731
+        during = len(logged())
+        wait_until(lambda: len(logged()) >= during + 3, 40, "alerts while the broker is down")
+        assert "unreachable" in daemon.text()
+        broker.start()
+        wait_until(lambda: "delivered" in daemon.text(), 40, "the outbox flushed")
+    finally:
+        assert daemon.stop() == 0
+    expected = [int(t) for t in logged()]
+    wait_until(lambda: len(subscriber.on(TOPICS.alerts)) >= len(expected), 20, "every alert at the subscriber")
+    subscriber.close()
+    got = [json.loads(p)["track_id"] for p in subscriber.on(TOPICS.alerts)]
+    assert got == expected, "alerts lost or out of order"
