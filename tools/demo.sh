@@ -1,10 +1,34 @@
 #!/usr/bin/env bash
-# The README's first command: set everything up, then find out who is in the demo video, and
-# when, with a report (timeline picture, thumbnails, HTML page) to look at.
+# The README's first command: set everything up, then run the daemon on the demo video (looped,
+# as if it were a camera), with the people in ../shared/data/faces enrolled when they are there.
+# Ctrl-C stops it. `edged scan VIDEO --report DIR` answers "who is in this video" instead.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bash "$here/tools/setup.sh"
 demo=$(cat "$here/.venv/.edged-demo-video")
-export EDGED_GALLERY="${EDGED_GALLERY:-$here/.cache/demo/gallery.db}"
-"$here/.venv/bin/edged" scan "$demo" --report "$here/.cache/demo/report"
-echo "Open $here/.cache/demo/report/index.html to see who was there, and when."
+state="$here/.cache/demo"
+mkdir -p "$state"
+export EDGED_GALLERY="$state/gallery.db"
+faces="${EDGED_SHARED:-$here/../shared}/data/faces"
+if [[ -d "$faces" && ! -f "$state/.enrolled" ]]; then
+  for person in "$faces"/*/; do
+    "$here/.venv/bin/edged" enroll "$(basename "$person")" "$person"* >/dev/null 2>&1 || true
+  done
+  touch "$state/.enrolled"
+fi
+port="${EDGED_DEMO_PORT:-8090}"
+cat > "$state/edged.toml" <<TOML
+[camera]
+name = "demo"
+source = "$demo"
+loop = true
+[recognition]
+gallery = "$state/gallery.db"
+[alerts]
+mode = "all"
+[status]
+port = $port
+TOML
+echo "edged is starting on the demo video; status (live view comes with the stream): http://127.0.0.1:$port/status"
+echo "In another terminal: $here/.venv/bin/edged status --config $state/edged.toml"
+exec "$here/.venv/bin/edged" run --config "$state/edged.toml"

@@ -23,6 +23,7 @@ if [[ $dev -eq 1 ]]; then
   command -v ffmpeg >/dev/null 2>&1 || packages+=(ffmpeg)
   command -v mosquitto >/dev/null 2>&1 || [[ -x /usr/sbin/mosquitto ]] || packages+=(mosquitto)
   command -v rtsp-server-perl >/dev/null 2>&1 || packages+=(rtsp-server-perl)
+  command -v systemd-analyze >/dev/null 2>&1 || packages+=(systemd)  # checks the unit file
 fi
 if [[ ${#packages[@]} -gt 0 ]]; then
   if command -v apt-get >/dev/null 2>&1; then
