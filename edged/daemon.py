@@ -125,12 +125,14 @@ class Daemon:
     # -- running ----------------------------------------------------------------------------
     def snapshot(self) -> dict[str, object]:
         stats = self.pipeline.last_stats or self.pipeline.stats()
+        source = self.pipeline.source.stats
+        live = {"frames": source.frames, "skipped": source.skipped, "source_connected": source.connected}
         return {"version": 1, "edged": __version__, "device": self.config.device.name,
                 "camera": self.config.camera.name, "source": self.config.camera.source,
                 "started": self.started, "uptime_s": round(time.time() - self.started, 1),
                 "embedder": self.engine.embedder_spec.model_id,
                 "detection_enabled": self.pipeline.detection_enabled, "alerts_enabled": self.pipeline.alerts.enabled,
-                "config_sources": list(self.config.sources), "stats": stats.to_json(),
+                "config_sources": list(self.config.sources), "stats": {**stats.to_json(), **live},
                 "recent_events": list(self.pipeline.recent)[-20:]}
 
     def status_line(self) -> str:

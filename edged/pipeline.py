@@ -20,6 +20,7 @@ from edged.alerts import AlertEngine
 from edged.events import Alert, TrackEvent
 from edged.source import FrameSource
 from edged.tracking import FaceTracking, FrameResult
+from edged.types import Faces
 
 log = logging.getLogger("edged.pipeline")
 
@@ -77,6 +78,7 @@ class Pipeline:
         self.heartbeat = time.monotonic()
         self.recent: deque[dict[str, object]] = deque(maxlen=50)  # recent events, for the status page
         self.last_stats: Stats | None = None
+        self.view = Faces.empty()  # faces in the newest frame: detected, or predicted between detections
         self.on_frame: list[Callable[[FrameResult], None]] = []
         self._outbox: queue.Queue[SinkItem | None] = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
@@ -127,7 +129,8 @@ class Pipeline:
             frame = self.source.next_frame(timeout=0.25)
             now = time.monotonic()
             if frame is not None and self.detection_enabled and frame.ts - self._last_detect >= self.detect_interval:
-                self._last_detect = frame.ts
+                # Ideal ticks, not "since the last frame used", so the rate asked for is the rate run.
+                self._last_detect = max(self._last_detect + self.detect_interval, frame.ts - self.detect_interval)
                 try:
                     result = self.tracking.process(frame.image, frame.ts, frame.index)
                 except Exception:  # one bad frame must not end the daemon; say so, at most once a minute
@@ -135,10 +138,14 @@ class Pipeline:
                     continue
                 self._latency_ms = (time.monotonic() - frame.ts) * 1000
                 self._processed.append(time.monotonic())
+                self.view = result.faces
                 for event in result.events:
                     self._emit(event)
                 for hook in self.on_frame:
                     hook(result)
+            elif frame is not None:
+                # Between detections the tracker moves the boxes (for the status page and stream).
+                self.view = self.tracking.tracker.predict(frame.ts)
             elif frame is None:
                 # No frames (camera down): tracks still end on time.
                 for event in self.tracking.tick(now):

@@ -7,8 +7,7 @@ import socket
 import time
 
 import pytest
-
-from .services import Daemon, RtspServer, config, free_port, gallery_copy, wait_until
+from services import Daemon, RtspServer, config, free_port, gallery_copy, wait_until
 
 
 @pytest.fixture

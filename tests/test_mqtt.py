@@ -7,11 +7,10 @@ import re
 import signal
 
 import pytest
+from services import Daemon, Mosquitto, Subscriber, config, free_port, gallery_copy, wait_until
 
 from edged.events import TrackEvent
 from edged.sinks import mqtt_messages as m
-
-from .services import Daemon, Mosquitto, Subscriber, config, free_port, gallery_copy, wait_until
 
 TOPICS = m.Topics("edged", "box1", "door")
 

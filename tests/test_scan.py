@@ -10,6 +10,7 @@ import time
 import cv2
 import pytest
 from scenarios import Actor, Appearance, render, walk
+from services import free_port
 
 from edged.detector import DetectorSettings
 from edged.engine import EngineOptions, FaceEngine
@@ -20,7 +21,6 @@ from edged.scan import scan_video
 from edged.tracking import TrackingSettings
 
 from .conftest import DATA, ROOT, run_edged
-from .services import free_port
 
 ENROLLED = [("obama", "obama.jpg"), ("biden", "biden.jpg"), ("rose_leslie", "img1.jpg"),
             ("kit_harington", "john1.jpeg"), ("alex_lacamoire", "img1.jpg")]

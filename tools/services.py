@@ -1,5 +1,6 @@
-"""Real services for the daemon's tests, on loopback and free ports: Mosquitto, an RTSP server
-fed by ffmpeg, the daemon itself as a subprocess, and an MQTT subscriber."""
+"""Real services for the daemon's tests and tools/bench_daemon.py, on loopback and free ports:
+Mosquitto, an RTSP server fed by ffmpeg, the daemon itself as a subprocess, and an MQTT
+subscriber."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from edged.gallery import Gallery
 
-from .conftest import ROOT
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -85,21 +86,29 @@ class Subscriber:
         import paho.mqtt.client as mqtt
 
         self.messages: list[tuple[str, bytes, bool]] = []
+        self.received_at: list[float] = []  # wall time each message arrived
         self._lock = threading.Lock()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
         self.client.on_connect = lambda c, u, f, r, p: c.subscribe(topic, qos=1)
         self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(0.2, 1)
+        self.client.reconnect_delay_set(1, 2)
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
 
     def _on_message(self, client, userdata, message) -> None:
         with self._lock:
             self.messages.append((message.topic, message.payload, bool(message.retain)))
+            self.received_at.append(time.time())
 
     def on(self, topic: str) -> list[bytes]:
         with self._lock:
             return [payload for t, payload, _ in self.messages if t == topic]
+
+    def timed(self, topic_end: str) -> list[tuple[float, bytes]]:
+        """(arrival time, payload) of the messages whose topic ends with `topic_end`."""
+        with self._lock:
+            return [(t, p) for (topic, p, _), t in zip(self.messages, self.received_at, strict=True)
+                    if topic.endswith(topic_end)]
 
     def json(self, topic: str) -> list[dict]:
         return [json.loads(p) for p in self.on(topic)]
