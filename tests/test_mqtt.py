@@ -140,3 +140,33 @@ def test_alerts_while_the_broker_is_down_arrive_after_in_order(broker, scenario_
     subscriber.close()
     got = [json.loads(p)["track_id"] for p in subscriber.on(TOPICS.alerts)]
     assert got == expected, "alerts lost or out of order"
+
+
+def test_tls_and_password(tmp_path, scenario_video, enrolled_gallery):
+    broker = Mosquitto(tmp_path / "mosquitto")
+    ca = broker.secure("edged", "s3cret-pass")
+    broker.start()
+    (tmp_path / "mqtt-password").write_text("s3cret-pass\n")
+    subscriber = Subscriber(broker.port, topic=TOPICS.available, client_id="sub-tls", ca_file=ca,
+                            username="edged", password="s3cret-pass")
+    port = free_port()
+    secure = (f'username = "edged"\npassword_file = "{tmp_path / "mqtt-password"}"\ntls = true\n'
+              f'ca_file = "{ca}"\n')
+    text = mqtt_config(scenario_video, gallery_copy(enrolled_gallery, tmp_path), port, broker.port) + secure
+    daemon = Daemon(tmp_path / "good", text)
+    daemon.start()
+    try:
+        wait_until(lambda: subscriber.on(TOPICS.available)[-1:] == [b"online"], 60, "online over TLS")
+    finally:
+        daemon.stop()
+    wrong = text.replace(str(tmp_path / "mqtt-password"), str(tmp_path / "wrong"))
+    (tmp_path / "wrong").write_text("guess\n")
+    daemon = Daemon(tmp_path / "bad", wrong)
+    daemon.start()
+    try:
+        wait_until(lambda: "refused the connection" in daemon.text(), 60, "the refusal to be logged")
+        assert daemon.process.poll() is None, "a refused broker must not stop the daemon"
+    finally:
+        daemon.stop()
+        subscriber.close()
+        broker.stop()

@@ -64,8 +64,32 @@ class Mosquitto:
         folder.mkdir(parents=True, exist_ok=True)
         self.config = folder / "mosquitto.conf"
         self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-                               f"persistence_location {folder}/\n")
+                               f"persistence_location {folder}/\n{self._user()}")
         self.process: subprocess.Popen[bytes] | None = None
+
+    def secure(self, username: str, password: str) -> Path:
+        """TLS with a certificate for 127.0.0.1 signed by a fresh CA, and a password; returns
+        the CA certificate for clients."""
+        d = self.folder
+        run = lambda *args: subprocess.run(args, check=True, capture_output=True, cwd=d)  # noqa: E731
+        run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=edged test CA",
+            "-keyout", "ca.key", "-out", "ca.crt")
+        run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key",
+            "-out", "server.csr")
+        (d / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+        run("openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "2", "-extfile", "san.cnf", "-out", "server.crt")
+        run("mosquitto_passwd", "-c", "-b", "passwords", username, password)
+        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous false\n"
+                               f"password_file {d}/passwords\ncafile {d}/ca.crt\ncertfile {d}/server.crt\n"
+                               f"keyfile {d}/server.key\n{self._user()}")
+        return d / "ca.crt"
+
+    @staticmethod
+    def _user() -> str:
+        # Started as root, mosquitto drops to its own user, which cannot read a test's private
+        # folder; the test broker keeps the user that started it.
+        return "user root\n" if os.geteuid() == 0 else ""
 
     def start(self) -> None:
         self.process = subprocess.Popen([mosquitto_binary(), "-c", str(self.config)], stdout=subprocess.DEVNULL,
@@ -82,7 +106,8 @@ class Mosquitto:
 class Subscriber:
     """Collects every message on `topic` with a persistent session (QoS 1)."""
 
-    def __init__(self, port: int, topic: str = "#", client_id: str = "edged-test-subscriber") -> None:
+    def __init__(self, port: int, topic: str = "#", client_id: str = "edged-test-subscriber",
+                 ca_file: Path | None = None, username: str = "", password: str = "") -> None:
         import paho.mqtt.client as mqtt
 
         self.messages: list[tuple[str, bytes, bool]] = []
@@ -92,6 +117,10 @@ class Subscriber:
         self.client.on_connect = lambda c, u, f, r, p: c.subscribe(topic, qos=1)
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(1, 2)
+        if ca_file:
+            self.client.tls_set(ca_certs=str(ca_file))
+        if username:
+            self.client.username_pw_set(username, password)
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
 
