@@ -68,15 +68,9 @@ def scenario_video(detector, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def enrolled_gallery(tmp_path_factory):
+    from services import enroll_first_photos
+
     from edged.engine import EngineOptions, FaceEngine
-    from edged.gallery import Gallery
-    from edged.images import load_image
 
     engine = FaceEngine(EngineOptions(models_dir=ROOT / "models", embedder="mobilefacenet"))
-    path = tmp_path_factory.mktemp("gallery") / "gallery.db"
-    with Gallery(path) as gallery:
-        for person, photo in ENROLLED:
-            image = DATA / "faces" / person / photo
-            vector, _ = engine.embed_for_enroll(load_image(image), str(image))
-            gallery.enroll(person, vector[None], engine.embedder.model_id, str(image))
-    return path
+    return enroll_first_photos(engine, tmp_path_factory.mktemp("gallery") / "gallery.db", ENROLLED)

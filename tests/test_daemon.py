@@ -1,14 +1,13 @@
 """`edged run` as a real subprocess: systemd notifications over a real socket, signals,
 configuration errors and reloads, and an RTSP camera that drops and comes back."""
 
-import contextlib
 import json
 import signal
 import socket
 import time
 
 import pytest
-from services import Daemon, RtspServer, config, free_port, gallery_copy, wait_until
+from services import Daemon, RtspServer, config, datagrams, free_port, gallery_copy, wait_until
 
 from .conftest import run_edged
 
@@ -23,15 +22,6 @@ def notify_socket(tmp_path):
     sock.close()
 
 
-def read_messages(sock, seconds):
-    got = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with contextlib.suppress(TimeoutError):
-            got.append(sock.recv(4096).decode())
-    return got
-
-
 def test_ready_after_warm_up_watchdog_and_a_stall(scenario_video, enrolled_gallery, tmp_path, notify_socket):
     sock, path = notify_socket
     stall = tmp_path / "stall"
@@ -41,21 +31,21 @@ def test_ready_after_warm_up_watchdog_and_a_stall(scenario_video, enrolled_galle
     daemon.start()
     try:
         messages: list[str] = []
-        wait_until(lambda: messages.extend(read_messages(sock, 0.3)) or any("READY=1" in m for m in messages),
+        wait_until(lambda: messages.extend(datagrams(sock, 0.3)) or any("READY=1" in m for m in messages),
                    60, "READY=1")
         assert "models warmed up" in daemon.text(), "READY came before the models were warmed up"
         assert not any("WATCHDOG=1" in m for m in messages[: [i for i, m in enumerate(messages)
                                                                 if "READY=1" in m][0]])
-        healthy = read_messages(sock, 3)
+        healthy = datagrams(sock, 3)
         assert sum("WATCHDOG=1" in m for m in healthy) >= 2
         assert any("STATUS=" in m and "fps" in m for m in healthy)
         stall.touch()  # the next processed frame blocks the inference loop
-        read_messages(sock, 3.5)  # the stall threshold (2 s here) passes
-        stalled = read_messages(sock, 3)
+        datagrams(sock, 3.5)  # the stall threshold (2 s here) passes
+        stalled = datagrams(sock, 3)
         assert not any("WATCHDOG=1" in m for m in stalled), stalled
         assert "pipeline stalled" in daemon.text()
         stall.unlink()
-        assert any("WATCHDOG=1" in m for m in read_messages(sock, 3))
+        assert any("WATCHDOG=1" in m for m in datagrams(sock, 3))
     finally:
         assert daemon.stop() == 0
 

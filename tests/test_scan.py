@@ -2,20 +2,17 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 
 import cv2
 import pytest
 from scenarios import Actor, Appearance, render, walk
-from services import free_port
+from services import enroll_first_photos, free_port, wait_for_port
 
 from edged.detector import DetectorSettings
 from edged.engine import EngineOptions, FaceEngine
 from edged.gallery import Gallery
-from edged.images import load_image
 from edged.reid import ReidSettings
 from edged.scan import scan_video
 from edged.tracking import TrackingSettings
@@ -42,13 +39,7 @@ def engine():
 
 @pytest.fixture(scope="module")
 def gallery_path(engine, tmp_path_factory):
-    path = tmp_path_factory.mktemp("scan") / "gallery.db"
-    with Gallery(path) as gallery:
-        for person, photo in ENROLLED:
-            image = DATA / "faces" / person / photo
-            vector, _ = engine.embed_for_enroll(load_image(image), str(image))
-            gallery.enroll(person, vector[None], engine.embedder.model_id, str(image))
-    return path
+    return enroll_first_photos(engine, tmp_path_factory.mktemp("scan") / "gallery.db", ENROLLED)
 
 
 @pytest.fixture(scope="module")
@@ -180,13 +171,7 @@ def s3_server():
     server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.2)
+    wait_for_port(port, 30)
     env = {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
            "AWS_DEFAULT_REGION": "us-east-1"}
     yield env

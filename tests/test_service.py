@@ -1,12 +1,12 @@
 """systemd notifications over a real $NOTIFY_SOCKET: READY, STATUS, WATCHDOG while the
 pipeline's heartbeat is fresh, and none once it stalls."""
 
-import contextlib
 import socket
 import threading
 import time
 
 import pytest
+from services import datagrams
 
 from edged import service
 
@@ -22,18 +22,9 @@ def notify_socket(tmp_path, monkeypatch):
     sock.close()
 
 
-def received(sock, seconds: float) -> list[str]:
-    messages = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with contextlib.suppress(TimeoutError):
-            messages.append(sock.recv(4096).decode())
-    return messages
-
-
 def test_notify_sends_a_datagram(notify_socket):
     assert service.notify("READY=1\nSTATUS=warming up")
-    assert received(notify_socket, 0.3) == ["READY=1\nSTATUS=warming up"]
+    assert datagrams(notify_socket, 0.3) == ["READY=1\nSTATUS=warming up"]
 
 
 def test_no_socket_means_no_systemd(monkeypatch):
@@ -57,12 +48,12 @@ def test_watchdog_stops_when_the_heartbeat_stalls(notify_socket, monkeypatch):
     dog = service.Watchdog(lambda: beat["t"], stall_after=0.3, status=lambda: "5.0 fps, 2 faces in view")
     dog.start()
     try:
-        healthy = received(notify_socket, 0.6)
+        healthy = datagrams(notify_socket, 0.6)
         assert sum("WATCHDOG=1" in m for m in healthy) >= 3
         assert all("STATUS=5.0 fps, 2 faces in view" in m for m in healthy)
         alive.clear()  # the pipeline stalls
-        received(notify_socket, 0.5)  # stall_after passes
-        stalled = received(notify_socket, 0.6)
+        datagrams(notify_socket, 0.5)  # stall_after passes
+        stalled = datagrams(notify_socket, 0.6)
         assert stalled and not any("WATCHDOG=1" in m for m in stalled), stalled
         assert dog.stalled
     finally:

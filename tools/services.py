@@ -252,3 +252,29 @@ mode = "{mode}"
 stats_interval_s = 1.0
 {extra}
 """
+
+
+def enroll_first_photos(engine, path: Path, people: list[tuple[str, str]]) -> Path:
+    """A gallery at `path` with one photo of each (person, photo) of shared/data/faces."""
+    from scenarios import DATA
+
+    from edged.images import load_image
+
+    with Gallery(path) as gallery:
+        for person, photo in people:
+            image = DATA / "faces" / person / photo
+            vector, _ = engine.embed_for_enroll(load_image(image), str(image))
+            gallery.enroll(person, vector[None], engine.embedder_loaded().model_id, str(image))
+    return path
+
+
+def datagrams(sock: socket.socket, seconds: float) -> list[str]:
+    """Every datagram a (timeout-set) socket receives within `seconds`."""
+    got = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            got.append(sock.recv(4096).decode())
+        except TimeoutError:
+            continue
+    return got
