@@ -71,7 +71,8 @@ def tracking_settings(config: Config) -> TrackingSettings:
         detector=detector_settings(config),
         quality=QualitySettings(config.quality.min_face_px, config.quality.min_sharpness, config.quality.max_yaw, zone),
         tracker=TrackerSettings(max_age_s=config.tracker.max_age_s, credence=config.tracker.credence),
-        reid=ReidSettings(max_interval=config.tracker.reid_max_interval))
+        reid=ReidSettings(max_interval=config.tracker.reid_max_interval),
+        match_threshold=config.recognition.threshold)
 
 
 def build_sinks(config: Config, state: Path) -> list[Sink]:

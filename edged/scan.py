@@ -258,7 +258,7 @@ def scan_video(path: Path, engine: FaceEngine, gallery: Gallery, detect_every: i
     # A person hidden for less than a track's lifetime (behind someone) is still on screen.
     gap = max(detect_every, round(tracking.settings.tracker.max_age_s * reader.fps))
     result.people, result.unconfirmed_tracks, result.unidentified_tracks = group_people(
-        records, gallery, embedder.model_id, embedder.spec.match_threshold, reader.fps, gap)
+        records, gallery, embedder.model_id, tracking.match_threshold, reader.fps, gap)
     result.identity_switches = sum(r.switches for r in records if r.confirmed)
     result.confirmed_tracks = sum(r.confirmed for r in records)
     result.processing_seconds = time.perf_counter() - start

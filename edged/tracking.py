@@ -26,6 +26,7 @@ class TrackingSettings:
     quality: QualitySettings = QualitySettings()
     tracker: TrackerSettings = TrackerSettings()
     reid: ReidSettings = ReidSettings()
+    match_threshold: float = 0.0  # cosine similarity to name a face; 0 = the embedder spec's own
 
 
 @dataclass
@@ -125,7 +126,7 @@ class FaceTracking:
         if due:
             embedder = self.engine.embedder_loaded()
             vectors = embedder.embed(image_bgr, faces[due])
-            matches = self.gallery.match(vectors, embedder.model_id, embedder.spec.match_threshold)
+            matches = self.gallery.match(vectors, embedder.model_id, self.match_threshold)
             for i, vector, match in zip(due, vectors, matches, strict=True):
                 track_id = int(faces.track_id[i])
                 self.reid.record(track_id, match, vector, float(quality.score[i]))
@@ -135,6 +136,10 @@ class FaceTracking:
         identities = [self.identity(int(t)) for t in faces.track_id]
         events, self._events = self._events, []
         return FrameResult(index, ts, faces, identities, len(due), events)
+
+    @property
+    def match_threshold(self) -> float:
+        return self.settings.match_threshold or self.engine.embedder_spec.match_threshold
 
     def identity(self, track_id: int) -> Identity:
         """The track's vote, with a stranger's lasting id in place of unknown."""
@@ -167,8 +172,8 @@ class FaceTracking:
         vectors = np.stack(state.vectors)
         mean = vectors.mean(0)
         mean /= max(float(np.linalg.norm(mean)), 1e-12)
-        match = self.gallery.match(mean[None], embedder.model_id,
-                                   embedder.spec.match_threshold + CLUSTER_MARGIN, anonymous=True)[0]
+        match = self.gallery.match(mean[None], embedder.model_id, self.match_threshold + CLUSTER_MARGIN,
+                                   anonymous=True)[0]
         name = match.person or self.gallery.new_anonymous(vectors, embedder.model_id, self.camera)
         self._strangers[track_id] = name
 

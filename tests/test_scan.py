@@ -201,3 +201,11 @@ def test_scan_an_s3_clip(s3_server, scenario, gallery_path, tmp_path):
     assert sorted(p["name"] for p in document["people"]) == ["biden", "new-1", "obama", "rose_leslie"]
     missing = run_edged("scan", "s3://clips/nope.mp4", "--edge", env=env)
     assert missing.returncode == 1 and "s3://clips/nope.mp4: cannot fetch" in missing.stderr
+
+
+def test_match_threshold_setting_overrides_the_models_own(engine, gallery_path, scenario, tmp_path):
+    """A threshold no face reaches turns every enrolled person into a stranger."""
+    strict = TrackingSettings(detector=engine.detector.settings, match_threshold=0.99)
+    with Gallery(copy_gallery(gallery_path, tmp_path)) as gallery:
+        result = scan_video(scenario, engine, gallery, 3, strict)
+    assert all(p.anonymous for p in result.people)
