@@ -292,8 +292,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     url = args.url
     if url is None:
         config = load_config(args.config)
-        url = f"http://{config.status.bind}:{config.status.port}/status"
-        args.token = args.token or config.status.token
+        url = f"http://{config.stream.bind}:{config.stream.port}/status"
+        args.token = args.token or config.stream.token
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {args.token}"} if args.token else {})
     try:
         with urllib.request.urlopen(request, timeout=5) as response:

@@ -121,10 +121,15 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
-class StatusConfig:
+class StreamConfig:
     bind: str = "127.0.0.1"
     port: int = field(default=8090, metadata=check("0 to 65535", lambda v: 0 <= v <= 65535))
     token: str = ""
+    username: str = ""
+    password: str = ""
+    fps: float = field(default=10.0, metadata=check("between 0.5 and 30", lambda v: 0.5 <= v <= 30))
+    quality: int = field(default=80, metadata=check("JPEG quality 30 to 95", lambda v: 30 <= v <= 95))
+    privacy_blur: str = field(default="none", metadata=check("none or unknowns", lambda v: v in ("none", "unknowns")))
 
 
 @dataclass(frozen=True)
@@ -138,7 +143,7 @@ class Config:
     recognition: RecognitionConfig = RecognitionConfig()
     alerts: AlertsConfig = AlertsConfig()
     mqtt: MqttConfig = MqttConfig()
-    status: StatusConfig = StatusConfig()
+    stream: StreamConfig = StreamConfig()
     sources: tuple[str, ...] = ()  # the files and variables it came from, for messages
 
 

@@ -25,8 +25,8 @@ from edged.pipeline import Pipeline, Sink
 from edged.quality import QualitySettings
 from edged.reid import ReidSettings
 from edged.service import Watchdog, notify, watchdog_interval
+from edged.sinks.stream import LiveView, WebServer, check_exposure
 from edged.source import FrameSource, SourceSettings
-from edged.status import StatusServer, check_exposure
 from edged.tracker import TrackerSettings
 from edged.tracking import FaceTracking, TrackingSettings
 
@@ -88,10 +88,11 @@ class Daemon:
     def __init__(self, config_path: Path | None) -> None:
         self.config_path = config_path
         self.config = load_config(config_path)
-        check_exposure(self.config.status.bind, self.config.status.token)
+        check_exposure(self.config.stream.bind, self.config.stream.token, self.config.stream.password)
         self.started = time.time()
         self._stop = threading.Event()
         self._reload = threading.Event()
+        self.live: LiveView | None = None
         self.engine = self._engine(self.config)
         gallery_path = Path(self.config.recognition.gallery) if self.config.recognition.gallery else default_gallery()
         self.state = gallery_path.parent
@@ -146,12 +147,15 @@ class Daemon:
         signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
         signal.signal(signal.SIGINT, lambda *_: self._stop.set())
         signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
-        status = StatusServer(self.config.status.bind, self.config.status.port, self.config.status.token,
-                              self.snapshot)
-        status.start()
+        s = self.config.stream
+        self.live = LiveView(s.quality, s.privacy_blur == "unknowns")
+        web = WebServer(s.bind, s.port, self.snapshot, self.live, s.token, s.username, s.password, s.fps,
+                        media=self.state / "media")
+        web.start()
         self._start_pipeline()
-        log.info("running: camera %s from %s; status at http://%s:%d/status", self.config.camera.name,
-                 self.config.camera.source, self.config.status.bind, status.port)
+        host = "127.0.0.1" if s.bind in ("0.0.0.0", "::") else s.bind
+        log.info("running: camera %s from %s; live view at http://%s:%d/ (status: /status)", self.config.camera.name,
+                 self.config.camera.source, host, web.port)
         notify(f"READY=1\nSTATUS=running: {self.config.camera.source}\nMAINPID={os.getpid()}")
         watchdog = Watchdog(lambda: self.pipeline.heartbeat, stall_after_s(), self.status_line)
         watchdog.start()
@@ -168,11 +172,12 @@ class Daemon:
             log.info("stopping")
             watchdog.stop()
             self.pipeline.stop()
-            status.stop()
+            web.stop()
             self.gallery.close()
         return 0
 
     def _start_pipeline(self) -> None:
+        self.pipeline.live = self.live
         stall_file = os.environ.get(FAULT_STALL_FILE)
         if stall_file:
             def stall(_result: object) -> None:
@@ -184,7 +189,7 @@ class Daemon:
     def reload(self) -> None:
         try:
             new = load_config(self.config_path)
-            check_exposure(new.status.bind, new.status.token)
+            check_exposure(new.stream.bind, new.stream.token, new.stream.password)
         except ConfigError as exc:
             log.error("reload refused, the running configuration stays: %s", exc)
             notify("STATUS=reload refused: " + str(exc)[:200])

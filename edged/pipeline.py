@@ -16,11 +16,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
+import numpy as np
+
 from edged.alerts import AlertEngine
 from edged.events import Alert, TrackEvent
 from edged.source import FrameSource
 from edged.tracking import FaceTracking, FrameResult
-from edged.types import Faces
+from edged.types import Faces, Identity
 
 log = logging.getLogger("edged.pipeline")
 
@@ -47,6 +49,10 @@ class Stats:
 
 
 SinkItem = TrackEvent | Alert | Stats
+
+
+class LiveViewLike(Protocol):
+    def update(self, image: np.ndarray, faces: Faces, identities: list[Identity], fps: float) -> None: ...
 
 
 class Sink(Protocol):
@@ -80,6 +86,7 @@ class Pipeline:
         self.last_stats: Stats | None = None
         self.view = Faces.empty()  # faces in the newest frame: detected, or predicted between detections
         self.on_frame: list[Callable[[FrameResult], None]] = []
+        self.live: LiveViewLike | None = None  # the stream's live view, when there is one
         self._outbox: queue.Queue[SinkItem | None] = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -143,9 +150,11 @@ class Pipeline:
                     self._emit(event)
                 for hook in self.on_frame:
                     hook(result)
+                self._show(frame.image, result.faces, result.identities)
             elif frame is not None:
-                # Between detections the tracker moves the boxes (for the status page and stream).
+                # Between detections the tracker moves the boxes (for the live view).
                 self.view = self.tracking.tracker.predict(frame.ts)
+                self._show(frame.image, self.view, [self.tracking.identity(int(t)) for t in self.view.track_id])
             elif frame is None:
                 # No frames (camera down): tracks still end on time.
                 for event in self.tracking.tick(now):
@@ -155,6 +164,15 @@ class Pipeline:
             if now >= next_stats:
                 next_stats = now + self.stats_interval_s
                 self._put(self.stats())
+
+    def _show(self, image: np.ndarray, faces: Faces, identities: list[Identity]) -> None:
+        if self.live is not None:
+            self.live.update(image, faces, identities, self.recent_fps())
+
+    def recent_fps(self) -> float:
+        now = time.monotonic()
+        recent = [t for t in self._processed if now - t <= 10]
+        return (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
 
     def _failed(self, index: int) -> None:
         self.failed_frames += 1
@@ -192,8 +210,7 @@ class Pipeline:
     # -- statistics -------------------------------------------------------------------------
     def stats(self) -> Stats:
         now = time.monotonic()
-        recent = [t for t in self._processed if now - t <= 10]
-        fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
+        fps = self.recent_fps()
         then, count = self._embeddings_mark
         embeddings = self.tracking.reid.embeddings
         per_s = (embeddings - count) / max(now - then, 1e-6)

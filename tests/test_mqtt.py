@@ -111,7 +111,7 @@ def test_control_switches(broker, scenario_video, enrolled_gallery, tmp_path):
         wait_until(lambda: subscriber.on(TOPICS.switch("alerts")), 60, "the alerts switch state")
         subscriber.client.publish(TOPICS.switch("alerts") + "/set", "OFF", qos=1)
         wait_until(lambda: (daemon.status(port) or {}).get("alerts_enabled") is False, 10, "alerts off")
-        assert subscriber.on(TOPICS.switch("alerts"))[-1] == b"OFF"
+        wait_until(lambda: subscriber.on(TOPICS.switch("alerts"))[-1:] == [b"OFF"], 10, "the OFF state published")
         subscriber.client.publish(TOPICS.switch("detection") + "/set", "OFF", qos=1)
         wait_until(lambda: (daemon.status(port) or {}).get("detection_enabled") is False, 10, "detection off")
     finally:

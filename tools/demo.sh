@@ -26,9 +26,9 @@ loop = true
 gallery = "$state/gallery.db"
 [alerts]
 mode = "all"
-[status]
+[stream]
 port = $port
 TOML
-echo "edged is starting on the demo video; status (live view comes with the stream): http://127.0.0.1:$port/status"
+echo "edged is starting on the demo video; live view: http://127.0.0.1:$port/"
 echo "In another terminal: $here/.venv/bin/edged status --config $state/edged.toml"
 exec "$here/.venv/bin/edged" run --config "$state/edged.toml"

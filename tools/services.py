@@ -244,7 +244,7 @@ reconnect_max_s = 2.0
 detect_fps = 8.0
 [recognition]
 gallery = "{gallery}"
-[status]
+[stream]
 port = {status_port}
 [alerts]
 mode = "{mode}"

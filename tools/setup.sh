@@ -24,6 +24,7 @@ if [[ $dev -eq 1 ]]; then
   command -v mosquitto >/dev/null 2>&1 || [[ -x /usr/sbin/mosquitto ]] || packages+=(mosquitto)
   command -v rtsp-server-perl >/dev/null 2>&1 || packages+=(rtsp-server-perl)
   command -v systemd-analyze >/dev/null 2>&1 || packages+=(systemd)  # checks the unit file
+  command -v chromium >/dev/null 2>&1 || packages+=(chromium)  # loads the live page in the tests
 fi
 if [[ ${#packages[@]} -gt 0 ]]; then
   if command -v apt-get >/dev/null 2>&1; then

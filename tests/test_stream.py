@@ -1,0 +1,147 @@
+"""The live view and web page: nothing encoded while nobody watches, privacy blur, the token
+and basic auth, MJPEG frames that decode, and the page in a real headless Chromium."""
+
+import base64
+import json
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+
+import cv2
+import numpy as np
+import pytest
+from services import Daemon, config, free_port, gallery_copy, wait_until
+
+from edged.errors import ConfigError
+from edged.sinks.stream import LiveView, WebServer, check_exposure
+from edged.types import Identity
+
+from .conftest import DATA
+
+
+def frame_and_faces(detector):
+    image = cv2.imread(str(DATA / "images" / "obama_and_biden.jpg"))
+    faces = detector.detect(image)
+    faces = faces[np.argsort(-faces.area)[:2]]  # obama and biden, the two large faces
+    faces.track_id = np.arange(1, len(faces) + 1)
+    return image, faces
+
+
+def test_nothing_is_encoded_while_nobody_watches(detector):
+    image, faces = frame_and_faces(detector)
+    view = LiveView()
+    for _ in range(50):
+        view.update(image, faces, [Identity("obama", 0.7)] * len(faces), 5.0)
+    assert view.encoded == 0
+    first = view.jpeg()
+    again = view.jpeg()
+    assert first is not None and first == again and view.encoded == 1  # one encode, shared
+    decoded = cv2.imdecode(np.frombuffer(first[1], np.uint8), cv2.IMREAD_COLOR)
+    assert decoded.shape == image.shape
+
+
+def test_privacy_blur_hides_only_people_not_enrolled(detector):
+    image, faces = frame_and_faces(detector)
+    identities = [Identity("obama", 0.7), Identity(None, 0.1)]
+    view = LiveView(blur_unknowns=True)
+    view.update(image, faces, identities, 5.0)
+    picture = cv2.imdecode(np.frombuffer(view.jpeg()[1], np.uint8), cv2.IMREAD_COLOR)
+
+    def sharpness(img, box):
+        x1, y1, x2, y2 = (int(v) for v in box)
+        inner = img[y1 + 10:y2 - 10, x1 + 10:x2 - 10]
+        return cv2.Laplacian(cv2.cvtColor(inner, cv2.COLOR_BGR2GRAY), cv2.CV_64F).var()
+
+    known, stranger = faces.xyxy[0], faces.xyxy[1]
+    assert sharpness(picture, stranger) < sharpness(image, stranger) / 5
+    assert sharpness(picture, known) > sharpness(image, known) / 2
+
+
+def test_listening_beyond_loopback_needs_a_secret():
+    with pytest.raises(ConfigError, match="stream.bind = '0.0.0.0' listens beyond this machine"):
+        check_exposure("0.0.0.0", "", "")
+    check_exposure("0.0.0.0", "tok", "")
+    check_exposure("127.0.0.1", "", "")
+
+
+def fetch(url, headers=None):
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except OSError:  # nothing listening yet
+        return 0, b""
+
+
+def test_token_and_basic_auth(detector):
+    image, faces = frame_and_faces(detector)
+    view = LiveView()
+    view.update(image, faces, [Identity(None, 0.1)] * len(faces), 5.0)
+    server = WebServer("127.0.0.1", 0, lambda: {"ok": True}, view, token="s3cret", username="me", password="pw")
+    server.start()
+    base = f"http://127.0.0.1:{server.port}"
+    try:
+        assert fetch(f"{base}/status")[0] == 401
+        assert fetch(f"{base}/status?token=wrong")[0] == 401
+        assert fetch(f"{base}/status?token=s3cret") == (200, b'{"ok": true}')
+        assert fetch(f"{base}/status", {"Authorization": "Bearer s3cret"})[0] == 200
+        good = base64.b64encode(b"me:pw").decode()
+        bad = base64.b64encode(b"me:nope").decode()
+        assert fetch(f"{base}/snapshot.jpg", {"Authorization": f"Basic {good}"})[0] == 200
+        assert fetch(f"{base}/snapshot.jpg", {"Authorization": f"Basic {bad}"})[0] == 401
+        assert fetch(f"{base}/nothing?token=s3cret")[0] == 404
+    finally:
+        server.stop()
+
+
+def mjpeg_frames(url: str, count: int, timeout: float = 20) -> list[np.ndarray]:
+    frames: list[np.ndarray] = []
+    buffer = b""
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        assert response.headers["Content-Type"].startswith("multipart/x-mixed-replace")
+        while len(frames) < count:
+            buffer += response.read(4096)
+            start, end = buffer.find(b"\xff\xd8"), buffer.find(b"\xff\xd9")
+            if start >= 0 and end > start:
+                frames.append(cv2.imdecode(np.frombuffer(buffer[start:end + 2], np.uint8), cv2.IMREAD_COLOR))
+                buffer = buffer[end + 2:]
+    return frames
+
+
+def test_daemon_stream_status_and_page_in_chromium(scenario_video, enrolled_gallery, tmp_path):
+    port = free_port()
+    text = config(scenario_video, gallery_copy(enrolled_gallery, tmp_path), port).replace(
+        "[stream]\n", '[stream]\ntoken = "let-me-in"\n')
+    daemon = Daemon(tmp_path, text)
+    daemon.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: fetch(f"{base}/status?token=let-me-in")[0] == 200, 60, "the web server")
+        assert fetch(f"{base}/stream.mjpg")[0] == 401
+        frames = mjpeg_frames(f"{base}/stream.mjpg?token=let-me-in", 5)
+        assert all(f is not None and f.shape == (360, 640, 3) for f in frames)
+        wait_until(lambda: json.loads(fetch(f"{base}/status?token=let-me-in")[1])["recent_events"], 30, "events")
+        chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+        if chromium is None:
+            pytest.fail("chromium is missing: tools/setup.sh --dev installs Debian's chromium")
+        shot = tmp_path / "page.png"
+        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+                 f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1400,900",
+                 "--virtual-time-budget=4000"]
+        page = f"{base}/?token=let-me-in"
+        subprocess.run([chromium, *flags, f"--screenshot={shot}", page], capture_output=True, timeout=60)
+        dom = subprocess.run([chromium, *flags, "--dump-dom", page], capture_output=True, text=True,
+                             timeout=60).stdout
+    finally:
+        daemon.stop()
+    assert 'class="event"' in dom and "track" in dom, "the page lists no events"
+    assert "fps" in dom and "faces in view" in dom
+    picture = cv2.imread(str(shot))
+    assert picture is not None, "chromium took no screenshot"
+    # The live image sits at the top left (16 px margin, 960 px wide): a real frame there is
+    # not the page's plain dark background.
+    live = picture[60:400, 16:700].astype(np.float32)
+    assert live.std() > 10 and abs(live.mean() - 17) > 20, "the live image is not on the page"
