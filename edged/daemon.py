@@ -76,7 +76,9 @@ def tracking_settings(config: Config) -> TrackingSettings:
 
 
 def build_sinks(config: Config, state: Path) -> list[Sink]:
-    sinks: list[Sink] = []
+    from edged.sinks.media import MediaStore
+
+    sinks: list[Sink] = [MediaStore(state / "media")]
     if config.mqtt.enabled:
         from edged.sinks.mqtt import MqttSink
 
@@ -118,6 +120,7 @@ class Daemon:
         alerts = AlertEngine(AlertSettings(config.alerts.mode, config.alerts.cooldown_s, tuple(config.alerts.ignore)))
         pipeline = Pipeline(source, tracking, alerts, build_sinks(config, self.state), config.detector.detect_fps,
                             config.mqtt.stats_interval_s)
+        pipeline.keep_pictures = True
         for sink in pipeline.sinks:
             bind = getattr(sink, "bind", None)
             if bind is not None:

@@ -51,6 +51,8 @@ class Alert:
     similarity: float
     box: Box
     reason: str  # "unknown" or "known"
+    snapshot: str | None = None  # the best face, as a path under the web server (media/...)
+    frame: str | None = None  # the full frame at the alert
 
     @property
     def id(self) -> str:

@@ -13,7 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -48,7 +48,16 @@ class Stats:
         return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
-SinkItem = TrackEvent | Alert | Stats
+@dataclass(frozen=True)
+class AlertPictures:
+    """The pictures of an alert, for the sinks to store: references, never copied here."""
+
+    alert: Alert
+    face: np.ndarray | None  # BGR
+    frame: np.ndarray  # BGR, the whole frame the alert came from
+
+
+SinkItem = TrackEvent | Alert | Stats | AlertPictures
 
 
 class LiveViewLike(Protocol):
@@ -87,6 +96,7 @@ class Pipeline:
         self.view = Faces.empty()  # faces in the newest frame: detected, or predicted between detections
         self.on_frame: list[Callable[[FrameResult], None]] = []
         self.live: LiveViewLike | None = None  # the stream's live view, when there is one
+        self.keep_pictures = False  # a media sink stores alert pictures
         self._outbox: queue.Queue[SinkItem | None] = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -147,7 +157,7 @@ class Pipeline:
                 self._processed.append(time.monotonic())
                 self.view = result.faces
                 for event in result.events:
-                    self._emit(event)
+                    self._emit(event, frame.image)
                 for hook in self.on_frame:
                     hook(result)
                 self._show(frame.image, result.faces, result.identities)
@@ -181,11 +191,14 @@ class Pipeline:
             self._last_failure_log = now
             log.exception("processing frame %d failed (%d frames failed so far)", index, self.failed_frames)
 
-    def _emit(self, event: TrackEvent) -> None:
+    def _emit(self, event: TrackEvent, image: np.ndarray | None = None) -> None:
         self.recent.append({"type": event.kind, **event.to_json()})
         self._put(event)
         for alert in self.alerts.handle(event):
             log.info("alert: %s on %s (track %d)", alert.who, alert.camera, alert.track_id)
+            if image is not None and self.keep_pictures:
+                alert = replace(alert, snapshot=f"media/{alert.id}-face.jpg", frame=f"media/{alert.id}-frame.jpg")
+                self._put(AlertPictures(alert, self.tracking.thumbnail(alert.track_id), image))
             self.recent.append({"type": "alert", **alert.to_json()})
             self._put(alert)
 

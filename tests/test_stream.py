@@ -122,7 +122,14 @@ def test_daemon_stream_status_and_page_in_chromium(scenario_video, enrolled_gall
         assert fetch(f"{base}/stream.mjpg")[0] == 401
         frames = mjpeg_frames(f"{base}/stream.mjpg?token=let-me-in", 5)
         assert all(f is not None and f.shape == (360, 640, 3) for f in frames)
-        wait_until(lambda: json.loads(fetch(f"{base}/status?token=let-me-in")[1])["recent_events"], 30, "events")
+        alerts = wait_until(lambda: [e for e in json.loads(fetch(f"{base}/status?token=let-me-in")[1])[
+            "recent_events"] if e["type"] == "alert"], 30, "an alert")
+        for picture in (alerts[0]["snapshot"], alerts[0]["frame"]):
+            status, body = wait_until(lambda p=picture: (lambda r: r if r[0] == 200 else None)(
+                fetch(f"{base}/{p}?token=let-me-in")), 10, f"{picture} to be stored")
+            assert cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR) is not None
+        assert fetch(f"{base}/{alerts[0]['snapshot']}")[0] == 401
+        assert fetch(f"{base}/media/..%2Fgallery.db?token=let-me-in")[0] == 404
         chromium = shutil.which("chromium") or shutil.which("chromium-browser")
         if chromium is None:
             pytest.fail("chromium is missing: tools/setup.sh --dev installs Debian's chromium")
@@ -138,6 +145,7 @@ def test_daemon_stream_status_and_page_in_chromium(scenario_video, enrolled_gall
     finally:
         daemon.stop()
     assert 'class="event"' in dom and "track" in dom, "the page lists no events"
+    assert 'src="media/' in dom, "the page shows no alert snapshot"
     assert "fps" in dom and "faces in view" in dom
     picture = cv2.imread(str(shot))
     assert picture is not None, "chromium took no screenshot"
