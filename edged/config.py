@@ -121,6 +121,18 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
+class NotifyConfig:
+    urls: list[str] = field(default_factory=list)  # Apprise URLs; better in urls_file, one per line
+    title: str = "edged: ${person} at ${camera}"
+    body: str = ("${person} was seen at ${camera} at ${time} (similarity ${similarity}).\n"
+                 "Snapshot: ${snapshot_url}\nClip: ${clip_url}")
+    attach_snapshot: bool = True
+    timeout_s: float = field(default=10.0, metadata=check("between 1 and 120", lambda v: 1 <= v <= 120))
+    retries: int = field(default=3, metadata=check("0 to 10", lambda v: 0 <= v <= 10))
+    base_url: str = ""  # how phones reach this box's web server; "" = http://<stream.bind>:<stream.port>
+
+
+@dataclass(frozen=True)
 class StreamConfig:
     bind: str = "127.0.0.1"
     port: int = field(default=8090, metadata=check("0 to 65535", lambda v: 0 <= v <= 65535))
@@ -143,6 +155,7 @@ class Config:
     recognition: RecognitionConfig = RecognitionConfig()
     alerts: AlertsConfig = AlertsConfig()
     mqtt: MqttConfig = MqttConfig()
+    notify: NotifyConfig = NotifyConfig()
     stream: StreamConfig = StreamConfig()
     sources: tuple[str, ...] = ()  # the files and variables it came from, for messages
 
@@ -257,7 +270,13 @@ def _build(cls: type, table: dict[str, Any], section: str, origins: dict[str, st
         if key in secrets and key not in known:
             if not isinstance(value, str):
                 raise ConfigError(f"{where}: expected a file name, got {value!r}")
-            values[key[:-len('_file')]] = _secret(value, where)
+            secret = _secret(value, where)
+            name = key[:-len("_file")]
+            if get_origin(hints[name]) is list:  # one item a line; blank lines and # comments skipped
+                values[name] = [line.strip() for line in secret.splitlines()
+                                if line.strip() and not line.strip().startswith("#")]
+            else:
+                values[name] = secret
             continue
         if key not in known:
             raise ConfigError(f"{where}: unknown key; {section} takes {sorted(known)}")

@@ -78,7 +78,13 @@ def tracking_settings(config: Config) -> TrackingSettings:
 def build_sinks(config: Config, state: Path) -> list[Sink]:
     from edged.sinks.media import MediaStore
 
-    sinks: list[Sink] = [MediaStore(state / "media")]
+    sinks: list[Sink] = [MediaStore(state / "media")]  # first: the pictures exist before others link them
+    if config.notify.urls:
+        from edged.sinks.notify import NotifySink
+
+        host = "127.0.0.1" if config.stream.bind in ("0.0.0.0", "::") else config.stream.bind
+        base = config.notify.base_url or f"http://{host}:{config.stream.port}"
+        sinks.append(NotifySink(config.notify, state / "media", base))
     if config.mqtt.enabled:
         from edged.sinks.mqtt import MqttSink
 

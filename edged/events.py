@@ -53,6 +53,7 @@ class Alert:
     reason: str  # "unknown" or "known"
     snapshot: str | None = None  # the best face, as a path under the web server (media/...)
     frame: str | None = None  # the full frame at the alert
+    clip: str | None = None  # the clip, once clips are recorded
 
     @property
     def id(self) -> str:

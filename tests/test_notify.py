@@ -1,0 +1,135 @@
+"""Apprise notifications to a real local HTTP receiver (json://): the rendered message, the
+attached face, retries, and a receiver that hangs stalling nothing."""
+
+import base64
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import cv2
+import numpy as np
+import pytest
+from services import Daemon, config, free_port, gallery_copy, wait_until
+
+from edged.config import NotifyConfig
+from edged.events import Alert
+from edged.sinks.notify import NotifySink, render, with_timeouts
+
+from .conftest import DATA
+
+
+class Receiver:
+    """Collects POSTed JSON; `hang` makes it sit on requests, `fail` answers 500."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict] = []
+        self.hang = threading.Event()
+        self.fail = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                data = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if outer.hang.is_set():
+                    time.sleep(30)
+                    return
+                if outer.fail:
+                    outer.fail -= 1
+                    self.send_response(500)
+                    self.end_headers()
+                    return
+                outer.bodies.append(json.loads(data))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"json://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.hang.clear()
+        self.server.shutdown()
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def alert(snapshot="media/a-face.jpg", person="alice"):
+    return Alert("door", 3, 1_700_000_000.0, 1_699_999_999.0, person, 0.81234, (0, 0, 10, 10),
+                 "known" if person else "unknown", snapshot=snapshot)
+
+
+def test_template_and_timeouts():
+    text = render("${person} at ${camera} (${similarity}) ${snapshot_url} ${clip_url} ${nope}", alert(),
+                  "http://box:8090/")
+    assert text == "alice at door (0.81) http://box:8090/media/a-face.jpg none ${nope}"
+    assert render("${person} ${similarity}", alert(person=None), "x") == "unknown n/a"
+    assert with_timeouts("json://h/", 5) == "json://h/?cto=5&rto=5"
+    assert with_timeouts("json://h/?rto=2", 5) == "json://h/?rto=2"
+
+
+def test_message_and_attached_face(receiver, tmp_path):
+    face = cv2.imread(str(DATA / "aligned" / "paul_rudd.png"))
+    cv2.imwrite(str(tmp_path / "a-face.jpg"), face)
+    sink = NotifySink(NotifyConfig(urls=[receiver.url], timeout_s=5), tmp_path, "http://box:8090")
+    sink.handle(alert())
+    wait_until(lambda: receiver.bodies, 15, "the notification")
+    sink.close()
+    body = receiver.bodies[0]
+    assert body["title"] == "edged: alice at door"
+    assert "alice was seen at door" in body["message"] and "http://box:8090/media/a-face.jpg" in body["message"]
+    (attachment,) = body["attachments"]
+    picture = cv2.imdecode(np.frombuffer(base64.b64decode(attachment["base64"]), np.uint8), cv2.IMREAD_COLOR)
+    assert picture is not None and picture.shape == face.shape
+
+
+def test_failures_are_retried(receiver, tmp_path):
+    receiver.fail = 2
+    sink = NotifySink(NotifyConfig(urls=[receiver.url], timeout_s=5, retries=3), tmp_path, "http://box")
+    sink.handle(alert(snapshot=None))
+    wait_until(lambda: receiver.bodies, 20, "the third try to get through")
+    sink.close()
+    assert sink.sent == 1 and sink.failed == 0
+
+
+def test_a_hanging_receiver_blocks_nothing_and_times_out(receiver, tmp_path):
+    receiver.hang.set()
+    sink = NotifySink(NotifyConfig(urls=[receiver.url], timeout_s=1, retries=0), tmp_path, "http://box")
+    started = time.monotonic()
+    for _ in range(5):
+        sink.handle(alert(snapshot=None))
+    assert time.monotonic() - started < 0.1, "handing alerts over must not wait for the service"
+    wait_until(lambda: sink.failed >= 1, 15, "the first notification to time out")
+    sink._stop.set()
+
+
+def test_daemon_notifies_and_keeps_going_while_the_receiver_hangs(receiver, scenario_video, enrolled_gallery,
+                                                                  tmp_path):
+    port = free_port()
+    text = config(scenario_video, gallery_copy(enrolled_gallery, tmp_path), port, mode="knowns")
+    text += f'[notify]\nurls = ["{receiver.url}"]\ntimeout_s = 2.0\nretries = 0\nbase_url = "http://edged.lan"\n'
+    daemon = Daemon(tmp_path, text)
+    daemon.start()
+    try:
+        wait_until(lambda: len(receiver.bodies) >= 2, 60, "notifications")
+        people = {b["title"] for b in receiver.bodies}
+        assert people <= {"edged: obama at door", "edged: biden at door", "edged: rose_leslie at door"}
+        assert all(b["attachments"] for b in receiver.bodies), "the face is attached"
+        assert all("http://edged.lan/media/" in b["message"] for b in receiver.bodies)
+        receiver.hang.set()
+        alerts_before = daemon.text().count("alert:")
+        frames_before = daemon.status(port)["stats"]["frames"]
+        time.sleep(9)  # more than one loop of the 8-second scenario
+        assert daemon.status(port)["stats"]["frames"] > frames_before + 150, "frames stopped while it hung"
+        assert daemon.text().count("alert:") > alerts_before, "alerts stopped while the receiver hung"
+    finally:
+        assert daemon.stop() == 0
