@@ -121,6 +121,17 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
+class ClipsConfig:
+    enabled: bool = True
+    pre_roll_s: float = field(default=5.0, metadata=check("0 to 60", lambda v: 0 <= v <= 60))
+    post_roll_s: float = field(default=10.0, metadata=check("1 to 300", lambda v: 1 <= v <= 300))
+    max_length_s: float = field(default=60.0, metadata=check("5 to 600", lambda v: 5 <= v <= 600))
+    max_buffer_mb: float = field(default=30.0, metadata=check("1 to 500", lambda v: 1 <= v <= 500))
+    keep_days: float = field(default=7.0, metadata=check("> 0", _positive))
+    keep_mb: float = field(default=2000.0, metadata=check("> 0", _positive))
+
+
+@dataclass(frozen=True)
 class NotifyConfig:
     urls: list[str] = field(default_factory=list)  # Apprise URLs; better in urls_file, one per line
     title: str = "edged: ${person} at ${camera}"
@@ -155,6 +166,7 @@ class Config:
     recognition: RecognitionConfig = RecognitionConfig()
     alerts: AlertsConfig = AlertsConfig()
     mqtt: MqttConfig = MqttConfig()
+    clips: ClipsConfig = ClipsConfig()
     notify: NotifyConfig = NotifyConfig()
     stream: StreamConfig = StreamConfig()
     sources: tuple[str, ...] = ()  # the files and variables it came from, for messages

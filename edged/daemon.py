@@ -25,6 +25,7 @@ from edged.pipeline import Pipeline, Sink
 from edged.quality import QualitySettings
 from edged.reid import ReidSettings
 from edged.service import Watchdog, notify, watchdog_interval
+from edged.sinks.clips import ClipRecorder, ClipSettings
 from edged.sinks.stream import LiveView, WebServer, check_exposure
 from edged.source import FrameSource, SourceSettings
 from edged.tracker import TrackerSettings
@@ -119,14 +120,22 @@ class Daemon:
 
     def _pipeline(self, config: Config) -> Pipeline:
         c = config.camera
+        offset = time.time() - time.monotonic()
+        recorder = None
+        if config.clips.enabled:
+            k = config.clips
+            recorder = ClipRecorder(ClipSettings(k.pre_roll_s, k.post_roll_s, k.max_length_s, k.max_buffer_mb,
+                                                 keep_days=k.keep_days, keep_mb=k.keep_mb),
+                                    self.state / "clips", c.name, offset)
         source = FrameSource(SourceSettings(c.source, c.name, c.loop, c.realtime, c.rtsp_transport, c.open_timeout_s,
-                                            c.reconnect_max_s))
+                                            c.reconnect_max_s), clips=recorder)
         tracking = FaceTracking(self.engine, self.gallery, tracking_settings(config), camera=c.name,
-                                time_offset=time.time() - time.monotonic(), name_strangers=True)
+                                time_offset=offset, name_strangers=True)
         alerts = AlertEngine(AlertSettings(config.alerts.mode, config.alerts.cooldown_s, tuple(config.alerts.ignore)))
         pipeline = Pipeline(source, tracking, alerts, build_sinks(config, self.state), config.detector.detect_fps,
                             config.mqtt.stats_interval_s)
         pipeline.keep_pictures = True
+        pipeline.clips = recorder
         for sink in pipeline.sinks:
             bind = getattr(sink, "bind", None)
             if bind is not None:
@@ -159,7 +168,7 @@ class Daemon:
         s = self.config.stream
         self.live = LiveView(s.quality, s.privacy_blur == "unknowns")
         web = WebServer(s.bind, s.port, self.snapshot, self.live, s.token, s.username, s.password, s.fps,
-                        media=self.state / "media")
+                        folders={"media": self.state / "media", "clips": self.state / "clips"})
         web.start()
         self._start_pipeline()
         host = "127.0.0.1" if s.bind in ("0.0.0.0", "::") else s.bind

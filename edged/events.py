@@ -53,7 +53,8 @@ class Alert:
     reason: str  # "unknown" or "known"
     snapshot: str | None = None  # the best face, as a path under the web server (media/...)
     frame: str | None = None  # the full frame at the alert
-    clip: str | None = None  # the clip, once clips are recorded
+    clip: str | None = None  # the clip this alert is in, as a path under the web server (clips/...)
+    frame_index: int = -1  # the source's frame counter when the alert was raised
 
     @property
     def id(self) -> str:

@@ -22,7 +22,7 @@ from edged.alerts import AlertEngine
 from edged.events import Alert, TrackEvent
 from edged.source import FrameSource
 from edged.tracking import FaceTracking, FrameResult
-from edged.types import Faces, Identity
+from edged.types import Faces, Frame, Identity
 
 log = logging.getLogger("edged.pipeline")
 
@@ -58,6 +58,10 @@ class AlertPictures:
 
 
 SinkItem = TrackEvent | Alert | Stats | AlertPictures
+
+
+class ClipAlerts(Protocol):
+    def alert(self, alert_id: str, ts: float) -> str: ...
 
 
 class LiveViewLike(Protocol):
@@ -97,6 +101,7 @@ class Pipeline:
         self.on_frame: list[Callable[[FrameResult], None]] = []
         self.live: LiveViewLike | None = None  # the stream's live view, when there is one
         self.keep_pictures = False  # a media sink stores alert pictures
+        self.clips: ClipAlerts | None = None  # the clip recorder, when clips are on
         self._outbox: queue.Queue[SinkItem | None] = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -125,6 +130,9 @@ class Pipeline:
         self.tracking.finish()
         for event in self.tracking.take_events():
             self._emit(event)
+        closer = getattr(self.clips, "close", None)
+        if closer is not None:
+            closer()  # the clip being recorded is finished with what it has
         self._outbox.put(None)
         self._threads[1].join(timeout)
         for sink in self.sinks:
@@ -157,7 +165,7 @@ class Pipeline:
                 self._processed.append(time.monotonic())
                 self.view = result.faces
                 for event in result.events:
-                    self._emit(event, frame.image)
+                    self._emit(event, frame)
                 for hook in self.on_frame:
                     hook(result)
                 self._show(frame.image, result.faces, result.identities)
@@ -191,14 +199,18 @@ class Pipeline:
             self._last_failure_log = now
             log.exception("processing frame %d failed (%d frames failed so far)", index, self.failed_frames)
 
-    def _emit(self, event: TrackEvent, image: np.ndarray | None = None) -> None:
+    def _emit(self, event: TrackEvent, frame: Frame | None = None) -> None:
         self.recent.append({"type": event.kind, **event.to_json()})
         self._put(event)
         for alert in self.alerts.handle(event):
             log.info("alert: %s on %s (track %d)", alert.who, alert.camera, alert.track_id)
-            if image is not None and self.keep_pictures:
-                alert = replace(alert, snapshot=f"media/{alert.id}-face.jpg", frame=f"media/{alert.id}-frame.jpg")
-                self._put(AlertPictures(alert, self.tracking.thumbnail(alert.track_id), image))
+            if frame is not None:
+                alert = replace(alert, frame_index=frame.index)
+                if self.clips is not None:
+                    alert = replace(alert, clip="clips/" + self.clips.alert(alert.id, frame.ts))
+                if self.keep_pictures:
+                    alert = replace(alert, snapshot=f"media/{alert.id}-face.jpg", frame=f"media/{alert.id}-frame.jpg")
+                    self._put(AlertPictures(alert, self.tracking.thumbnail(alert.track_id), frame.image))
             self.recent.append({"type": "alert", **alert.to_json()})
             self._put(alert)
 

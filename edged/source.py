@@ -12,12 +12,23 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import cv2
+import numpy as np
 
 from edged.types import Frame
+from edged.video import Packet, VideoInput
 
 log = logging.getLogger("edged.source")
+
+
+class ClipFeed(Protocol):
+    """What a source hands to the clip recorder."""
+
+    def add_packet(self, item: Packet, template: Any, fps: float) -> None: ...
+
+    def add_frame(self, ts: float, image: np.ndarray, fps: float) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -51,8 +62,11 @@ def kind_of(source: str) -> str:
 class FrameSource:
     """`start()`, then `next_frame(timeout)` from the inference thread; `stop()` to finish."""
 
-    def __init__(self, settings: SourceSettings) -> None:
+    def __init__(self, settings: SourceSettings, clips: ClipFeed | None = None) -> None:
+        """`clips`, when given, also receives every packet (H.264 files and streams, read with
+        PyAV) or frame (cameras), for the pre-roll of clips."""
         self.settings = settings
+        self.clips = clips
         self.kind = kind_of(settings.source)
         self.stats = SourceStats()
         self._frame: Frame | None = None
@@ -82,8 +96,16 @@ class FrameSource:
             return frame
 
     # -- the reading thread ---------------------------------------------------------------
-    def _open(self) -> cv2.VideoCapture | None:
+    def _open(self) -> cv2.VideoCapture | VideoInput | None:
         s = self.settings
+        if self.kind != "camera" and self.clips is not None:
+            if self.kind == "file" and not Path(s.source).is_file():
+                return None
+            try:
+                return VideoInput(s.source, s.rtsp_transport, s.open_timeout_s)
+            except Exception as exc:  # PyAV raises its own error types for every failure to open
+                log.debug("cannot open %s with PyAV: %s", s.source, exc)
+                return None
         timeout_ms = int(s.open_timeout_s * 1000)
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
         if self.kind == "camera":
@@ -123,8 +145,12 @@ class FrameSource:
             outage_logged = False
             backoff = 1.0
             self.stats.connected = True
-            finished = self._read(capture)
-            capture.release()
+            if isinstance(capture, VideoInput):
+                finished = self._read_av(capture)
+                capture.close()
+            else:
+                finished = self._read(capture)
+                capture.release()
             self.stats.connected = False
             if finished:
                 self.stats.ended = True
@@ -156,7 +182,45 @@ class FrameSource:
                 if delay > 0:
                     self._stop.wait(delay)
             read += 1
-            self._put(Frame(s.camera, self._index, time.monotonic(), image), blocking)
+            now = time.monotonic()
+            if self.clips is not None:
+                self.clips.add_frame(now, image, fps)
+            self._put(Frame(s.camera, self._index, now, image), blocking)
+        return False
+
+    def _read_av(self, video: VideoInput) -> bool:
+        """As `_read`, with PyAV, handing every packet to the clip recorder too."""
+        s = self.settings
+        paced = self.kind == "file" and s.realtime
+        blocking = self.kind == "file" and not s.realtime
+        while not self._stop.is_set():
+            start, shown = time.monotonic(), 0
+            try:
+                for packet, images in video.read():
+                    if self._stop.is_set():
+                        return False
+                    now = time.monotonic()
+                    keep_packets = video.codec == "h264" and self.clips is not None
+                    if packet is not None and keep_packets and self.clips is not None:
+                        self.clips.add_packet(Packet(now, packet, bool(packet.is_keyframe), packet.size),
+                                              video.stream, video.fps)
+                    for image in images:
+                        if self.clips is not None and not keep_packets:
+                            self.clips.add_frame(time.monotonic(), image, video.fps)
+                        if paced:
+                            delay = start + shown / video.fps - time.monotonic()
+                            if delay > 0:
+                                self._stop.wait(delay)
+                        shown += 1
+                        self._put(Frame(s.camera, self._index, time.monotonic(), image), blocking)
+            except Exception as exc:  # a dropped stream surfaces as PyAV's own errors
+                log.debug("reading %s failed: %s", s.source, exc)
+                return False
+            if self.kind != "file":
+                return False  # a stream that ends has dropped
+            if not s.loop:
+                return True
+            video.seek_start()
         return False
 
     def _put(self, frame: Frame, blocking: bool) -> None:

@@ -126,11 +126,11 @@ class WebServer:
 
     def __init__(self, bind: str, port: int, snapshot: Callable[[], dict[str, object]], view: LiveView,
                  token: str = "", username: str = "", password: str = "", max_fps: float = 10.0,
-                 media: Path | None = None) -> None:
+                 folders: dict[str, Path] | None = None) -> None:
         check_exposure(bind, token, password)
         self.token, self.username, self.password = token, username, password
         self.view = view
-        self.media = media
+        self.folders = folders or {}  # URL prefix -> folder whose files it serves
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -146,8 +146,9 @@ class WebServer:
                     return
                 routes = {"/": self._page, "/status": self._status, "/stream.mjpg": self._stream,
                           "/snapshot.jpg": self._snapshot}
-                if url.path.startswith("/media/"):
-                    self._media(url.path[len("/media/"):])
+                prefix, _, name = url.path.strip("/").partition("/")
+                if prefix in outer.folders and name:
+                    self._file(outer.folders[prefix], name)
                 elif url.path in routes:
                     routes[url.path]()
                 else:
@@ -174,9 +175,9 @@ class WebServer:
                 else:
                     self._send(200, "image/jpeg", frame[1])
 
-            def _media(self, name: str) -> None:
-                path = (outer.media / name).resolve() if outer.media and "/" not in name else None
-                if path is None or not path.is_file() or outer.media is None or path.parent != outer.media.resolve():
+            def _file(self, folder: Path, name: str) -> None:
+                path = (folder / name).resolve()
+                if "/" in name or not path.is_file() or path.parent != folder.resolve():
                     self._send(404, "application/json", b'{"error": "no such file"}')
                     return
                 kind = "video/mp4" if path.suffix == ".mp4" else "image/jpeg"

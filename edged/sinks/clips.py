@@ -1,0 +1,227 @@
+"""Clips that start before the moment that mattered. A pre-roll ring keeps the last seconds as
+compressed data, bounded by design: encoded H.264 packets where the source is H.264 (remuxed
+into the clip as they are, from a keyframe at or before the pre-roll), JPEG frames otherwise
+(encoded by libx264 while the clip records). An alert starts a clip `pre_roll_s` before it; an
+alert while recording extends it to `post_roll_s` after the newest alert, up to
+`max_length_s`. Clips are written to a temporary name and renamed when complete."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edged.video import Packet, encode, remux
+
+log = logging.getLogger("edged.clips")
+
+
+@dataclass(frozen=True)
+class ClipSettings:
+    pre_roll_s: float = 5.0
+    post_roll_s: float = 10.0
+    max_length_s: float = 60.0
+    max_buffer_mb: float = 30.0  # the pre-roll ring's memory cap
+    jpeg_quality: int = 80
+    keep_days: float = 7.0
+    keep_mb: float = 2000.0
+
+
+class PacketRing:
+    """Encoded packets of the last `keep_s` seconds, reaching back to a keyframe, at most
+    `max_bytes` (past that the oldest GOP goes, and a clip's pre-roll may come out shorter)."""
+
+    def __init__(self, keep_s: float, max_bytes: int) -> None:
+        self.keep_s = keep_s
+        self.max_bytes = max_bytes
+        self.items: deque[Packet] = deque()
+        self.bytes = 0
+
+    def add(self, item: Packet) -> None:
+        self.items.append(item)
+        self.bytes += item.size
+        self._trim(item.ts)
+
+    def _trim(self, now: float) -> None:
+        # Drop whole GOPs while the next keyframe is still old enough to start a pre-roll from.
+        while True:
+            keys = [i for i, p in enumerate(self.items) if p.keyframe]
+            if len(keys) < 2:
+                break
+            second = keys[1]
+            if self.items[second].ts <= now - self.keep_s or self.bytes > self.max_bytes:
+                for _ in range(second):
+                    self.bytes -= self.items.popleft().size
+            else:
+                break
+        while self.bytes > self.max_bytes and len(self.items) > 1:  # one GOP larger than the cap
+            self.bytes -= self.items.popleft().size
+        while self.items and not self.items[0].keyframe:  # a clip must start on a keyframe
+            self.bytes -= self.items.popleft().size
+
+    def since(self, ts: float) -> list[Packet]:
+        """From the newest keyframe at or before `ts` (or the oldest kept) to now."""
+        start = 0
+        for i, p in enumerate(self.items):
+            if p.keyframe and p.ts <= ts:
+                start = i
+        return list(self.items)[start:]
+
+
+@dataclass
+class JpegFrame:
+    ts: float
+    jpeg: bytes
+
+
+class JpegRing:
+    """JPEG-compressed frames of the last `keep_s` seconds, at most `max_bytes`."""
+
+    def __init__(self, keep_s: float, max_bytes: int) -> None:
+        self.keep_s = keep_s
+        self.max_bytes = max_bytes
+        self.items: deque[JpegFrame] = deque()
+        self.bytes = 0
+
+    def add(self, item: JpegFrame) -> None:
+        self.items.append(item)
+        self.bytes += len(item.jpeg)
+        while self.items and (self.items[0].ts < item.ts - self.keep_s or self.bytes > self.max_bytes):
+            self.bytes -= len(self.items.popleft().jpeg)
+
+    def since(self, ts: float) -> list[JpegFrame]:
+        return [f for f in self.items if f.ts >= ts]
+
+
+@dataclass
+class Recording:
+    name: str
+    start_ts: float  # monotonic
+    end_ts: float
+    limit_ts: float
+    alerts: list[str] = field(default_factory=list)
+    packets: list[Packet] = field(default_factory=list)
+    frames: list[JpegFrame] = field(default_factory=list)
+
+
+def retain(folder: Path, keep_days: float, keep_mb: float) -> list[Path]:
+    """Removes clips older than `keep_days`, then the oldest while the total passes `keep_mb`."""
+    clips = sorted(folder.glob("*.mp4"), key=lambda p: p.stat().st_mtime)
+    removed = []
+    cutoff = time.time() - keep_days * 86400
+    total = sum(p.stat().st_size for p in clips)
+    for path in clips:
+        if path.stat().st_mtime < cutoff or total > keep_mb * 2**20:
+            total -= path.stat().st_size
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    if removed:
+        log.info("removed %d old clip(s) from %s", len(removed), folder)
+    return removed
+
+
+class ClipRecorder:
+    """Fed every packet (H.264 sources) or frame (others) by the source thread; told about
+    alerts by the pipeline; hands finished recordings to a writer thread."""
+
+    def __init__(self, settings: ClipSettings, folder: Path, camera: str, time_offset: float) -> None:
+        self.settings = settings
+        self.folder = folder
+        self.camera = camera
+        self.time_offset = time_offset  # wall = monotonic + offset
+        keep = settings.pre_roll_s + 1.0
+        cap = int(settings.max_buffer_mb * 2**20)
+        self.packets = PacketRing(keep, cap)
+        self.jpegs = JpegRing(keep, cap)
+        self.template: Any = None  # the source's stream, for remuxing its packets
+        self.fps = 25.0
+        self.recording: Recording | None = None
+        self.finished: list[Path] = []
+        self._lock = threading.Lock()
+        self._writes: queue.Queue[Recording | None] = queue.Queue()
+        folder.mkdir(parents=True, exist_ok=True)
+        self._writer = threading.Thread(target=self._write_loop, name="edged-clips", daemon=True)
+        self._writer.start()
+
+    # -- from the source thread ---------------------------------------------------------------
+    def add_packet(self, item: Packet, template: Any, fps: float) -> None:
+        """An H.264 packet (kept as it is); other codecs' sources call add_frame instead."""
+        with self._lock:
+            self.template, self.fps = template, fps
+            self.packets.add(item)
+            if self.recording:
+                self.recording.packets.append(item)
+                self._maybe_finish(item.ts)
+
+    def add_frame(self, ts: float, image: np.ndarray, fps: float) -> None:
+        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.settings.jpeg_quality])
+        if not ok:
+            return
+        frame = JpegFrame(ts, data.tobytes())
+        with self._lock:
+            self.fps = fps
+            self.jpegs.add(frame)
+            if self.recording:
+                self.recording.frames.append(frame)
+                self._maybe_finish(ts)
+
+    # -- from the pipeline --------------------------------------------------------------------
+    def alert(self, alert_id: str, ts: float) -> str:
+        """Starts or extends the clip for an alert at monotonic `ts`; returns the clip's file name."""
+        s = self.settings
+        with self._lock:
+            if self.recording is None:
+                start = ts - s.pre_roll_s
+                wall = time.strftime("%Y%m%d-%H%M%S", time.localtime(start + self.time_offset))
+                name = f"{self.camera}-{wall}-{int((start % 1) * 1000):03d}.mp4"
+                self.recording = Recording(name, start, ts + s.post_roll_s, start + s.max_length_s)
+                self.recording.packets = self.packets.since(start)
+                self.recording.frames = self.jpegs.since(start)
+            else:
+                self.recording.end_ts = min(max(self.recording.end_ts, ts + s.post_roll_s), self.recording.limit_ts)
+            self.recording.alerts.append(alert_id)
+            return self.recording.name
+
+    def _maybe_finish(self, now: float) -> None:
+        if self.recording and now >= self.recording.end_ts:
+            self._writes.put(self.recording)
+            self.recording = None
+
+    # -- the writer thread --------------------------------------------------------------------
+    def _write_loop(self) -> None:
+        while (recording := self._writes.get()) is not None:
+            started = time.monotonic()
+            path = self.folder / recording.name
+            tmp = path.with_name(path.name + ".part")
+            try:
+                if recording.packets and self.template is not None:
+                    count = remux(recording.packets, self.template, tmp)
+                else:
+                    decoded = (cv2.imdecode(np.frombuffer(f.jpeg, np.uint8), cv2.IMREAD_COLOR)
+                               for f in recording.frames)
+                    count = encode([image for image in decoded if image is not None], self.fps, tmp)
+                tmp.replace(path)
+                self.finished.append(path)
+                retain(self.folder, self.settings.keep_days, self.settings.keep_mb)
+                log.info("clip %s: %d frames, ready %.2f s after its post-roll", path.name, count,
+                         time.monotonic() - started)
+            except Exception:  # a failed clip must not stop the next one
+                log.exception("writing clip %s failed", path.name)
+                tmp.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Finishes the clip being recorded with what it has, and waits for the writer."""
+        with self._lock:
+            if self.recording:
+                self._writes.put(self.recording)
+                self.recording = None
+        self._writes.put(None)
+        self._writer.join(60)
