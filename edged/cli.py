@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import cv2
 
@@ -317,6 +318,50 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _clips_dir(args: argparse.Namespace) -> Path:
+    if args.dir:
+        return Path(args.dir)
+    if args.config:
+        config = load_config(args.config)
+        if config.recognition.gallery:
+            return Path(config.recognition.gallery).parent / "clips"
+    return default_gallery().parent / "clips"
+
+
+def cmd_clips(args: argparse.Namespace) -> int:
+    from edged.video import probe
+
+    folder = _clips_dir(args)
+    if args.action == "list":
+        clips = sorted(folder.glob("*.mp4")) if folder.is_dir() else []
+        rows: list[dict[str, Any]] = []
+        for path in clips:
+            info = probe(path)
+            rows.append({"name": path.name, "bytes": path.stat().st_size, "seconds": round(info.seconds, 2),
+                         "frames": info.frames, "codec": info.codec, "size": [info.width, info.height],
+                         "modified": path.stat().st_mtime})
+        if args.json:
+            print(json.dumps({"version": JSON_VERSION, "folder": str(folder), "clips": rows}, indent=2))
+        else:
+            print(f"{folder}: {len(rows)} clip(s)")
+            for r in rows:
+                print(f"  {r['name']}  {r['seconds']:.1f} s  {r['bytes'] / 2**20:.1f} MB  {r['codec']}")
+        return 0
+    path = folder / args.name
+    if "/" in args.name or not path.is_file():
+        raise EdgedError(f"no clip {args.name!r} in {folder}")
+    if args.action == "get":
+        import shutil
+
+        target = Path(args.out) if args.out else Path(args.name)
+        shutil.copyfile(path, target)
+        print(f"copied {path} to {target}")
+    else:
+        path.unlink()
+        print(f"removed {path}")
+    return 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     path = args.file or args.config
     config = load_config(path)
@@ -397,6 +442,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token", default="", help="the status token, when the daemon wants one")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_status)
+
+    p = sub.add_parser("clips", help="list, copy out or remove recorded clips")
+    ksub = p.add_subparsers(dest="action", required=True)
+    for action in ("list", "get", "rm"):
+        k = ksub.add_parser(action)
+        k.add_argument("--dir", help="the clips folder (default: beside the gallery, clips/)")
+        k.add_argument("--config", type=Path, help="take the state folder from this configuration")
+        if action == "list":
+            k.add_argument("--json", action="store_true")
+        else:
+            k.add_argument("name")
+        if action == "get":
+            k.add_argument("out", nargs="?", help="where to copy it (default: its name, here)")
+    p.set_defaults(run=cmd_clips)
 
     p = sub.add_parser("config", help="check or show the daemon's configuration")
     csub = p.add_subparsers(dest="action", required=True)

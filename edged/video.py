@@ -91,8 +91,9 @@ def remux(packets: Sequence[Packet], template: Any, path: Path) -> int:
     return written
 
 
-def encode(frames: Sequence[np.ndarray], fps: float, path: Path, crf: int = 23) -> int:
-    """Encodes BGR frames to H.264 in an MP4 (yuv420p, fast start); returns frames written."""
+def encode(frames: Sequence[np.ndarray], fps: float, path: Path, crf: int = 23, gop: int = 0) -> int:
+    """Encodes BGR frames to H.264 in an MP4 (yuv420p, fast start); returns frames written.
+    `gop` > 0 puts a keyframe every `gop` frames (x264's default is 250)."""
     import av
 
     if not frames:
@@ -103,6 +104,8 @@ def encode(frames: Sequence[np.ndarray], fps: float, path: Path, crf: int = 23) 
         stream.width, stream.height = width - width % 2, height - height % 2
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": str(crf), "preset": "veryfast"}
+        if gop:
+            stream.options["x264-params"] = f"keyint={gop}:min-keyint={gop}:scenecut=0"
         for image in frames:
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[: stream.height, : stream.width]),
                                                format="bgr24")

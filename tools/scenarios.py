@@ -65,9 +65,33 @@ def background(width: int, height: int) -> np.ndarray:
     return np.clip(base + noise, 0, 255).astype(np.uint8)
 
 
+STAMP_BITS = 12
+STAMP_CELL = 12
+
+
+def stamp(canvas: np.ndarray, index: int) -> None:
+    """Writes the frame number as a row of black/white cells at the bottom left."""
+    y = canvas.shape[0] - STAMP_CELL
+    for bit in range(STAMP_BITS):
+        value = 255 if index >> bit & 1 else 0
+        canvas[y:, bit * STAMP_CELL:(bit + 1) * STAMP_CELL] = value
+
+
+def read_stamp(image: np.ndarray) -> int:
+    """The frame number `stamp` wrote (survives video compression: cells are 12 px)."""
+    y = image.shape[0] - STAMP_CELL
+    index = 0
+    for bit in range(STAMP_BITS):
+        cell = image[y + 3:-3, bit * STAMP_CELL + 3:(bit + 1) * STAMP_CELL - 3]
+        if cell.mean() > 128:
+            index |= 1 << bit
+    return index
+
+
 def render(path: Path, actors: list[Actor], frames: int, detector: Any, size: tuple[int, int] = (640, 360),
-           face_height: int = 110) -> Path:
-    """Writes the scenario to an MP4 file; actors later in the list pass in front."""
+           face_height: int = 110, stamped: bool = False) -> Path:
+    """Writes the scenario to an MP4 file (MPEG-4 part 2, as OpenCV writes); actors later in
+    the list pass in front; `stamped` marks each frame with its number."""
     width, height = size
     patches = {(a.person, a.photo): face_patch(detector, a.person, a.photo, face_height) for a in actors}
     backdrop = background(width, height)
@@ -84,6 +108,8 @@ def render(path: Path, actors: list[Actor], frames: int, detector: Any, size: tu
                     x1, y1 = min(x + pw, width), min(y + ph, height)
                     if x1 > x0 and y1 > y0:
                         canvas[y0:y1, x0:x1] = patch[y0 - y:y1 - y, x0 - x:x1 - x]
+        if stamped:
+            stamp(canvas, frame)
         writer.write(canvas)
     writer.release()
     return path
@@ -91,3 +117,18 @@ def render(path: Path, actors: list[Actor], frames: int, detector: Any, size: tu
 
 def walk(first: int, last: int, x0: float, x1: float, y: float = 110) -> Appearance:
     return Appearance(first, last, (x0, y), (x1, y))
+
+
+def to_h264(source: Path, target: Path, gop: int) -> Path:
+    """The same video as H.264 with a keyframe every `gop` frames (for the clips' packet path)."""
+    from edged.video import encode
+
+    capture = cv2.VideoCapture(str(source))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    encode(frames, FPS, target, crf=18, gop=gop)
+    return target

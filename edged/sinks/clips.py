@@ -110,6 +110,7 @@ class Recording:
     alerts: list[str] = field(default_factory=list)
     packets: list[Packet] = field(default_factory=list)
     frames: list[JpegFrame] = field(default_factory=list)
+    max_pts: int = -(2**62)  # highest presentation time among the packets so far
 
 
 def retain(folder: Path, keep_days: float, keep_mb: float) -> list[Path]:
@@ -157,9 +158,19 @@ class ClipRecorder:
         with self._lock:
             self.template, self.fps = template, fps
             self.packets.add(item)
-            if self.recording:
-                self.recording.packets.append(item)
-                self._maybe_finish(item.ts)
+            recording = self.recording
+            if recording is None:
+                return
+            pts = item.packet.pts if item.packet is not None and item.packet.pts is not None else None
+            # With B-frames, a frame's packet can come after a later frame's: past the end, cut
+            # only before a packet that shows later than all before it, so no frame is left half.
+            if item.ts >= recording.end_ts and (pts is None or pts > recording.max_pts):
+                self._writes.put(recording)
+                self.recording = None
+                return
+            recording.packets.append(item)
+            if pts is not None:
+                recording.max_pts = max(recording.max_pts, pts)
 
     def add_frame(self, ts: float, image: np.ndarray, fps: float) -> None:
         ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.settings.jpeg_quality])
@@ -184,6 +195,8 @@ class ClipRecorder:
                 name = f"{self.camera}-{wall}-{int((start % 1) * 1000):03d}.mp4"
                 self.recording = Recording(name, start, ts + s.post_roll_s, start + s.max_length_s)
                 self.recording.packets = self.packets.since(start)
+                shown = [p.packet.pts for p in self.recording.packets if p.packet is not None]
+                self.recording.max_pts = max((t for t in shown if t is not None), default=self.recording.max_pts)
                 self.recording.frames = self.jpegs.since(start)
             else:
                 self.recording.end_ts = min(max(self.recording.end_ts, ts + s.post_roll_s), self.recording.limit_ts)

@@ -1,0 +1,119 @@
+"""Pre-roll clips: the rings stay bounded, and a clip of a scenario with a known alert starts a
+pre-roll before it (within one GOP on the packet path) and ends a post-roll after it, is
+H.264, decodes, and is managed by `edged clips`."""
+
+import json
+import time
+
+import cv2
+import numpy as np
+import pytest
+from scenarios import Actor, read_stamp, render, to_h264, walk
+from services import Daemon, config, free_port, gallery_copy, wait_until
+
+from edged.sinks.clips import JpegFrame, JpegRing, PacketRing, retain
+from edged.video import Packet, probe
+
+from .conftest import run_edged
+
+FPS = 25
+PRE, POST, GOP = 2.0, 3.0, 25
+
+
+def test_packet_ring_stays_bounded_and_starts_on_a_keyframe():
+    ring = PacketRing(keep_s=5.0, max_bytes=2_000_000)
+    for n in range(25 * 600):  # ten minutes at 25 fps, a keyframe a second, 200 kB/s
+        ring.add(Packet(n / 25, None, n % 25 == 0, 60_000 if n % 25 == 0 else 6_000))
+        assert ring.bytes <= 2_000_000
+    assert ring.items[0].keyframe
+    now = (25 * 600 - 1) / 25
+    start = ring.since(now - 5.0)
+    assert start[0].keyframe and now - 6.0 < start[0].ts <= now - 5.0
+
+
+def test_packet_ring_caps_a_huge_gop():
+    ring = PacketRing(keep_s=5.0, max_bytes=100_000)
+    for n in range(1000):  # one keyframe, then nothing but P-frames
+        ring.add(Packet(n / 25, None, n == 0, 5_000))
+    assert ring.bytes <= 100_000
+
+
+def test_jpeg_ring_is_bounded_by_time_and_bytes():
+    ring = JpegRing(keep_s=2.0, max_bytes=10_000)
+    for n in range(500):
+        ring.add(JpegFrame(n / 25, b"x" * 100))
+    assert len(ring.items) == 51 and ring.since(499 / 25 - 1.0)[0].ts >= 499 / 25 - 1.0
+    for n in range(500, 600):
+        ring.add(JpegFrame(n / 25, b"y" * 1000))
+    assert ring.bytes <= 10_000
+
+
+def test_retention_by_age_and_size(tmp_path):
+    for i in range(4):
+        path = tmp_path / f"c{i}.mp4"
+        path.write_bytes(b"0" * 2**20)
+        age = 10 * 86400 if i == 0 else (3 - i) * 10
+        stamp = time.time() - age
+        import os
+
+        os.utime(path, (stamp, stamp))
+    removed = retain(tmp_path, keep_days=7, keep_mb=2.5)
+    assert sorted(p.name for p in removed) == ["c0.mp4", "c1.mp4"]  # too old; then the oldest past 2.5 MB
+
+
+@pytest.fixture(scope="module")
+def one_alert_videos(detector, tmp_path_factory):
+    """Obama (enrolled) walks in at frame 75 and stays; 10 s in all; every frame numbered."""
+    folder = tmp_path_factory.mktemp("clips")
+    actors = [Actor("obama", "obama2.jpg", (walk(75, 249, 40, 400),))]
+    mpeg4 = render(folder / "scenario.mp4", actors, 250, detector, stamped=True)
+    return {"frames": mpeg4, "packets": to_h264(mpeg4, folder / "scenario-h264.mp4", GOP)}
+
+
+@pytest.mark.parametrize("path_kind", ["packets", "frames"])
+def test_clip_spans_pre_and_post_roll(one_alert_videos, enrolled_gallery, tmp_path, path_kind):
+    port = free_port()
+    gallery = gallery_copy(enrolled_gallery, tmp_path)
+    text = config(one_alert_videos[path_kind], gallery, port, loop=False, mode="knowns")
+    text += f"[clips]\npre_roll_s = {PRE}\npost_roll_s = {POST}\n"
+    daemon = Daemon(tmp_path, text)
+    daemon.start()
+    try:
+        alert = wait_until(lambda: next((e for e in (daemon.status(port) or {}).get("recent_events", [])
+                                         if e["type"] == "alert"), None), 60, "the alert")
+        assert daemon.process.wait(60) == 0
+    finally:
+        daemon.stop()
+    clips = tmp_path / "clips"
+    files = sorted(clips.glob("*"))
+    assert [p.name for p in files] == [alert["clip"].removeprefix("clips/")], "one clip, renamed when complete"
+    info = probe(files[0])
+    assert info.codec == "h264" and info.frames > 0
+    capture = cv2.VideoCapture(str(files[0]))
+    stamps = []
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        stamps.append(read_stamp(image))
+    assert stamps == list(range(stamps[0], stamps[0] + len(stamps))), "frames missing or out of order"
+    at = alert["frame_index"]
+    want_first, want_last = at - PRE * FPS, at + POST * FPS
+    if path_kind == "packets":
+        assert stamps[0] % GOP == 0 and want_first - GOP < stamps[0] <= want_first, (stamps[0], at)
+        # Packets are read a few frames ahead of display (B-frames, threaded decoding), so the
+        # packet path ends up to 6 frames (0.24 s) past the post-roll; it never ends early.
+        assert want_last - 1 <= stamps[-1] <= want_last + 6, (stamps[-1], at)
+    else:
+        assert abs(stamps[0] - want_first) <= 2, (stamps[0], at)
+        assert abs(stamps[-1] - want_last) <= 3, (stamps[-1], at)
+
+    listed = json.loads(run_edged("clips", "list", "--dir", str(clips), "--json", check=True).stdout)
+    assert [c["name"] for c in listed["clips"]] == [files[0].name] and listed["clips"][0]["codec"] == "h264"
+    out = tmp_path / "copy.mp4"
+    run_edged("clips", "get", files[0].name, str(out), "--dir", str(clips), check=True)
+    assert out.read_bytes() == files[0].read_bytes()
+    run_edged("clips", "rm", files[0].name, "--dir", str(clips), check=True)
+    assert not files[0].exists()
+    assert run_edged("clips", "rm", "nope.mp4", "--dir", str(clips)).returncode == 1
+    _ = np  # numpy is used by read_stamp's images
