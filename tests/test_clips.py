@@ -117,3 +117,35 @@ def test_clip_spans_pre_and_post_roll(one_alert_videos, enrolled_gallery, tmp_pa
     assert not files[0].exists()
     assert run_edged("clips", "rm", "nope.mp4", "--dir", str(clips)).returncode == 1
     _ = np  # numpy is used by read_stamp's images
+
+
+def feed_frames(recorder, start: float, end: float, fps: float = 10.0) -> None:
+    image = np.zeros((48, 64, 3), np.uint8)
+    for n in range(int(start * fps), int(end * fps)):
+        image[:] = n % 256
+        recorder.add_frame(n / fps, image, fps)
+
+
+def test_an_alert_while_recording_extends_the_clip_up_to_the_maximum(tmp_path):
+    from edged.sinks.clips import ClipRecorder, ClipSettings
+
+    recorder = ClipRecorder(ClipSettings(pre_roll_s=2, post_roll_s=3, max_length_s=9), tmp_path, "door", 0.0)
+    feed_frames(recorder, 0, 5)
+    first = recorder.alert("a1", 5.0)
+    feed_frames(recorder, 5, 7)
+    assert recorder.alert("a2", 7.0) == first  # extends: ends at 10 s now, not 8 s
+    feed_frames(recorder, 7, 9.5)
+    assert recorder.recording is not None
+    feed_frames(recorder, 9.5, 12)
+    assert recorder.recording is None
+    third = recorder.alert("a3", 12.0)  # a new clip, from 10 s
+    for second in range(13, 20):  # an alert every second would extend it to 22 s ...
+        feed_frames(recorder, second - 1, second)
+        assert recorder.alert(f"a{second}", float(second)) == third
+    feed_frames(recorder, 19, 30)
+    assert recorder.alert("late", 30.0) != third  # after the maximum, an alert starts a new clip
+    recorder.close()
+    assert third != first
+    clips = [probe(tmp_path / name) for name in (first, third)]
+    assert clips[0].frames == 71  # 3.0 s to 10.0 s at 10 fps: pre-roll 2 s, post-roll 3 s after a2
+    assert clips[1].frames == 91  # ... but max_length_s = 9 ends it at 19.0 s
