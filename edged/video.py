@@ -12,6 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 log = logging.getLogger("edged.video")
@@ -91,29 +92,53 @@ def remux(packets: Sequence[Packet], template: Any, path: Path) -> int:
     return written
 
 
-def encode(frames: Sequence[np.ndarray], fps: float, path: Path, crf: int = 23, gop: int = 0) -> int:
-    """Encodes BGR frames to H.264 in an MP4 (yuv420p, fast start); returns frames written.
-    `gop` > 0 puts a keyframe every `gop` frames (x264's default is 250)."""
-    import av
+class H264Writer:
+    """Encodes BGR frames to an H.264 MP4 one at a time (yuv420p, fast start). Frames wider
+    than `max_width` are scaled down first; `gop` > 0 puts a keyframe every `gop` frames."""
 
-    if not frames:
-        return 0
-    height, width = frames[0].shape[:2]
-    with av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as output:
-        stream = output.add_stream(_encoder_name(), rate=Fraction(fps).limit_denominator(1000))
-        stream.width, stream.height = width - width % 2, height - height % 2
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "veryfast"}
+    def __init__(self, path: Path, fps: float, crf: int = 23, gop: int = 0, max_width: int = 0) -> None:
+        import av
+
+        self.av = av
+        self.output = av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"})
+        stream: Any = self.output.add_stream(_encoder_name(), rate=Fraction(fps).limit_denominator(1000))
+        self.stream = stream
+        self.stream.pix_fmt = "yuv420p"
+        self.stream.options = {"crf": str(crf), "preset": "veryfast"}
         if gop:
-            stream.options["x264-params"] = f"keyint={gop}:min-keyint={gop}:scenecut=0"
-        for image in frames:
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[: stream.height, : stream.width]),
-                                               format="bgr24")
-            for packet in stream.encode(frame):
-                output.mux(packet)
-        for packet in stream.encode():
-            output.mux(packet)
-    return len(frames)
+            self.stream.options["x264-params"] = f"keyint={gop}:min-keyint={gop}:scenecut=0"
+        self.max_width = max_width
+        self.size: tuple[int, int] | None = None
+        self.frames = 0
+
+    def write(self, image: np.ndarray) -> None:
+        if self.size is None:
+            height, width = image.shape[:2]
+            if self.max_width and width > self.max_width:
+                height, width = round(height * self.max_width / width), self.max_width
+            self.size = (width - width % 2, height - height % 2)
+            self.stream.width, self.stream.height = self.size
+        if image.shape[1::-1] != self.size:
+            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
+        frame = self.av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+        for packet in self.stream.encode(frame):
+            self.output.mux(packet)
+        self.frames += 1
+
+    def close(self) -> int:
+        if self.size is not None:
+            for packet in self.stream.encode():
+                self.output.mux(packet)
+        self.output.close()
+        return self.frames
+
+
+def encode(frames: Sequence[np.ndarray], fps: float, path: Path, crf: int = 23, gop: int = 0) -> int:
+    """Encodes BGR frames to an H.264 MP4; returns the number of frames written."""
+    writer = H264Writer(path, fps, crf, gop)
+    for image in frames:
+        writer.write(image)
+    return writer.close()
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edged.video import Packet, encode, remux
+from edged.video import H264Writer, Packet, remux
 
 log = logging.getLogger("edged.clips")
 
@@ -33,6 +34,7 @@ class ClipSettings:
     jpeg_quality: int = 80
     keep_days: float = 7.0
     keep_mb: float = 2000.0
+    max_width: int = 1280  # frame-path clips are encoded at most this wide, while they record
 
 
 class PacketRing:
@@ -111,6 +113,7 @@ class Recording:
     packets: list[Packet] = field(default_factory=list)
     frames: list[JpegFrame] = field(default_factory=list)
     max_pts: int = -(2**62)  # highest presentation time among the packets so far
+    encoder: FrameEncoder | None = None  # the frame path's encoder, running while it records
 
 
 def retain(folder: Path, keep_days: float, keep_mb: float) -> list[Path]:
@@ -127,6 +130,46 @@ def retain(folder: Path, keep_days: float, keep_mb: float) -> list[Path]:
     if removed:
         log.info("removed %d old clip(s) from %s", len(removed), folder)
     return removed
+
+
+class FrameEncoder:
+    """Encodes a frame-path clip while it records, on its own thread, from the JPEG frames the
+    ring already made; when the post-roll ends only the last frames are left to encode."""
+
+    def __init__(self, path: Path, fps: float, max_width: int, finished: list[Path],
+                 keep: Callable[[], object]) -> None:
+        self.path = path
+        self.tmp = path.with_name(path.name + ".part")
+        self._queue: queue.Queue[JpegFrame | None] = queue.Queue()
+        self._writer = H264Writer(self.tmp, fps, max_width=max_width)
+        self._finished = finished
+        self._keep = keep
+        self.ended_at = 0.0
+        self.thread = threading.Thread(target=self._run, name="edged-clip-encoder", daemon=True)
+        self.thread.start()
+
+    def add(self, frame: JpegFrame) -> None:
+        self._queue.put(frame)
+
+    def finish(self) -> None:
+        self.ended_at = time.monotonic()
+        self._queue.put(None)
+
+    def _run(self) -> None:
+        try:
+            while (frame := self._queue.get()) is not None:
+                image = cv2.imdecode(np.frombuffer(frame.jpeg, np.uint8), cv2.IMREAD_COLOR)
+                if image is not None:
+                    self._writer.write(image)
+            count = self._writer.close()
+            self.tmp.replace(self.path)
+            self._finished.append(self.path)
+            log.info("clip %s: %d frames, ready %.2f s after its post-roll", self.path.name, count,
+                     time.monotonic() - self.ended_at)
+            self._keep()
+        except Exception:  # a failed clip must not stop the next one
+            log.exception("writing clip %s failed", self.path.name)
+            self.tmp.unlink(missing_ok=True)
 
 
 class ClipRecorder:
@@ -173,6 +216,11 @@ class ClipRecorder:
                 recording.max_pts = max(recording.max_pts, pts)
 
     def add_frame(self, ts: float, image: np.ndarray, fps: float) -> None:
+        """A frame of a source that is not H.264: kept as a JPEG at the clips' size."""
+        width = self.settings.max_width
+        if width and image.shape[1] > width:
+            height = round(image.shape[0] * width / image.shape[1])
+            image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
         ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.settings.jpeg_quality])
         if not ok:
             return
@@ -180,9 +228,15 @@ class ClipRecorder:
         with self._lock:
             self.fps = fps
             self.jpegs.add(frame)
-            if self.recording:
-                self.recording.frames.append(frame)
-                self._maybe_finish(ts)
+            recording = self.recording
+            if recording is None:
+                return
+            if recording.encoder is None:
+                recording.encoder = self._encoder(recording)
+            recording.encoder.add(frame)
+            if ts >= recording.end_ts:
+                recording.encoder.finish()
+                self.recording = None
 
     # -- from the pipeline --------------------------------------------------------------------
     def alert(self, alert_id: str, ts: float) -> str:
@@ -198,43 +252,56 @@ class ClipRecorder:
                 shown = [p.packet.pts for p in self.recording.packets if p.packet is not None]
                 self.recording.max_pts = max((t for t in shown if t is not None), default=self.recording.max_pts)
                 self.recording.frames = self.jpegs.since(start)
+                if self.recording.frames:  # a frame-path source: start encoding the pre-roll now
+                    self.recording.encoder = self._encoder(self.recording)
             else:
                 self.recording.end_ts = min(max(self.recording.end_ts, ts + s.post_roll_s), self.recording.limit_ts)
             self.recording.alerts.append(alert_id)
             return self.recording.name
 
-    def _maybe_finish(self, now: float) -> None:
-        if self.recording and now >= self.recording.end_ts:
-            self._writes.put(self.recording)
-            self.recording = None
+    def _encoder(self, recording: Recording) -> FrameEncoder:
+        encoder = FrameEncoder(self.folder / recording.name, self.fps, self.settings.max_width, self.finished,
+                               lambda: retain(self.folder, self.settings.keep_days, self.settings.keep_mb))
+        for frame in recording.frames:
+            encoder.add(frame)
+        recording.frames = []
+        return encoder
 
     # -- the writer thread --------------------------------------------------------------------
     def _write_loop(self) -> None:
+        """Remuxes finished packet-path recordings (milliseconds each)."""
         while (recording := self._writes.get()) is not None:
             started = time.monotonic()
             path = self.folder / recording.name
             tmp = path.with_name(path.name + ".part")
             try:
-                if recording.packets and self.template is not None:
-                    count = remux(recording.packets, self.template, tmp)
-                else:
-                    decoded = (cv2.imdecode(np.frombuffer(f.jpeg, np.uint8), cv2.IMREAD_COLOR)
-                               for f in recording.frames)
-                    count = encode([image for image in decoded if image is not None], self.fps, tmp)
+                count = remux(recording.packets, self.template, tmp)
                 tmp.replace(path)
                 self.finished.append(path)
-                retain(self.folder, self.settings.keep_days, self.settings.keep_mb)
                 log.info("clip %s: %d frames, ready %.2f s after its post-roll", path.name, count,
                          time.monotonic() - started)
+                retain(self.folder, self.settings.keep_days, self.settings.keep_mb)
             except Exception:  # a failed clip must not stop the next one
                 log.exception("writing clip %s failed", path.name)
                 tmp.unlink(missing_ok=True)
 
     def close(self) -> None:
-        """Finishes the clip being recorded with what it has, and waits for the writer."""
+        """Finishes the clip being recorded with what it has, and waits for the writers."""
         with self._lock:
-            if self.recording:
-                self._writes.put(self.recording)
-                self.recording = None
+            recording, self.recording = self.recording, None
+        encoder = None
+        if recording is not None:
+            if recording.encoder is not None:
+                encoder = recording.encoder
+                encoder.finish()
+            elif recording.packets:
+                self._writes.put(recording)
         self._writes.put(None)
         self._writer.join(60)
+        if encoder is not None:
+            encoder.thread.join(120)
+        for thread in list(self._encoders_running()):
+            thread.join(120)
+
+    def _encoders_running(self) -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "edged-clip-encoder" and t.is_alive()]
