@@ -24,7 +24,7 @@ else:  # pragma: no cover - Python 3.10 (JetPack 6)
 
 CONFIG_EXIT = 78  # EX_CONFIG: systemd's RestartPreventExitStatus=78 stops restart loops on it
 DEFAULT_FILE = Path("/etc/edged/edged.toml")
-SECRET_KEYS = {"password", "token", "urls"}
+SECRET_KEYS = {"password", "token", "urls", "s3_access_key", "s3_secret_key"}
 
 
 def check(expect: str, ok: Any) -> dict[str, Any]:
@@ -129,6 +129,13 @@ class ClipsConfig:
     max_buffer_mb: float = field(default=30.0, metadata=check("1 to 500", lambda v: 1 <= v <= 500))
     keep_days: float = field(default=7.0, metadata=check("> 0", _positive))
     keep_mb: float = field(default=2000.0, metadata=check("> 0", _positive))
+    s3_bucket: str = ""  # "" = clips stay on this box only
+    s3_prefix: str = "edged/"
+    s3_endpoint: str = ""  # "" = AWS, or $AWS_ENDPOINT_URL; MinIO: "http://minio.lan:9000"
+    s3_access_key: str = ""  # "" = boto3's own (environment, ~/.aws); better: s3_access_key_file
+    s3_secret_key: str = ""  # better: s3_secret_key_file
+    s3_url_expiry_s: int = field(default=604800, metadata=check("60 to 604800 (7 days, S3's longest)",
+                                                                lambda v: 60 <= v <= 604800))
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from edged import __version__
 from edged.alerts import AlertEngine, AlertSettings
@@ -102,6 +103,7 @@ class Daemon:
         self._stop = threading.Event()
         self._reload = threading.Event()
         self.live: LiveView | None = None
+        self.uploaders: list[Any] = []  # S3 clip uploaders, closed on stop
         self.engine = self._engine(self.config)
         gallery_path = Path(self.config.recognition.gallery) if self.config.recognition.gallery else default_gallery()
         self.state = gallery_path.parent
@@ -127,6 +129,14 @@ class Daemon:
             recorder = ClipRecorder(ClipSettings(k.pre_roll_s, k.post_roll_s, k.max_length_s, k.max_buffer_mb,
                                                  keep_days=k.keep_days, keep_mb=k.keep_mb),
                                     self.state / "clips", c.name, offset)
+            if k.s3_bucket:
+                from edged.s3 import ClipUploader
+
+                uploader = ClipUploader(self.state / "clips", k.s3_bucket, k.s3_prefix, k.s3_url_expiry_s,
+                                        k.s3_endpoint, k.s3_access_key, k.s3_secret_key)
+                recorder.on_clip = lambda path: uploader.add(path.name)
+                recorder.waiting_uploads = uploader.pending
+                self.uploaders.append(uploader)
         source = FrameSource(SourceSettings(c.source, c.name, c.loop, c.realtime, c.rtsp_transport, c.open_timeout_s,
                                             c.reconnect_max_s), clips=recorder)
         tracking = FaceTracking(self.engine, self.gallery, tracking_settings(config), camera=c.name,
@@ -190,6 +200,8 @@ class Daemon:
             log.info("stopping")
             watchdog.stop()
             self.pipeline.stop()
+            for uploader in self.uploaders:
+                uploader.close()
             web.stop()
             self.gallery.close()
         return 0

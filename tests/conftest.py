@@ -74,3 +74,19 @@ def enrolled_gallery(tmp_path_factory):
 
     engine = FaceEngine(EngineOptions(models_dir=ROOT / "models", embedder="mobilefacenet"))
     return enroll_first_photos(engine, tmp_path_factory.mktemp("gallery") / "gallery.db", ENROLLED)
+
+
+@pytest.fixture
+def s3_server():
+    """moto's S3 server on a free port on 127.0.0.1; yields the environment that points boto3 at it."""
+    from services import free_port, wait_for_port
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(port, 30)
+    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test",
+           "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+    yield env
+    server.terminate()
+    server.wait(10)

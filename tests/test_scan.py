@@ -2,13 +2,11 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import cv2
 import pytest
 from scenarios import Actor, Appearance, render, walk
-from services import enroll_first_photos, free_port, wait_for_port
+from services import enroll_first_photos
 
 from edged.detector import DetectorSettings
 from edged.engine import EngineOptions, FaceEngine
@@ -162,21 +160,6 @@ def test_enroll_from_video(engine, tmp_path):
     assert found["images"][0]["faces"][0]["person"] == "shea"
     missing = run_edged("enroll", "x", "--from-video", str(video), "--person", "unknown-9", env=env)
     assert missing.returncode == 1 and "'unknown-9' is not in the video; found: ['shea']" in missing.stderr
-
-
-@pytest.fixture
-def s3_server():
-    """moto's S3 server on a free port on 127.0.0.1."""
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    wait_for_port(port, 30)
-    env = {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-           "AWS_DEFAULT_REGION": "us-east-1"}
-    yield env
-    server.terminate()
-    server.wait(10)
 
 
 def test_scan_an_s3_clip(s3_server, scenario, gallery_path, tmp_path):

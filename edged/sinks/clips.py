@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import shutil
 import threading
 import time
 from collections import deque
@@ -35,6 +36,7 @@ class ClipSettings:
     keep_days: float = 7.0
     keep_mb: float = 2000.0
     max_width: int = 1280  # frame-path clips are encoded at most this wide, while they record
+    min_free_mb: float = 200.0  # below this much free disk, the oldest clips go, waiting uploads first
 
 
 class PacketRing:
@@ -116,8 +118,11 @@ class Recording:
     encoder: FrameEncoder | None = None  # the frame path's encoder, running while it records
 
 
-def retain(folder: Path, keep_days: float, keep_mb: float) -> list[Path]:
-    """Removes clips older than `keep_days`, then the oldest while the total passes `keep_mb`."""
+def retain(folder: Path, keep_days: float, keep_mb: float, min_free_mb: float = 0.0,
+           waiting: list[str] | None = None) -> list[Path]:
+    """Removes clips older than `keep_days`, then the oldest while the total passes `keep_mb`.
+    When the disk has less than `min_free_mb` free, clips still waiting for upload (`waiting`,
+    oldest first) go first, then the oldest others, and it says so."""
     clips = sorted(folder.glob("*.mp4"), key=lambda p: p.stat().st_mtime)
     removed = []
     cutoff = time.time() - keep_days * 86400
@@ -129,6 +134,16 @@ def retain(folder: Path, keep_days: float, keep_mb: float) -> list[Path]:
             removed.append(path)
     if removed:
         log.info("removed %d old clip(s) from %s", len(removed), folder)
+    if min_free_mb:
+        order = [folder / n for n in waiting or []] + [p for p in clips if p.name not in set(waiting or [])]
+        for path in order:
+            if shutil.disk_usage(folder).free >= min_free_mb * 2**20:
+                break
+            if path.exists():
+                log.warning("disk nearly full (%s): removed clip %s%s", folder, path.name,
+                            " before it was uploaded" if waiting and path.name in waiting else "")
+                path.unlink()
+                removed.append(path)
     return removed
 
 
@@ -172,6 +187,19 @@ class FrameEncoder:
             self.tmp.unlink(missing_ok=True)
 
 
+class FinishedClips(list[Path]):
+    """The clips written so far; each one appended is also handed to `on_clip` (the uploader)."""
+
+    def __init__(self, recorder: ClipRecorder) -> None:
+        super().__init__()
+        self.recorder = recorder
+
+    def append(self, path: Path) -> None:
+        super().append(path)
+        if self.recorder.on_clip is not None:
+            self.recorder.on_clip(path)
+
+
 class ClipRecorder:
     """Fed every packet (H.264 sources) or frame (others) by the source thread; told about
     alerts by the pipeline; hands finished recordings to a writer thread."""
@@ -188,7 +216,9 @@ class ClipRecorder:
         self.template: Any = None  # the source's stream, for remuxing its packets
         self.fps = 25.0
         self.recording: Recording | None = None
-        self.finished: list[Path] = []
+        self.finished = FinishedClips(self)
+        self.on_clip: Callable[[Path], None] | None = None  # told of every finished clip
+        self.waiting_uploads: Callable[[], list[str]] = list  # clips not yet uploaded, oldest first
         self._lock = threading.Lock()
         self._writes: queue.Queue[Recording | None] = queue.Queue()
         folder.mkdir(parents=True, exist_ok=True)
@@ -261,7 +291,7 @@ class ClipRecorder:
 
     def _encoder(self, recording: Recording) -> FrameEncoder:
         encoder = FrameEncoder(self.folder / recording.name, self.fps, self.settings.max_width, self.finished,
-                               lambda: retain(self.folder, self.settings.keep_days, self.settings.keep_mb))
+                               self.retain)
         for frame in recording.frames:
             encoder.add(frame)
         recording.frames = []
@@ -280,10 +310,14 @@ class ClipRecorder:
                 self.finished.append(path)
                 log.info("clip %s: %d frames, ready %.2f s after its post-roll", path.name, count,
                          time.monotonic() - started)
-                retain(self.folder, self.settings.keep_days, self.settings.keep_mb)
+                self.retain()
             except Exception:  # a failed clip must not stop the next one
                 log.exception("writing clip %s failed", path.name)
                 tmp.unlink(missing_ok=True)
+
+    def retain(self) -> list[Path]:
+        s = self.settings
+        return retain(self.folder, s.keep_days, s.keep_mb, s.min_free_mb, self.waiting_uploads())
 
     def close(self) -> None:
         """Finishes the clip being recorded with what it has, and waits for the writers."""
