@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,7 @@ def tracking_settings(config: Config) -> TrackingSettings:
         match_threshold=config.recognition.threshold)
 
 
-def build_sinks(config: Config, state: Path) -> list[Sink]:
+def build_sinks(config: Config, state: Path, clip_link: Callable[[str], str] | None = None) -> list[Sink]:
     from edged.sinks.media import MediaStore
 
     sinks: list[Sink] = [MediaStore(state / "media")]  # first: the pictures exist before others link them
@@ -86,7 +87,7 @@ def build_sinks(config: Config, state: Path) -> list[Sink]:
 
         host = "127.0.0.1" if config.stream.bind in ("0.0.0.0", "::") else config.stream.bind
         base = config.notify.base_url or f"http://{host}:{config.stream.port}"
-        sinks.append(NotifySink(config.notify, state / "media", base))
+        sinks.append(NotifySink(config.notify, state / "media", base, clip_link=clip_link))
     if config.mqtt.enabled:
         from edged.sinks.mqtt import MqttSink
 
@@ -124,6 +125,7 @@ class Daemon:
         c = config.camera
         offset = time.time() - time.monotonic()
         recorder = None
+        uploader = None
         if config.clips.enabled:
             k = config.clips
             recorder = ClipRecorder(ClipSettings(k.pre_roll_s, k.post_roll_s, k.max_length_s, k.max_buffer_mb,
@@ -142,7 +144,8 @@ class Daemon:
         tracking = FaceTracking(self.engine, self.gallery, tracking_settings(config), camera=c.name,
                                 time_offset=offset, name_strangers=True)
         alerts = AlertEngine(AlertSettings(config.alerts.mode, config.alerts.cooldown_s, tuple(config.alerts.ignore)))
-        pipeline = Pipeline(source, tracking, alerts, build_sinks(config, self.state), config.detector.detect_fps,
+        sinks = build_sinks(config, self.state, uploader.url_for if uploader else None)
+        pipeline = Pipeline(source, tracking, alerts, sinks, config.detector.detect_fps,
                             config.mqtt.stats_interval_s)
         pipeline.keep_pictures = True
         pipeline.clips = recorder
@@ -226,6 +229,9 @@ class Daemon:
             return
         notify("RELOADING=1")
         self.pipeline.stop()
+        for uploader in self.uploaders:  # the new pipeline makes its own; waiting clips stay listed on disk
+            uploader.close()
+        self.uploaders = []
         if (new.models, new.detector) != (self.config.models, self.config.detector):
             self.engine = self._engine(new)
         self.config = new

@@ -84,6 +84,12 @@ class ClipUploader:
         self._thread = threading.Thread(target=self._run, name="edged-s3", daemon=True)
         self._thread.start()
 
+    def url_for(self, name: str) -> str:
+        """The presigned link a clip will have once uploaded (signing needs no network, nor the
+        object), so a notification can carry it while the clip still records."""
+        return str(self.client.generate_presigned_url("get_object", ExpiresIn=self.url_expiry_s,
+                                                      Params={"Bucket": self.bucket, "Key": f"{self.prefix}{name}"}))
+
     def pending(self) -> list[str]:
         with self._lock:
             if not self.pending_file.exists():

@@ -73,6 +73,10 @@ def test_template_and_timeouts():
                   "http://box:8090/")
     assert text == "alice at door (0.81) http://box:8090/media/a-face.jpg none ${nope}"
     assert render("${person} ${similarity}", alert(person=None), "x") == "unknown n/a"
+    clipped = Alert("door", 3, 1.0, 1.0, "alice", 0.8, (0, 0, 1, 1), "known", clip="clips/door-1.mp4")
+    assert render("${clip_url}", clipped, "http://box") == "http://box/clips/door-1.mp4"
+    assert render("${clip_url}", clipped, "http://box", lambda name: f"https://s3.example/{name}?sig") == (
+        "https://s3.example/door-1.mp4?sig")
     assert with_timeouts("json://h/", 5) == "json://h/?cto=5&rto=5"
     assert with_timeouts("json://h/?rto=2", 5) == "json://h/?rto=2"
 

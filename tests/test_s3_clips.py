@@ -108,3 +108,17 @@ def test_nearly_full_disk_drops_the_oldest_waiting_clips_first(tmp_path, monkeyp
     retain(tmp_path, keep_days=7, keep_mb=10_000, min_free_mb=200, waiting=["w1.mp4", "w2.mp4"])
     assert removed_so_far == ["w1.mp4", "w2.mp4"]
     assert (tmp_path / "old-uploaded.mp4").exists()
+
+
+def test_a_link_signed_before_the_upload_works_after_it(aws_env, tmp_path):
+    uploaded = []
+    uploader = ClipUploader(tmp_path, "clips", on_uploaded=lambda name, url: uploaded.append(name))
+    try:
+        early = uploader.url_for("later.mp4")  # what a notification carries while the clip records
+        path = clip(tmp_path, "later.mp4")
+        uploader.add(path.name)
+        wait_until(lambda: uploaded, 30, "the upload")
+        with urllib.request.urlopen(early, timeout=10) as response:
+            assert response.read() == path.read_bytes()
+    finally:
+        uploader.close()

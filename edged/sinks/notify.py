@@ -10,6 +10,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from string import Template
 
@@ -27,10 +28,13 @@ def with_timeouts(url: str, seconds: float) -> str:
     return f"{url}{'&' if '?' in url else '?'}cto={seconds:g}&rto={seconds:g}"
 
 
-def render(template: str, alert: Alert, base_url: str) -> str:
-    """The template with the alert's fields; unknown ${names} are left as they are."""
+def render(template: str, alert: Alert, base_url: str, clip_link: Callable[[str], str] | None = None) -> str:
+    """The template with the alert's fields; unknown ${names} are left as they are.
+    `clip_link` turns a clip's file name into its link (S3), else the box's own URL is used."""
 
     def link(path: str | None) -> str:
+        if path and clip_link is not None and path.startswith("clips/"):
+            return clip_link(path.removeprefix("clips/"))
         return f"{base_url.rstrip('/')}/{path}" if path else "none"
 
     return Template(template).safe_substitute(
@@ -40,13 +44,15 @@ def render(template: str, alert: Alert, base_url: str) -> str:
 
 
 class NotifySink:
-    def __init__(self, settings: NotifyConfig, media: Path, base_url: str, queue_size: int = 100) -> None:
+    def __init__(self, settings: NotifyConfig, media: Path, base_url: str, queue_size: int = 100,
+                 clip_link: Callable[[str], str] | None = None) -> None:
         import apprise
 
         self.apprise_module = apprise
         self.settings = settings
         self.media = media
         self.base_url = base_url
+        self.clip_link = clip_link
         self.sender = apprise.Apprise()
         for url in settings.urls:
             if not self.sender.add(with_timeouts(url, settings.timeout_s)):
@@ -77,7 +83,8 @@ class NotifySink:
             face = self.media / Path(alert.snapshot).name
             if face.is_file():
                 attach = self.apprise_module.AppriseAttachment(str(face))
-        title, body = render(s.title, alert, self.base_url), render(s.body, alert, self.base_url)
+        title = render(s.title, alert, self.base_url, self.clip_link)
+        body = render(s.body, alert, self.base_url, self.clip_link)
         for attempt in range(s.retries + 1):
             if self._stop.is_set() and attempt:
                 break
