@@ -129,6 +129,7 @@ class ClipsConfig:
     max_buffer_mb: float = field(default=30.0, metadata=check("1 to 500", lambda v: 1 <= v <= 500))
     keep_days: float = field(default=7.0, metadata=check("> 0", _positive))
     keep_mb: float = field(default=2000.0, metadata=check("> 0", _positive))
+    annotate: bool = False  # boxes and names drawn into clips (re-encodes even H.264 sources)
     s3_bucket: str = ""  # "" = clips stay on this box only
     s3_prefix: str = "edged/"
     s3_endpoint: str = ""  # "" = AWS, or $AWS_ENDPOINT_URL; MinIO: "http://minio.lan:9000"

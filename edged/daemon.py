@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edged import __version__
 from edged.alerts import AlertEngine, AlertSettings
 from edged.config import Config, load_config
@@ -28,7 +30,7 @@ from edged.quality import QualitySettings
 from edged.reid import ReidSettings
 from edged.service import Watchdog, notify, watchdog_interval
 from edged.sinks.clips import ClipRecorder, ClipSettings
-from edged.sinks.stream import LiveView, WebServer, check_exposure
+from edged.sinks.stream import LiveView, WebServer, annotate, blur_faces, check_exposure
 from edged.source import FrameSource, SourceSettings
 from edged.tracker import TrackerSettings
 from edged.tracking import FaceTracking, TrackingSettings
@@ -128,8 +130,10 @@ class Daemon:
         uploader = None
         if config.clips.enabled:
             k = config.clips
+            blur = config.stream.privacy_blur == "unknowns"
             recorder = ClipRecorder(ClipSettings(k.pre_roll_s, k.post_roll_s, k.max_length_s, k.max_buffer_mb,
-                                                 keep_days=k.keep_days, keep_mb=k.keep_mb),
+                                                 keep_days=k.keep_days, keep_mb=k.keep_mb, annotate=k.annotate,
+                                                 blur_unknowns=blur),
                                     self.state / "clips", c.name, offset)
             if k.s3_bucket:
                 from edged.s3 import ClipUploader
@@ -149,6 +153,20 @@ class Daemon:
                             config.mqtt.stats_interval_s)
         pipeline.keep_pictures = True
         pipeline.clips = recorder
+        if recorder is not None and not recorder.wants_packets:
+            drawn = config.clips.annotate
+            blur = config.stream.privacy_blur == "unknowns"
+
+            def overlay(image: np.ndarray) -> np.ndarray:
+                # The newest boxes the pipeline has (detected or predicted): the frame being
+                # recorded is at most one detection interval newer than them.
+                if drawn:
+                    return annotate(image, pipeline.view, pipeline.view_identities, pipeline.recent_fps(), blur)
+                image = image.copy()
+                blur_faces(image, pipeline.view, pipeline.view_identities)
+                return image
+
+            recorder.overlay = overlay
         for sink in pipeline.sinks:
             bind = getattr(sink, "bind", None)
             if bind is not None:

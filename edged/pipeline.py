@@ -98,6 +98,7 @@ class Pipeline:
         self.recent: deque[dict[str, object]] = deque(maxlen=50)  # recent events, for the status page
         self.last_stats: Stats | None = None
         self.view = Faces.empty()  # faces in the newest frame: detected, or predicted between detections
+        self.view_identities: list[Identity] = []
         self.on_frame: list[Callable[[FrameResult], None]] = []
         self.live: LiveViewLike | None = None  # the stream's live view, when there is one
         self.keep_pictures = False  # a media sink stores alert pictures
@@ -184,6 +185,7 @@ class Pipeline:
                 self._put(self.stats())
 
     def _show(self, image: np.ndarray, faces: Faces, identities: list[Identity]) -> None:
+        self.view_identities = identities
         if self.live is not None:
             self.live.update(image, faces, identities, self.recent_fps())
 

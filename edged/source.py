@@ -30,6 +30,9 @@ class ClipFeed(Protocol):
 
     def add_frame(self, ts: float, image: np.ndarray, fps: float) -> None: ...
 
+    @property
+    def wants_packets(self) -> bool: ...
+
 
 @dataclass(frozen=True)
 class SourceSettings:
@@ -200,7 +203,7 @@ class FrameSource:
                     if self._stop.is_set():
                         return False
                     now = time.monotonic()
-                    keep_packets = video.codec == "h264" and self.clips is not None
+                    keep_packets = video.codec == "h264" and self.clips is not None and self.clips.wants_packets
                     if packet is not None and keep_packets and self.clips is not None:
                         self.clips.add_packet(Packet(now, packet, bool(packet.is_keyframe), packet.size),
                                               video.stream, video.fps)

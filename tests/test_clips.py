@@ -70,12 +70,14 @@ def one_alert_videos(detector, tmp_path_factory):
     return {"frames": mpeg4, "packets": to_h264(mpeg4, folder / "scenario-h264.mp4", GOP)}
 
 
-@pytest.mark.parametrize("path_kind", ["packets", "frames"])
+@pytest.mark.parametrize("path_kind", ["packets", "frames", "annotated"])
 def test_clip_spans_pre_and_post_roll(one_alert_videos, enrolled_gallery, tmp_path, path_kind):
+    """`annotated`: an H.264 source with annotate = true goes the frame path, boxes drawn."""
     port = free_port()
     gallery = gallery_copy(enrolled_gallery, tmp_path)
-    text = config(one_alert_videos[path_kind], gallery, port, loop=False, mode="knowns")
-    text += f"[clips]\npre_roll_s = {PRE}\npost_roll_s = {POST}\n"
+    video = one_alert_videos["packets" if path_kind == "annotated" else path_kind]
+    text = config(video, gallery, port, loop=False, mode="knowns")
+    text += f"[clips]\npre_roll_s = {PRE}\npost_roll_s = {POST}\nannotate = {str(path_kind == 'annotated').lower()}\n"
     daemon = Daemon(tmp_path, text)
     daemon.start()
     try:
@@ -90,12 +92,14 @@ def test_clip_spans_pre_and_post_roll(one_alert_videos, enrolled_gallery, tmp_pa
     info = probe(files[0])
     assert info.codec == "h264" and info.frames > 0
     capture = cv2.VideoCapture(str(files[0]))
-    stamps = []
+    stamps, labelled = [], []
     while True:
         ok, image = capture.read()
         if not ok:
             break
         stamps.append(read_stamp(image))
+        # Pixels of the green "known person" label edged draws.
+        labelled.append(int((np.abs(image.astype(int) - (80, 200, 60)).sum(axis=2) < 60).sum()))
     assert stamps == list(range(stamps[0], stamps[0] + len(stamps))), "frames missing or out of order"
     at = alert["frame_index"]
     want_first, want_last = at - PRE * FPS, at + POST * FPS
@@ -107,6 +111,11 @@ def test_clip_spans_pre_and_post_roll(one_alert_videos, enrolled_gallery, tmp_pa
     else:
         assert abs(stamps[0] - want_first) <= 2, (stamps[0], at)
         assert abs(stamps[-1] - want_last) <= 3, (stamps[-1], at)
+    after_alert = labelled[stamps.index(at) + 5:]
+    if path_kind == "annotated":
+        assert min(after_alert) > 300, "obama's label is not drawn into the clip"
+    else:
+        assert max(labelled) < 300, "nothing is drawn into a clip unless annotate is on"
 
     listed = json.loads(run_edged("clips", "list", "--dir", str(clips), "--json", check=True).stdout)
     assert [c["name"] for c in listed["clips"]] == [files[0].name] and listed["clips"][0]["codec"] == "h264"
@@ -116,7 +125,6 @@ def test_clip_spans_pre_and_post_roll(one_alert_videos, enrolled_gallery, tmp_pa
     run_edged("clips", "rm", files[0].name, "--dir", str(clips), check=True)
     assert not files[0].exists()
     assert run_edged("clips", "rm", "nope.mp4", "--dir", str(clips)).returncode == 1
-    _ = np  # numpy is used by read_stamp's images
 
 
 def feed_frames(recorder, start: float, end: float, fps: float = 10.0) -> None:

@@ -37,6 +37,8 @@ class ClipSettings:
     keep_mb: float = 2000.0
     max_width: int = 1280  # frame-path clips are encoded at most this wide, while they record
     min_free_mb: float = 200.0  # below this much free disk, the oldest clips go, waiting uploads first
+    annotate: bool = False  # boxes and names drawn into clips (the frame path, re-encoding)
+    blur_unknowns: bool = False  # faces of people not enrolled blurred in clips (the frame path too)
 
 
 class PacketRing:
@@ -218,6 +220,8 @@ class ClipRecorder:
         self.recording: Recording | None = None
         self.finished = FinishedClips(self)
         self.on_clip: Callable[[Path], None] | None = None  # told of every finished clip
+        # Draws the newest boxes (and blurs) onto a frame, for annotated or privacy clips.
+        self.overlay: Callable[[np.ndarray], np.ndarray] | None = None
         self.waiting_uploads: Callable[[], list[str]] = list  # clips not yet uploaded, oldest first
         self._lock = threading.Lock()
         self._writes: queue.Queue[Recording | None] = queue.Queue()
@@ -226,6 +230,11 @@ class ClipRecorder:
         self._writer.start()
 
     # -- from the source thread ---------------------------------------------------------------
+    @property
+    def wants_packets(self) -> bool:
+        """H.264 packets can go into clips as they are, unless clips must show boxes or blur."""
+        return not (self.settings.annotate or self.settings.blur_unknowns)
+
     def add_packet(self, item: Packet, template: Any, fps: float) -> None:
         """An H.264 packet (kept as it is); other codecs' sources call add_frame instead."""
         with self._lock:
@@ -247,6 +256,8 @@ class ClipRecorder:
 
     def add_frame(self, ts: float, image: np.ndarray, fps: float) -> None:
         """A frame of a source that is not H.264: kept as a JPEG at the clips' size."""
+        if self.overlay is not None:
+            image = self.overlay(image)
         width = self.settings.max_width
         if width and image.shape[1] > width:
             height = round(image.shape[0] * width / image.shape[1])
