@@ -161,6 +161,9 @@ class StreamConfig:
     fps: float = field(default=10.0, metadata=check("between 0.5 and 30", lambda v: 0.5 <= v <= 30))
     quality: int = field(default=80, metadata=check("JPEG quality 30 to 95", lambda v: 30 <= v <= 95))
     privacy_blur: str = field(default="none", metadata=check("none or unknowns", lambda v: v in ("none", "unknowns")))
+    rtsp_url: str = field(default="", metadata=check("\"\" or an rtsp:// URL",
+                                                     lambda v: not v or v.lower().startswith(("rtsp://", "rtsps://"))))
+    rtsp_transport: str = field(default="tcp", metadata=check("tcp or udp", lambda v: v in ("tcp", "udp")))
 
 
 @dataclass(frozen=True)

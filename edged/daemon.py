@@ -201,6 +201,12 @@ class Daemon:
         web = WebServer(s.bind, s.port, self.snapshot, self.live, s.token, s.username, s.password, s.fps,
                         folders={"media": self.state / "media", "clips": self.state / "clips"})
         web.start()
+        push = None
+        if s.rtsp_url:
+            from edged.sinks.rtsp_out import RtspPush
+
+            push = RtspPush(self.live, s.rtsp_url, s.fps, s.rtsp_transport)
+            push.start()
         self._start_pipeline()
         host = "127.0.0.1" if s.bind in ("0.0.0.0", "::") else s.bind
         log.info("running: camera %s from %s; live view at http://%s:%d/ (status: /status)", self.config.camera.name,
@@ -223,6 +229,8 @@ class Daemon:
             self.pipeline.stop()
             for uploader in self.uploaders:
                 uploader.close()
+            if push is not None:
+                push.stop()
             web.stop()
             self.gallery.close()
         return 0

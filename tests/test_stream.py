@@ -11,7 +11,7 @@ import urllib.request
 import cv2
 import numpy as np
 import pytest
-from services import Daemon, config, free_port, gallery_copy, wait_until
+from services import Daemon, RtspServer, config, free_port, gallery_copy, wait_until
 
 from edged.errors import ConfigError
 from edged.sinks.stream import LiveView, WebServer, check_exposure
@@ -153,3 +153,35 @@ def test_daemon_stream_status_and_page_in_chromium(scenario_video, enrolled_gall
     # not the page's plain dark background.
     live = picture[60:400, 16:700].astype(np.float32)
     assert live.std() > 10 and abs(live.mean() - 17) > 20, "the live image is not on the page"
+
+
+def test_rtsp_output_pushes_the_annotated_view(scenario_video, enrolled_gallery, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;udp")  # the test server serves UDP only
+    server = RtspServer(scenario_video)
+    server.start_server()  # edged itself publishes to it
+    port = free_port()
+    publish = f"rtsp://127.0.0.1:{server.source_port}/cam"
+    text = config(scenario_video, gallery_copy(enrolled_gallery, tmp_path), port).replace(
+        "[stream]\n", f'[stream]\nrtsp_url = "{publish}"\nrtsp_transport = "udp"\n')
+    daemon = Daemon(tmp_path, text)
+    daemon.start()
+    try:
+        def frames_from_server():
+            capture = cv2.VideoCapture(server.url, cv2.CAP_FFMPEG)
+            got = []
+            while capture.isOpened() and len(got) < 20:
+                ok, image = capture.read()
+                if not ok:
+                    break
+                got.append(image)
+            capture.release()
+            return got if len(got) >= 20 else None
+
+        frames = wait_until(frames_from_server, 60, "the pushed stream at the RTSP server")
+    finally:
+        daemon.stop()
+        server.stop()
+    assert all(f.shape == (360, 640, 3) for f in frames)
+    # The annotated view: some frames carry the green label of a known person.
+    green = [int((np.abs(f.astype(int) - (80, 200, 60)).sum(axis=2) < 60).sum()) for f in frames]
+    assert max(green) > 300

@@ -157,6 +157,18 @@ class RtspServer:
         self.url = f"rtsp://127.0.0.1:{self.client_port}/cam"
         self.processes: list[subprocess.Popen[bytes]] = []
 
+    def start_server(self) -> None:
+        """Only the server: something else publishes to rtsp://127.0.0.1:SOURCE_PORT/cam."""
+        server = shutil.which("rtsp-server-perl")
+        if not server:
+            raise RuntimeError("rtsp-server-perl is not installed: run tools/setup.sh --dev")
+        self.processes.append(subprocess.Popen(
+            [server, "--clientport", str(self.client_port), "--serverport", str(self.source_port),
+             "--client_listen_address", "127.0.0.1", "--source_listen_address", "127.0.0.1",
+             "--rtp_start_port", str(self.rtp_port), "--loglevel", "1"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        wait_for_port(self.source_port)
+
     def start(self) -> None:
         server = shutil.which("rtsp-server-perl")
         if not server:

@@ -94,6 +94,14 @@ class LiveView:
         self._cache: tuple[int, bytes] | None = None
         self._cond = threading.Condition()
 
+    def watch(self) -> None:
+        with self._cond:
+            self.watchers += 1
+
+    def unwatch(self) -> None:
+        with self._cond:
+            self.watchers -= 1
+
     def update(self, image: np.ndarray, faces: Faces, identities: list[Identity], fps: float) -> None:
         with self._cond:
             self._latest = _Latest(image, faces, identities, self._latest.sequence + 1)
@@ -188,8 +196,7 @@ class WebServer:
                 self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
                 self.send_header("Cache-Control", "no-store")
                 self.end_headers()
-                with outer._watchers_lock:
-                    outer.view.watchers += 1
+                outer.view.watch()
                 sequence, interval = 0, 1.0 / max_fps
                 try:
                     while not outer.stopping:
@@ -205,14 +212,12 @@ class WebServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the viewer went away
                 finally:
-                    with outer._watchers_lock:
-                        outer.view.watchers -= 1
+                    outer.view.unwatch()
 
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002
                 log.debug("web: " + format, *args)
 
         self.stopping = False
-        self._watchers_lock = threading.Lock()
         self.server = ThreadingHTTPServer((bind, port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
