@@ -59,9 +59,16 @@ class VideoInput:
 
 
 def _encoder_name() -> str:
+    """The Raspberry Pi's hardware encoder where it really is (ARM, and its device node), else
+    libx264. PyAV's wheels list h264_v4l2m2m everywhere, so the listing alone proves nothing."""
+    import platform
+
     import av
 
-    return "libx264" if "libx264" in av.codecs_available else "h264_v4l2m2m"
+    pi_encoder = platform.machine().startswith(("aarch64", "arm")) and Path("/dev/video11").exists()
+    if pi_encoder and "h264_v4l2m2m" in av.codecs_available:
+        return "h264_v4l2m2m"
+    return "libx264"
 
 
 def remux(packets: Sequence[Packet], template: Any, path: Path) -> int:
