@@ -170,15 +170,8 @@ class RtspServer:
         wait_for_port(self.source_port)
 
     def start(self) -> None:
-        server = shutil.which("rtsp-server-perl")
-        if not server:
-            raise RuntimeError("rtsp-server-perl is not installed: run tools/setup.sh --dev")
-        self.processes.append(subprocess.Popen(
-            [server, "--clientport", str(self.client_port), "--serverport", str(self.source_port),
-             "--client_listen_address", "127.0.0.1", "--source_listen_address", "127.0.0.1",
-             "--rtp_start_port", str(self.rtp_port), "--loglevel", "1"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        wait_for_port(self.source_port)
+        """The server, and ffmpeg publishing the looped video to it."""
+        self.start_server()
         self.processes.append(subprocess.Popen(
             ["ffmpeg", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(self.video), "-c:v", "libx264",
              "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-f", "rtsp", "-rtsp_transport", "udp",
