@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from edged import durable
 from edged.errors import GalleryError
 from edged.types import Identity
 
@@ -311,9 +312,7 @@ class Gallery:
         document = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "model_id": model_id,
                     "dtype": "float32-le-base64",
                     "people": [{"name": n, "embeddings": e} for n, e in people.items()]}
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(document, indent=1), encoding="utf-8")
-        tmp.replace(path)
+        durable.write_text(path, json.dumps(document, indent=1))
         return len(rows)
 
     @_locked

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from edged import durable
 from edged.errors import EdgedError
 
 log = logging.getLogger("edged.s3")
@@ -97,9 +98,7 @@ class ClipUploader:
             return [n for n in self.pending_file.read_text(encoding="utf-8").splitlines() if n]
 
     def _save(self, names: list[str]) -> None:
-        tmp = self.pending_file.with_suffix(".tmp")
-        tmp.write_text("".join(n + "\n" for n in names), encoding="utf-8")
-        tmp.replace(self.pending_file)
+        durable.write_text(self.pending_file, "".join(n + "\n" for n in names))
 
     def add(self, name: str) -> None:
         """A finished clip in `folder`, to upload after those already waiting."""

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edged import durable
 from edged.pipeline import AlertPictures, SinkItem
 
 log = logging.getLogger("edged.media")
@@ -20,9 +21,7 @@ def write_jpeg(path: Path, image: np.ndarray, quality: int = 90) -> bool:
     ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         return False
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(data.tobytes())
-    tmp.replace(path)
+    durable.write_bytes(path, data.tobytes())
     return True
 
 

@@ -10,6 +10,7 @@ import os
 from collections import deque
 from pathlib import Path
 
+from edged import durable
 from edged.sinks.mqtt_messages import Message
 
 log = logging.getLogger("edged.mqtt")
@@ -68,7 +69,5 @@ class Outbox:
         return items
 
     def _rewrite(self) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text("".join(_encode(m) + "\n" for m in self._items), encoding="utf-8")
-        tmp.replace(self.path)
+        durable.write_text(self.path, "".join(_encode(m) + "\n" for m in self._items))
