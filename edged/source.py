@@ -26,7 +26,7 @@ log = logging.getLogger("edged.source")
 class ClipFeed(Protocol):
     """What a source hands to the clip recorder."""
 
-    def add_packet(self, item: Packet, template: Any, fps: float) -> None: ...
+    def add_packet(self, item: Packet, stream: Any, fps: float, segment: object = None) -> None: ...
 
     def add_frame(self, ts: float, image: np.ndarray, fps: float) -> None: ...
 
@@ -77,6 +77,7 @@ class FrameSource:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._index = 0
+        self._segment = 0  # counts the times the source was (re)opened or looped: packet times restart then
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"edged-source-{self.settings.camera}", daemon=True)
@@ -198,6 +199,7 @@ class FrameSource:
         blocking = self.kind == "file" and not s.realtime
         while not self._stop.is_set():
             start, shown = time.monotonic(), 0
+            self._segment += 1
             try:
                 for packet, images in video.read():
                     if self._stop.is_set():
@@ -206,16 +208,17 @@ class FrameSource:
                     keep_packets = video.codec == "h264" and self.clips is not None and self.clips.wants_packets
                     if packet is not None and keep_packets and self.clips is not None:
                         self.clips.add_packet(Packet(now, packet, bool(packet.is_keyframe), packet.size),
-                                              video.stream, video.fps)
+                                              video.stream, video.fps, self._segment)
                     for image in images:
-                        if self.clips is not None and not keep_packets:
-                            self.clips.add_frame(time.monotonic(), image, video.fps)
                         if paced:
                             delay = start + shown / video.fps - time.monotonic()
                             if delay > 0:
                                 self._stop.wait(delay)
                         shown += 1
-                        self._put(Frame(s.camera, self._index, time.monotonic(), image), blocking)
+                        captured = time.monotonic()  # one capture time for clips and inference alike
+                        if self.clips is not None and not keep_packets:
+                            self.clips.add_frame(captured, image, video.fps)
+                        self._put(Frame(s.camera, self._index, captured, image), blocking)
             except Exception as exc:  # a dropped stream surfaces as PyAV's own errors
                 log.debug("reading %s failed: %s", s.source, exc)
                 return False

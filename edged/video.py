@@ -5,6 +5,7 @@ cannot write H.264, which phones' browsers need; that is why PyAV is a dependenc
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -20,12 +21,33 @@ log = logging.getLogger("edged.video")
 
 @dataclass
 class Packet:
-    """One encoded video packet, kept for pre-roll: `ts` is when it was read (monotonic s)."""
+    """One encoded video packet, kept for pre-roll: `ts` is when it was read (monotonic s);
+    `dts`/`pts` are its times rebased onto one timeline that never goes backwards, in units
+    of its template's time base (None where the stream gave none)."""
 
     ts: float
     packet: Any  # av.Packet, holding its own buffer
     keyframe: bool
     size: int
+    dts: int | None = None
+    pts: int | None = None
+    template: StreamTemplate | None = None
+
+
+class StreamTemplate:
+    """A copy of an input stream's codec parameters that outlives the input. Closing a PyAV
+    container frees its streams, and remuxing with a freed stream as template crashes the
+    process, so clips take their parameters from this copy, held in an unwritten container."""
+
+    def __init__(self, stream: Any) -> None:
+        import av
+
+        self._holder = av.open(io.BytesIO(), "w", format="mp4")
+        self.stream = self._holder.add_stream_from_template(stream)
+        ctx = stream.codec_context
+        self.time_base: Fraction = stream.time_base
+        # Two segments with the same key can share one clip (a looped file, a camera reconnecting).
+        self.key = (ctx.name, ctx.width, ctx.height, bytes(ctx.extradata or b""), self.time_base)
 
 
 class VideoInput:
@@ -71,37 +93,72 @@ def _encoder_name() -> str:
     return "libx264"
 
 
-def remux(packets: Sequence[Packet], template: Any, path: Path) -> int:
-    """Writes H.264 packets (the first a keyframe) to an MP4 without re-encoding; returns the
-    number of packets written. Times are shifted so the clip starts at zero."""
-    import av
+class PacketMuxer:
+    """Writes H.264 packets (the first a keyframe) to an MP4 as they come, without re-encoding,
+    moov first (+faststart: phones play it while it downloads). Times are the packets' rebased
+    ones, shifted so the clip starts at zero; a packet whose time does not move on is skipped.
+    Packets from the newest anchor (a packet shown later than all before it) on are held back:
+    a clip cut short ends before them, so it never ends on frames whose B-frames are missing."""
 
-    with av.open(str(path), "w", format="mp4") as output:
-        stream = output.add_stream_from_template(template)
-        first_dts = next((p.packet.dts for p in packets if p.packet.dts is not None), 0)
-        first_pts = next((p.packet.pts for p in packets if p.packet.pts is not None), 0)
-        origin = min(first_dts, first_pts)
-        last_dts = None
-        written = 0
-        for item in packets:
-            packet = item.packet
-            if packet.dts is None or packet.pts is None:
-                continue
-            dts, pts = packet.dts - origin, packet.pts - origin
-            if last_dts is not None and dts <= last_dts:  # a looped file starts its times again
-                continue
-            packet.dts, packet.pts = dts, pts
-            packet.stream = stream
-            output.mux(packet)
-            packet.dts, packet.pts = dts + origin, pts + origin  # leave the ring's copy as it was
-            last_dts = dts
-            written += 1
-    return written
+    def __init__(self, path: Path, template: StreamTemplate) -> None:
+        import av
+
+        self.output = av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"})
+        self.stream = self.output.add_stream_from_template(template.stream)
+        self.template = template
+        self.origin: int | None = None
+        self.last_dts: int | None = None
+        self.max_pts: int | None = None
+        self.reordered = False  # the stream has B-frames
+        self.held: list[Packet] = []
+        self.written = 0
+        self.skipped = 0
+
+    def write(self, item: Packet) -> None:
+        if item.dts is None or item.pts is None or item.packet is None:
+            self.skipped += 1
+            return
+        if self.max_pts is None or item.pts > self.max_pts:
+            for held in self.held:
+                self._mux(held)
+            self.held = []
+            self.max_pts = item.pts
+        else:
+            self.reordered = True
+        self.held.append(item)
+
+    def _mux(self, item: Packet) -> None:
+        assert item.dts is not None and item.pts is not None
+        if self.origin is None:
+            self.origin = min(item.dts, item.pts)
+        dts, pts = item.dts - self.origin, item.pts - self.origin
+        if self.last_dts is not None and dts <= self.last_dts:
+            self.skipped += 1
+            return
+        packet = item.packet
+        packet.dts, packet.pts = dts, pts
+        packet.time_base = self.template.time_base
+        packet.stream = self.stream
+        self.output.mux(packet)
+        self.last_dts = dts
+        self.written += 1
+
+    def close(self, cut: bool = False) -> int:
+        """Finishes the file; `cut`: the clip ends where the stream did not (a stop), so the
+        frames still waiting for their B-frames are left out."""
+        if not (cut and self.reordered):
+            for held in self.held:
+                self._mux(held)
+        self.held = []
+        self.output.close()
+        return self.written
 
 
 class H264Writer:
     """Encodes BGR frames to an H.264 MP4 one at a time (yuv420p, fast start). Frames wider
-    than `max_width` are scaled down first; `gop` > 0 puts a keyframe every `gop` frames."""
+    than `max_width` are scaled down first; `gop` > 0 puts a keyframe every `gop` frames.
+    Frames written with their capture time `ts` (seconds) are shown at that time, so a clip
+    lasts as long as what it recorded even when frames were dropped on the way."""
 
     def __init__(self, path: Path, fps: float, crf: int = 23, gop: int = 0, max_width: int = 0) -> None:
         import av
@@ -111,14 +168,18 @@ class H264Writer:
         stream: Any = self.output.add_stream(_encoder_name(), rate=Fraction(fps).limit_denominator(1000))
         self.stream = stream
         self.stream.pix_fmt = "yuv420p"
+        self.stream.time_base = self.stream.codec_context.time_base = Fraction(1, 1000)  # ms
         self.stream.options = {"crf": str(crf), "preset": "veryfast"}
         if gop:
             self.stream.options["x264-params"] = f"keyint={gop}:min-keyint={gop}:scenecut=0"
         self.max_width = max_width
         self.size: tuple[int, int] | None = None
         self.frames = 0
+        self.frame_ms = 1000.0 / fps
+        self.first_ts: float | None = None
+        self.last_pts = -1
 
-    def write(self, image: np.ndarray) -> None:
+    def write(self, image: np.ndarray, ts: float | None = None) -> None:
         if self.size is None:
             height, width = image.shape[:2]
             if self.max_width and width > self.max_width:
@@ -128,6 +189,13 @@ class H264Writer:
         if image.shape[1::-1] != self.size:
             image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
         frame = self.av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+        if ts is None:
+            pts = round(self.frames * self.frame_ms)
+        else:
+            self.first_ts = ts if self.first_ts is None else self.first_ts
+            pts = round((ts - self.first_ts) * 1000)
+        self.last_pts = pts = max(pts, self.last_pts + 1)
+        frame.pts, frame.time_base = pts, Fraction(1, 1000)
         for packet in self.stream.encode(frame):
             self.output.mux(packet)
         self.frames += 1

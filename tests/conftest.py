@@ -90,3 +90,18 @@ def s3_server():
     yield env
     server.terminate()
     server.wait(10)
+
+
+CLIP_GOP = 25  # the H.264 scenario's keyframe interval, in frames
+
+
+@pytest.fixture(scope="session")
+def stamped_videos(detector, tmp_path_factory):
+    """Obama (enrolled) walks in at frame 75 and stays; 10 s in all; every frame numbered.
+    `frames`: MPEG-4 part 2 (the clips' frame path); `packets`: H.264 (the packet path)."""
+    from scenarios import Actor, render, to_h264, walk
+
+    folder = tmp_path_factory.mktemp("clips")
+    actors = [Actor("obama", "obama2.jpg", (walk(75, 249, 40, 400),))]
+    mpeg4 = render(folder / "scenario.mp4", actors, 250, detector, stamped=True)
+    return {"frames": mpeg4, "packets": to_h264(mpeg4, folder / "scenario-h264.mp4", CLIP_GOP)}

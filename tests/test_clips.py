@@ -8,16 +8,16 @@ import time
 import cv2
 import numpy as np
 import pytest
-from scenarios import Actor, read_stamp, render, to_h264, walk
+from scenarios import read_stamp
 from services import Daemon, config, free_port, gallery_copy, wait_until
 
 from edged.sinks.clips import JpegFrame, JpegRing, PacketRing, retain
 from edged.video import Packet, probe
 
-from .conftest import run_edged
+from .conftest import CLIP_GOP, run_edged
 
 FPS = 25
-PRE, POST, GOP = 2.0, 3.0, 25
+PRE, POST, GOP = 2.0, 3.0, CLIP_GOP
 
 
 def test_packet_ring_stays_bounded_and_starts_on_a_keyframe():
@@ -61,21 +61,12 @@ def test_retention_by_age_and_size(tmp_path):
     assert sorted(p.name for p in removed) == ["c0.mp4", "c1.mp4"]  # too old; then the oldest past 2.5 MB
 
 
-@pytest.fixture(scope="module")
-def one_alert_videos(detector, tmp_path_factory):
-    """Obama (enrolled) walks in at frame 75 and stays; 10 s in all; every frame numbered."""
-    folder = tmp_path_factory.mktemp("clips")
-    actors = [Actor("obama", "obama2.jpg", (walk(75, 249, 40, 400),))]
-    mpeg4 = render(folder / "scenario.mp4", actors, 250, detector, stamped=True)
-    return {"frames": mpeg4, "packets": to_h264(mpeg4, folder / "scenario-h264.mp4", GOP)}
-
-
 @pytest.mark.parametrize("path_kind", ["packets", "frames", "annotated"])
-def test_clip_spans_pre_and_post_roll(one_alert_videos, enrolled_gallery, tmp_path, path_kind):
+def test_clip_spans_pre_and_post_roll(stamped_videos, enrolled_gallery, tmp_path, path_kind):
     """`annotated`: an H.264 source with annotate = true goes the frame path, boxes drawn."""
     port = free_port()
     gallery = gallery_copy(enrolled_gallery, tmp_path)
-    video = one_alert_videos["packets" if path_kind == "annotated" else path_kind]
+    video = stamped_videos["packets" if path_kind == "annotated" else path_kind]
     text = config(video, gallery, port, loop=False, mode="knowns")
     text += f"[clips]\npre_roll_s = {PRE}\npost_roll_s = {POST}\nannotate = {str(path_kind == 'annotated').lower()}\n"
     daemon = Daemon(tmp_path, text)
@@ -101,6 +92,10 @@ def test_clip_spans_pre_and_post_roll(one_alert_videos, enrolled_gallery, tmp_pa
         # Pixels of the green "known person" label edged draws.
         labelled.append(int((np.abs(image.astype(int) - (80, 200, 60)).sum(axis=2) < 60).sum()))
     assert stamps == list(range(stamps[0], stamps[0] + len(stamps))), "frames missing or out of order"
+    # Shown for as long as they were captured (the frame path times frames by capture time).
+    assert abs(info.seconds - len(stamps) / FPS) < 0.3, (info.seconds, len(stamps))
+    assert files[0].read_bytes()[4:8] == b"ftyp" and files[0].read_bytes().find(b"moov") < files[0].read_bytes().find(
+        b"mdat"), "clips start with their index (faststart), so phones play them while downloading"
     at = alert["frame_index"]
     want_first, want_last = at - PRE * FPS, at + POST * FPS
     if path_kind == "packets":
@@ -131,7 +126,7 @@ def feed_frames(recorder, start: float, end: float, fps: float = 10.0) -> None:
     image = np.zeros((48, 64, 3), np.uint8)
     for n in range(int(start * fps), int(end * fps)):
         image[:] = n % 256
-        recorder.add_frame(n / fps, image, fps)
+        recorder.keep_frame(n / fps, image, fps)
 
 
 def test_an_alert_while_recording_extends_the_clip_up_to_the_maximum(tmp_path):

@@ -12,7 +12,7 @@ import pytest
 from services import wait_for_port, wait_until
 
 from edged.s3 import ClipUploader
-from edged.sinks.clips import retain
+from edged.sinks.clip_writers import retain
 
 
 def clip(folder, name, size=50_000):
@@ -101,7 +101,7 @@ def test_nearly_full_disk_drops_the_oldest_waiting_clips_first(tmp_path, monkeyp
         free["bytes"] += 150 * 2**20  # each removal frees enough for one more clip
         os.remove(self)
 
-    import edged.sinks.clips as clips_module
+    import edged.sinks.clip_writers as clips_module
 
     monkeypatch.setattr(clips_module.shutil, "disk_usage", fake_usage)
     monkeypatch.setattr(type(tmp_path), "unlink", unlink_and_free)

@@ -1,0 +1,143 @@
+"""Clips the way boxes are really driven: systemd stops and reloads the daemon in the middle of
+a clip, a looped file and a reconnecting camera restart their timestamps, and the daemon runs
+for minutes. Every clip must come out whole, decodable and of its configured length, and the
+daemon's memory must stay flat."""
+
+import signal
+import time
+
+import cv2
+import pytest
+from scenarios import read_stamp
+from services import Daemon, RtspServer, config, free_port, gallery_copy, wait_until
+
+from edged.video import probe
+
+FPS = 25
+LOOP = 250  # frames in the stamped scenario
+
+
+def stamps_of(path) -> list[int]:
+    capture = cv2.VideoCapture(str(path))
+    stamps = []
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            return stamps
+        stamps.append(read_stamp(image))
+
+
+def consecutive_modulo_loop(stamps: list[int]) -> bool:
+    """Frame numbers that follow each other, a looped file going from its last frame to 0."""
+    return all(b == (a + 1) % LOOP for a, b in zip(stamps, stamps[1:], strict=False))
+
+
+def alerts(daemon: Daemon, port: int) -> list[dict]:
+    return [e for e in (daemon.status(port) or {}).get("recent_events", []) if e["type"] == "alert"]
+
+
+def clip_settings(pre: float, post: float, annotate: bool = False) -> str:
+    return f"[clips]\npre_roll_s = {pre}\npost_roll_s = {post}\nannotate = {str(annotate).lower()}\n"
+
+
+@pytest.mark.parametrize("path_kind", ["packets", "frames"])
+def test_stop_and_reload_in_the_middle_of_a_clip_keep_it(stamped_videos, enrolled_gallery, tmp_path, path_kind):
+    port = free_port()
+    gallery = gallery_copy(enrolled_gallery, tmp_path)
+    text = config(stamped_videos[path_kind], gallery, port, mode="knowns") + clip_settings(2.0, 30.0)
+    daemon = Daemon(tmp_path, text)
+    daemon.start()
+    clips = tmp_path / "clips"
+    try:
+        first = wait_until(lambda: alerts(daemon, port), 60, "the first alert")[0]
+        time.sleep(2.0)  # the clip is recording: 30 s of post-roll lie ahead
+        assert not list(clips.glob("*.mp4"))
+        daemon.config.write_text(text.replace('name = "door"', 'name = "porch"'))
+        daemon.signal(signal.SIGHUP)
+        wait_until(lambda: "configuration reloaded" in daemon.text(), 30, "the reload")
+        assert daemon.process.poll() is None, daemon.text()[-3000:]
+        kept = wait_until(lambda: list(clips.glob("*.mp4")), 20, "the clip cut short by the reload")
+        assert [p.name for p in kept] == [first["clip"].removeprefix("clips/")]
+        stamps = stamps_of(kept[0])
+        assert len(stamps) >= 3 * FPS and consecutive_modulo_loop(stamps), stamps
+
+        second = wait_until(lambda: [a for a in alerts(daemon, port) if a["camera"] == "porch"], 60,
+                            "an alert after the reload")[0]
+        time.sleep(2.0)
+        started = time.monotonic()
+        daemon.signal(signal.SIGTERM)
+        assert daemon.process.wait(20) == 0, daemon.text()[-3000:]
+        stop_s = time.monotonic() - started
+    finally:
+        daemon.stop()
+    names = sorted(p.name for p in clips.glob("*"))
+    assert names == sorted([first["clip"].removeprefix("clips/"), second["clip"].removeprefix("clips/")]), names
+    stamps = stamps_of(clips / second["clip"].removeprefix("clips/"))
+    assert len(stamps) >= 3 * FPS and consecutive_modulo_loop(stamps), stamps
+    assert probe(clips / second["clip"].removeprefix("clips/")).codec == "h264"
+    assert "cut short" in daemon.text() or path_kind == "frames"
+    assert stop_s < 15, "TimeoutStopSec (20 s) must cover a clean stop"
+
+
+def test_a_looped_file_makes_whole_clips_and_memory_stays_flat(stamped_videos, enrolled_gallery, tmp_path):
+    """Each pass of the 10-s file alerts at about frame 80; a 4-s pre-roll reaches back over
+    the loop into the previous pass, where the file's own times start again."""
+    port = free_port()
+    gallery = gallery_copy(enrolled_gallery, tmp_path)
+    pre, post = 4.0, 3.0
+    text = config(stamped_videos["packets"], gallery, port, mode="knowns") + clip_settings(pre, post)
+    daemon = Daemon(tmp_path, text)
+    daemon.start()
+    rss: list[tuple[float, float]] = []
+    try:
+        wait_until(lambda: daemon.status(port), 60, "the status endpoint")
+        started = time.monotonic()
+        while time.monotonic() - started < 75:
+            stats = (daemon.status(port) or {}).get("stats") or {}
+            if "rss_mb" in stats:
+                rss.append((time.monotonic() - started, stats["rss_mb"]))
+            time.sleep(1.0)
+        assert daemon.process.poll() is None, daemon.text()[-3000:]
+    finally:
+        assert daemon.stop() == 0
+    clips = sorted((tmp_path / "clips").glob("*.mp4"))
+    assert not list((tmp_path / "clips").glob("*.part"))
+    assert len(clips) >= 5, f"{len(clips)} clips in 75 s of a 10-s loop"
+    for clip in clips[1:-1]:  # the first pass has no pre-roll before it; the last was cut by the stop
+        stamps = stamps_of(clip)
+        assert consecutive_modulo_loop(stamps), (clip.name, stamps)
+        assert 0 in stamps and stamps[0] > 200, f"{clip.name}: the pre-roll does not reach over the loop"
+        # From a keyframe at or before the pre-roll (GOP 1 s) to a few frames past the post-roll.
+        assert (pre + post) * FPS <= len(stamps) <= (pre + post + 1.3) * FPS, (clip.name, len(stamps))
+        assert abs(probe(clip).seconds - len(stamps) / FPS) < 0.2
+    warm = [mb for t, mb in rss if t >= 25]
+    assert warm and max(warm) - warm[0] < 30, f"RSS grew from {warm[0]:.0f} to {max(warm):.0f} MB"
+
+
+def test_a_camera_that_reconnects_keeps_making_whole_clips(stamped_videos, enrolled_gallery, tmp_path):
+    server = RtspServer(stamped_videos["packets"])
+    server.start()
+    port = free_port()
+    pre, post = 2.0, 3.0
+    text = config(stamped_videos["packets"], gallery_copy(enrolled_gallery, tmp_path), port, source=server.url,
+                  mode="knowns") + clip_settings(pre, post)
+    text = text.replace("[camera]\n", '[camera]\nrtsp_transport = "udp"\n')
+    daemon = Daemon(tmp_path, text)
+    daemon.start()
+    clips = tmp_path / "clips"
+    try:
+        wait_until(lambda: list(clips.glob("*.mp4")), 90, "a clip before the outage")
+        server.stop()
+        wait_until(lambda: ((daemon.status(port) or {}).get("stats") or {}).get("source_connected") is False, 30,
+                   "the daemon to notice the stream dropped")
+        before = {p.name for p in clips.glob("*.mp4")}
+        server.start()
+        after = wait_until(lambda: [p for p in clips.glob("*.mp4") if p.name not in before], 90,
+                           "a clip after the camera came back")
+    finally:
+        assert daemon.stop() == 0
+        server.stop()
+    stamps = stamps_of(after[0])
+    # The stream restarts its times after the reconnect: the clip still spans pre- and post-roll.
+    assert len(stamps) >= (pre + post - 0.5) * FPS, (after[0].name, len(stamps))
+    assert abs(probe(after[0]).seconds - len(stamps) / FPS) < 0.3
