@@ -208,7 +208,7 @@ def cmd_gallery(args: argparse.Namespace) -> int:
                 count = gallery.export(args.file, spec.model_id)
                 print(f"exported {count} embeddings of model {spec.model_id} to {args.file}")
             else:
-                count = gallery.import_file(args.file, spec.model_id)
+                count = gallery.import_file(args.file, spec.model_id, spec.output_size)
                 print(f"imported {count} new embeddings from {args.file}")
     return 0
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from edged import durable
 from edged.errors import GalleryError
+from edged.names import check_person_name
 from edged.types import Identity
 
 SCHEMA_VERSION = 2  # 2: people.anonymous and sightings
@@ -96,11 +97,46 @@ def is_anonymous_name(name: str) -> bool:
     return name.startswith(ANONYMOUS_PREFIX) and name[len(ANONYMOUS_PREFIX):].isdigit()
 
 
-def _check_name(name: str) -> str:
-    name = name.strip()
-    if not name or len(name) > 100 or any(c in name for c in "/\\\n\t"):
-        raise GalleryError(f"'{name}' is not a usable name: 1-100 characters, no slashes or tabs")
-    return name
+ImportedPerson = tuple[str, list[tuple[bytes, str, float]]]  # name, [(vector, source, created)]
+
+
+def parse_export(document: dict[str, Any], dimension: int, path: Path) -> list[ImportedPerson]:
+    """Checks every part of an export document: names by the name rule, vectors as strict
+    base64 of `dimension` little-endian float32 values, finite and of unit length."""
+    people = document.get("people")
+    if not isinstance(people, list):
+        raise GalleryError(f"{path}: \"people\" must be a list")
+    parsed: list[ImportedPerson] = []
+    for i, person in enumerate(people):
+        where = f"{path}: people[{i}]"
+        if not isinstance(person, dict) or not isinstance(person.get("embeddings"), list):
+            raise GalleryError(f"{where}: must be an object with \"name\" and a list \"embeddings\"")
+        try:
+            name = check_person_name(person.get("name"))
+        except GalleryError as exc:
+            raise GalleryError(f"{where}.name: {exc}") from exc
+        embeddings = []
+        for j, item in enumerate(person["embeddings"]):
+            at = f"{where}.embeddings[{j}]"
+            if not isinstance(item, dict) or not isinstance(item.get("vector"), str):
+                raise GalleryError(f"{at}: must be an object with a base64 \"vector\"")
+            source, created = item.get("source", ""), item.get("created", 0.0)
+            if not isinstance(source, str) or isinstance(created, bool) or not isinstance(created, int | float):
+                raise GalleryError(f"{at}: \"source\" must be text and \"created\" a number")
+            try:
+                blob = base64.b64decode(item["vector"], validate=True)
+            except ValueError as exc:
+                raise GalleryError(f"{at}.vector: not valid base64 ({exc})") from exc
+            if len(blob) != 4 * dimension:
+                raise GalleryError(f"{at}.vector: {len(blob)} bytes, but this model's embeddings are "
+                                   f"{dimension} float32 values ({4 * dimension} bytes)")
+            vector = _decode(blob)
+            norm = float(np.linalg.norm(vector)) if np.isfinite(vector).all() else float("nan")
+            if not abs(norm - 1.0) < 1e-3:
+                raise GalleryError(f"{at}.vector: not a unit-length embedding (length {norm:.4g})")
+            embeddings.append((blob, source, float(created)))
+        parsed.append((name, embeddings))
+    return parsed
 
 
 class Gallery:
@@ -147,7 +183,7 @@ class Gallery:
     @_locked
     def enroll(self, name: str, vectors: np.ndarray, model_id: str, source: str = "") -> int:
         """Adds (N, D) embeddings to `name`, creating the person; returns how many were added."""
-        name = _check_name(name)
+        name = check_person_name(name)
         vectors = np.atleast_2d(np.asarray(vectors, np.float32))
         now = time.time()
         with self._transaction():
@@ -176,7 +212,7 @@ class Gallery:
     def name_anonymous(self, anonymous: str, name: str) -> int:
         """Gives `unknown-N` a real name. Its embeddings and sightings follow; if `name`
         exists already, they are added to that person. Returns the embeddings moved."""
-        name = _check_name(name)
+        name = check_person_name(name)
         if is_anonymous_name(name):
             raise GalleryError(f"'{name}' looks like an anonymous id; choose a real name")
         with self._transaction():
@@ -226,7 +262,7 @@ class Gallery:
 
     @_locked
     def rename(self, old: str, new: str) -> None:
-        new = _check_name(new)
+        new = check_person_name(new)
         with self._transaction():
             person_id = self._person_id(old)
             if self._db.execute("SELECT 1 FROM people WHERE name = ?", (new,)).fetchone():
@@ -316,8 +352,9 @@ class Gallery:
         return len(rows)
 
     @_locked
-    def import_file(self, path: Path, model_id: str) -> int:
-        """Adds the embeddings of an exported file; refuses a file made by another model."""
+    def import_file(self, path: Path, model_id: str, dimension: int) -> int:
+        """Adds the embeddings of an exported file; refuses a file made by another model. The
+        whole file is checked before anything is written: one clear error, gallery unchanged."""
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
@@ -329,26 +366,23 @@ class Gallery:
                 f"{path}: its embeddings were made by model {document.get('model_id')}, but this box "
                 f"uses {model_id}; embeddings of different models cannot be compared. Re-enroll from "
                 "photos, or pick that embedder with --embedder")
+        people = parse_export(document, dimension, path)
         existing = {(p, bytes(v)) for p, v in self._db.execute(
             "SELECT p.name, e.vector FROM embeddings e JOIN people p ON p.id = e.person_id "
             "WHERE e.model_id = ?", (model_id,))}
         added = 0
         now = time.time()
         with self._transaction():
-            for person in document.get("people", []):
-                name = _check_name(str(person["name"]))
+            for name, embeddings in people:
                 self._db.execute("INSERT OR IGNORE INTO people(name, created, anonymous) VALUES (?, ?, ?)",
                                  (name, now, int(is_anonymous_name(name))))
                 (person_id,) = self._db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
-                for item in person.get("embeddings", []):
-                    blob = base64.b64decode(item["vector"])
+                for blob, source, created in embeddings:
                     if (name, blob) in existing:
                         continue  # importing the same file twice adds nothing
                     self._db.execute(
                         "INSERT INTO embeddings(person_id, model_id, vector, source, created) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        (person_id, model_id, blob, str(item.get("source", "")),
-                         float(item.get("created", now))))
+                        "VALUES (?, ?, ?, ?, ?)", (person_id, model_id, blob, source, created if created else now))
                     added += 1
         self._cache.clear()
         return added

@@ -52,9 +52,62 @@ def test_remove_rename_list(gallery):
         gallery.remove("carol")
 
 
-def test_bad_names_are_refused(gallery):
-    with pytest.raises(GalleryError, match="not a usable name"):
-        gallery.enroll("a/b", unit(1, 0)[None], "m1")
+@pytest.mark.parametrize("name", ["a/b", "<img src=x onerror=alert(1)>", "a+b", "x\ny", "bob\x00", "   ",
+                                  "-rf", "'quoted", "a" * 65, "name#1", "tab\there"])
+def test_names_outside_the_rule_are_refused_everywhere(gallery, tmp_path, name):
+    with pytest.raises(GalleryError, match="name"):
+        gallery.enroll(name, unit(1, 0)[None], "m1")
+    gallery.enroll("alice", unit(1, 0)[None], "m1")
+    with pytest.raises(GalleryError, match="name"):
+        gallery.rename("alice", name)
+    anonymous = gallery.new_anonymous(unit(0, 1)[None], "m1")
+    with pytest.raises(GalleryError, match="name"):
+        gallery.name_anonymous(anonymous, name)
+    assert sorted(p.name for p in gallery.people()) == ["alice", anonymous]
+
+
+@pytest.mark.parametrize("name", ["José Núñez", "küche", "Zoë O'Brien", "李小龙", "अमिताभ", "Jean-Luc 2", "dr. who_x"])
+def test_names_of_any_script_are_welcome(gallery, name):
+    gallery.enroll(name, unit(1, 0)[None], "m1")
+    assert gallery.match(unit(1, 0)[None], "m1", 0.5)[0].person == name
+
+
+def export_with(vector: object, name: object = "alice", **item: object) -> dict:
+    return {"format": "edged-gallery", "version": 1, "model_id": "m1", "dtype": "float32-le-base64",
+            "people": [{"name": name, "embeddings": [{"vector": vector, **item}]}]}
+
+
+def b64(values) -> str:
+    import base64
+
+    return base64.b64encode(np.asarray(values, "<f4").tobytes()).decode()
+
+
+@pytest.mark.parametrize(("document", "message"), [
+    (export_with(b64(unit(1, 0, 0, 0))), "16 bytes, but this model's embeddings are 3 float32"),
+    (export_with(b64(np.ones(512) / np.sqrt(512))), "2048 bytes"),
+    (export_with("***"), "not valid base64"),
+    (export_with(""), "0 bytes"),
+    (export_with(b64([np.nan, 0, 0])), "not a unit-length embedding"),
+    (export_with(b64([3.0, 0, 0])), "not a unit-length embedding .length 3"),
+    (export_with(b64(unit(1, 0, 0)), name=7), "people\\[1\\].name: 7 is not a usable name"),
+    (export_with(b64(unit(1, 0, 0)), name="<b>x</b>"), "not a usable name"),
+    (export_with(12345), "must be an object with a base64"),
+    (export_with(b64(unit(1, 0, 0)), created="yesterday"), "created. a number"),
+    ({"format": "edged-gallery", "model_id": "m1", "people": {"alice": []}}, "must be a list"),
+    ({"format": "edged-gallery", "model_id": "m1", "people": [["alice"]]}, "people\\[1\\]: must be an object"),
+])
+def test_poisoned_imports_are_refused_whole(gallery, tmp_path, document, message):
+    gallery.enroll("bob", unit(0, 1, 0)[None], "m1")
+    good = export_with(b64(unit(1, 0, 0)), name="carol")
+    document = {**document, "people": [*good["people"], *document["people"]]} if isinstance(
+        document["people"], list) else document
+    path = tmp_path / "poison.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(GalleryError, match=message):
+        gallery.import_file(path, "m1", 3)
+    assert [p.name for p in gallery.people()] == ["bob"], "the gallery is unchanged, carol included"
+    assert gallery.match(unit(0, 1, 0)[None], "m1", 0.5)[0].person == "bob"
 
 
 def test_export_import_round_trip_and_model_check(gallery, tmp_path):
@@ -65,20 +118,20 @@ def test_export_import_round_trip_and_model_check(gallery, tmp_path):
     document = json.loads(out.read_text())
     assert document["model_id"] == "m1" and document["format"] == "edged-gallery"
     with Gallery(tmp_path / "other.db") as other:
-        assert other.import_file(out, "m1") == 2
-        assert other.import_file(out, "m1") == 0  # nothing is added twice
+        assert other.import_file(out, "m1", 3) == 2
+        assert other.import_file(out, "m1", 3) == 0  # nothing is added twice
         assert other.match(unit(1, 0.9, 0)[None], "m1", 0.9)[0].person == "alice"
         with pytest.raises(GalleryError, match="made by model m1, but this box uses m2"):
-            other.import_file(out, "m2")
+            other.import_file(out, "m2", 3)
 
 
 def test_import_refuses_files_that_are_not_exports(gallery, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"hello": 1}')
     with pytest.raises(GalleryError, match="not an edged gallery export"):
-        gallery.import_file(bad, "m1")
+        gallery.import_file(bad, "m1", 3)
     with pytest.raises(GalleryError, match="cannot read gallery export"):
-        gallery.import_file(tmp_path / "missing.json", "m1")
+        gallery.import_file(tmp_path / "missing.json", "m1", 3)
 
 
 def test_database_uses_wal_and_refuses_garbage(tmp_path):
