@@ -164,6 +164,9 @@ class StreamConfig:
     rtsp_url: str = field(default="", metadata=check("\"\" or an rtsp:// URL",
                                                      lambda v: not v or v.lower().startswith(("rtsp://", "rtsps://"))))
     rtsp_transport: str = field(default="tcp", metadata=check("tcp or udp", lambda v: v in ("tcp", "udp")))
+    max_width: int = field(default=1280, metadata=check("0 (as captured) or 160 to 7680",
+                                                        lambda v: v == 0 or 160 <= v <= 7680))
+    max_viewers: int = field(default=10, metadata=check("1 to 100", lambda v: 1 <= v <= 100))
 
 
 @dataclass(frozen=True)

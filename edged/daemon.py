@@ -30,7 +30,8 @@ from edged.quality import QualitySettings
 from edged.reid import ReidSettings
 from edged.service import Watchdog, notify, watchdog_interval
 from edged.sinks.clips import ClipRecorder, ClipSettings
-from edged.sinks.stream import LiveView, WebServer, annotate, blur_faces, check_exposure
+from edged.sinks.stream import LiveView, annotate, blur_faces, check_exposure
+from edged.sinks.web import WebServer
 from edged.source import FrameSource, SourceSettings
 from edged.tracker import TrackerSettings
 from edged.tracking import FaceTracking, TrackingSettings
@@ -105,13 +106,23 @@ class Daemon:
         self.started = time.time()
         self._stop = threading.Event()
         self._reload = threading.Event()
-        self.live: LiveView | None = None
         self.uploaders: list[Any] = []  # S3 clip uploaders, closed on stop
-        self.engine = self._engine(self.config)
         gallery_path = Path(self.config.recognition.gallery) if self.config.recognition.gallery else default_gallery()
         self.state = gallery_path.parent
-        self.gallery = Gallery(gallery_path)
-        self.pipeline = self._pipeline(self.config)
+        # Listening first: a port in use or an address not on this box is a configuration
+        # error (exit 78), found before seconds of model loading, not a crash after them.
+        s = self.config.stream
+        self.live = LiveView(s.quality, s.privacy_blur == "unknowns", s.max_width, s.max_viewers)
+        self.web = WebServer(s.bind, s.port, self.snapshot, self.live, s.token, s.username, s.password, s.fps,
+                             folders={"media": self.state / "media", "clips": self.state / "clips"},
+                             recording=self._clip_seconds_left)
+        try:
+            self.engine = self._engine(self.config)
+            self.gallery = Gallery(gallery_path)
+            self.pipeline = self._pipeline(self.config)
+        except BaseException:
+            self.web.stop()
+            raise
 
     # -- building ---------------------------------------------------------------------------
     def _engine(self, config: Config) -> FaceEngine:
@@ -186,6 +197,11 @@ class Daemon:
                 "config_sources": list(self.config.sources), "stats": {**stats.to_json(), **live},
                 "recent_events": list(self.pipeline.recent)[-20:]}
 
+    def _clip_seconds_left(self, name: str) -> float | None:
+        clips = self.pipeline.clips if hasattr(self, "pipeline") else None
+        seconds_left = getattr(clips, "seconds_left", None)
+        return seconds_left(name) if seconds_left is not None else None
+
     def status_line(self) -> str:
         stats = self.pipeline.last_stats
         if stats is None:
@@ -197,9 +213,7 @@ class Daemon:
         signal.signal(signal.SIGINT, lambda *_: self._stop.set())
         signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
         s = self.config.stream
-        self.live = LiveView(s.quality, s.privacy_blur == "unknowns")
-        web = WebServer(s.bind, s.port, self.snapshot, self.live, s.token, s.username, s.password, s.fps,
-                        folders={"media": self.state / "media", "clips": self.state / "clips"})
+        web = self.web
         web.start()
         push = None
         if s.rtsp_url:
@@ -209,6 +223,7 @@ class Daemon:
             push.start()
         self._start_pipeline()
         host = "127.0.0.1" if s.bind in ("0.0.0.0", "::") else s.bind
+        host = f"[{host}]" if ":" in host else host
         log.info("running: camera %s from %s; live view at http://%s:%d/ (status: /status)", self.config.camera.name,
                  self.config.camera.source, host, web.port)
         notify(f"READY=1\nSTATUS=running: {self.config.camera.source}\nMAINPID={os.getpid()}")

@@ -14,10 +14,13 @@ import pytest
 from services import Daemon, RtspServer, config, free_port, gallery_copy, wait_until
 
 from edged.errors import ConfigError
-from edged.sinks.stream import LiveView, WebServer, check_exposure
+from edged.sinks.stream import LiveView, check_exposure
+from edged.sinks.web import WebServer
 from edged.types import Identity
 
 from .conftest import DATA
+
+TOKEN = "k3T9-vq0xZpL_8sWmA2r"
 
 
 def frame_and_faces(detector):
@@ -38,13 +41,32 @@ def test_nothing_is_encoded_while_nobody_watches(detector):
     again = view.jpeg()
     assert first is not None and first == again and view.encoded == 1  # one encode, shared
     decoded = cv2.imdecode(np.frombuffer(first[1], np.uint8), cv2.IMREAD_COLOR)
-    assert decoded.shape == image.shape
+    # A 2000-px photo goes out at most stream.max_width (1280) wide, boxes scaled with it.
+    assert decoded.shape == (round(image.shape[0] * 1280 / image.shape[1]), 1280, 3)
+    assert LiveView(max_width=0).jpeg(timeout=0.1) is None
+
+
+def test_many_viewers_share_one_encoding_per_frame(detector):
+    import threading
+
+    image, faces = frame_and_faces(detector)
+    view = LiveView(max_viewers=3)
+    view.update(image, faces, [Identity("obama", 0.7)] * len(faces), 5.0)
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(view.jpeg(0, timeout=10))) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(got) == 50 and all(g == got[0] and g is not None for g in got)
+    assert view.encoded == 1, f"{view.encoded} encodings of one frame for 50 viewers"
+    assert [view.watch() for _ in range(4)] == [True, True, True, False], "viewers are bounded"
 
 
 def test_privacy_blur_hides_only_people_not_enrolled(detector):
     image, faces = frame_and_faces(detector)
     identities = [Identity("obama", 0.7), Identity(None, 0.1)]
-    view = LiveView(blur_unknowns=True)
+    view = LiveView(blur_unknowns=True, max_width=0)
     view.update(image, faces, identities, 5.0)
     picture = cv2.imdecode(np.frombuffer(view.jpeg()[1], np.uint8), cv2.IMREAD_COLOR)
 
@@ -61,7 +83,7 @@ def test_privacy_blur_hides_only_people_not_enrolled(detector):
 def test_listening_beyond_loopback_needs_a_secret():
     with pytest.raises(ConfigError, match="stream.bind = '0.0.0.0' listens beyond this machine"):
         check_exposure("0.0.0.0", "", "")
-    check_exposure("0.0.0.0", "tok", "")
+    check_exposure("0.0.0.0", TOKEN, "")
     check_exposure("127.0.0.1", "", "")
 
 
@@ -79,19 +101,19 @@ def test_token_and_basic_auth(detector):
     image, faces = frame_and_faces(detector)
     view = LiveView()
     view.update(image, faces, [Identity(None, 0.1)] * len(faces), 5.0)
-    server = WebServer("127.0.0.1", 0, lambda: {"ok": True}, view, token="s3cret", username="me", password="pw")
+    server = WebServer("127.0.0.1", 0, lambda: {"ok": True}, view, token=TOKEN, username="me", password="pw")
     server.start()
     base = f"http://127.0.0.1:{server.port}"
     try:
         assert fetch(f"{base}/status")[0] == 401
         assert fetch(f"{base}/status?token=wrong")[0] == 401
-        assert fetch(f"{base}/status?token=s3cret") == (200, b'{"ok": true}')
-        assert fetch(f"{base}/status", {"Authorization": "Bearer s3cret"})[0] == 200
+        assert fetch(f"{base}/status?token={TOKEN}") == (200, b'{"ok": true}')
+        assert fetch(f"{base}/status", {"Authorization": f"Bearer {TOKEN}"})[0] == 200
         good = base64.b64encode(b"me:pw").decode()
         bad = base64.b64encode(b"me:nope").decode()
         assert fetch(f"{base}/snapshot.jpg", {"Authorization": f"Basic {good}"})[0] == 200
         assert fetch(f"{base}/snapshot.jpg", {"Authorization": f"Basic {bad}"})[0] == 401
-        assert fetch(f"{base}/nothing?token=s3cret")[0] == 404
+        assert fetch(f"{base}/nothing?token={TOKEN}")[0] == 404
     finally:
         server.stop()
 
@@ -113,23 +135,23 @@ def mjpeg_frames(url: str, count: int, timeout: float = 20) -> list[np.ndarray]:
 def test_daemon_stream_status_and_page_in_chromium(scenario_video, enrolled_gallery, tmp_path):
     port = free_port()
     text = config(scenario_video, gallery_copy(enrolled_gallery, tmp_path), port).replace(
-        "[stream]\n", '[stream]\ntoken = "let-me-in"\n')
+        "[stream]\n", '[stream]\ntoken = "let-me-in-0123456789"\n')
     daemon = Daemon(tmp_path, text)
     daemon.start()
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: fetch(f"{base}/status?token=let-me-in")[0] == 200, 60, "the web server")
+        wait_until(lambda: fetch(f"{base}/status?token=let-me-in-0123456789")[0] == 200, 60, "the web server")
         assert fetch(f"{base}/stream.mjpg")[0] == 401
-        frames = mjpeg_frames(f"{base}/stream.mjpg?token=let-me-in", 5)
+        frames = mjpeg_frames(f"{base}/stream.mjpg?token=let-me-in-0123456789", 5)
         assert all(f is not None and f.shape == (360, 640, 3) for f in frames)
-        alerts = wait_until(lambda: [e for e in json.loads(fetch(f"{base}/status?token=let-me-in")[1])[
+        alerts = wait_until(lambda: [e for e in json.loads(fetch(f"{base}/status?token=let-me-in-0123456789")[1])[
             "recent_events"] if e["type"] == "alert"], 30, "an alert")
         for picture in (alerts[0]["snapshot"], alerts[0]["frame"]):
             status, body = wait_until(lambda p=picture: (lambda r: r if r[0] == 200 else None)(
-                fetch(f"{base}/{p}?token=let-me-in")), 10, f"{picture} to be stored")
+                fetch(f"{base}/{p}?token=let-me-in-0123456789")), 10, f"{picture} to be stored")
             assert cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR) is not None
         assert fetch(f"{base}/{alerts[0]['snapshot']}")[0] == 401
-        assert fetch(f"{base}/media/..%2Fgallery.db?token=let-me-in")[0] == 404
+        assert fetch(f"{base}/media/..%2Fgallery.db?token=let-me-in-0123456789")[0] == 404
         chromium = shutil.which("chromium") or shutil.which("chromium-browser")
         if chromium is None:
             pytest.fail("chromium is missing: tools/setup.sh --dev installs Debian's chromium")
@@ -138,7 +160,7 @@ def test_daemon_stream_status_and_page_in_chromium(scenario_video, enrolled_gall
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
                  f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1400,900",
                  "--virtual-time-budget=4000"]
-        page = f"{base}/?token=let-me-in"
+        page = f"{base}/?token=let-me-in-0123456789"
         subprocess.run([chromium, *flags, f"--screenshot={shot}", page], capture_output=True, timeout=60)
         dom = subprocess.run([chromium, *flags, "--dump-dom", page], capture_output=True, text=True,
                              timeout=60).stdout
@@ -146,7 +168,7 @@ def test_daemon_stream_status_and_page_in_chromium(scenario_video, enrolled_gall
         daemon.stop()
     assert 'class="event"' in dom and "track" in dom, "the page lists no events"
     assert 'src="media/' in dom, "the page shows no alert snapshot"
-    assert "fps" in dom and "faces in view" in dom
+    assert "detections/s" in dom and "faces in view" in dom
     picture = cv2.imread(str(shot))
     assert picture is not None, "chromium took no screenshot"
     # The live image sits at the top left (16 px margin, 960 px wide): a real frame there is

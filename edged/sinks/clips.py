@@ -205,6 +205,14 @@ class ClipRecorder:
             self.recording.alerts.append(alert_id)
             return self.recording.name
 
+    def seconds_left(self, name: str) -> float | None:
+        """Seconds until the clip `name` is finished, while it records (None otherwise)."""
+        with self._lock:
+            recording = self.recording
+            if recording is None or recording.name != name:
+                return None
+            return max(0.0, recording.end_ts - time.monotonic())
+
     def _encoder(self, recording: Recording, frames: list[JpegFrame]) -> FrameEncoder:
         encoder = FrameEncoder(self.folder / recording.name, self.fps, self.settings.max_width, self._done)
         self._encoders = [e for e in self._encoders if e.thread.is_alive()] + [encoder]

@@ -1,21 +1,16 @@
-"""The live view and web page (standard library HTTP): an MJPEG stream of annotated frames, a
-snapshot, the status JSON, and a small page showing the live view and recent events. Listens on
-127.0.0.1 unless told otherwise; beyond loopback it needs a token or basic-auth credentials.
-Frames are annotated and JPEG-encoded only while someone is watching, once for all viewers."""
+"""The live view: frames annotated (boxes, names, privacy blur) and JPEG-encoded only while
+someone watches, once per frame for all viewers, at most `max_width` pixels wide; a bounded
+number of viewers. The web server (web.py) serves it."""
 
 from __future__ import annotations
 
-import base64
-import hmac
-import json
+import contextlib
+import ctypes
+import ctypes.util
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from urllib.parse import parse_qs, urlparse
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -27,13 +22,26 @@ from edged.types import Faces, Identity
 
 log = logging.getLogger("edged.stream")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-PAGE = Path(__file__).with_name("page.html")
+MIN_TOKEN_LENGTH = 16
+TOKEN_ADVICE = "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(24))'"
 
 
 def check_exposure(bind: str, token: str, password: str = "") -> None:
+    if token and len(token) < MIN_TOKEN_LENGTH:
+        raise ConfigError(f"stream.token is {len(token)} characters: use at least {MIN_TOKEN_LENGTH} "
+                          f"({TOKEN_ADVICE})")
     if bind not in LOOPBACK and not (token or password):
         raise ConfigError(f"stream.bind = {bind!r} listens beyond this machine: set stream.token (or "
                           "stream.token_file), or stream.username and stream.password")
+
+
+def release_free_memory() -> None:
+    """Hands memory that threads freed back to the system (glibc keeps it per thread otherwise),
+    so RSS falls again after many viewers have left."""
+    name = ctypes.util.find_library("c")
+    if name:
+        with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+            ctypes.CDLL(name).malloc_trim(0)
 
 
 def blur_faces(image: np.ndarray, faces: Faces, identities: list[Identity]) -> None:
@@ -82,25 +90,37 @@ class _Latest:
 
 
 class LiveView:
-    """`update()` from the pipeline stores references only; `jpeg()` encodes on demand."""
+    """`update()` from the pipeline stores references only; `jpeg()` encodes on demand, one
+    thread at a time: viewers asking for the same frame wait for that one encoding."""
 
-    def __init__(self, quality: int = 80, blur_unknowns: bool = False) -> None:
+    def __init__(self, quality: int = 80, blur_unknowns: bool = False, max_width: int = 1280,
+                 max_viewers: int = 10) -> None:
         self.quality = quality
         self.blur_unknowns = blur_unknowns
+        self.max_width = max_width
+        self.max_viewers = max_viewers
         self.fps = 0.0
         self.watchers = 0
         self.encoded = 0  # frames encoded so far: stays put while nobody watches
         self._latest = _Latest()
         self._cache: tuple[int, bytes] | None = None
+        self._encoding = False
         self._cond = threading.Condition()
 
-    def watch(self) -> None:
+    def watch(self) -> bool:
+        """A viewer arrives; False when there are `max_viewers` already."""
         with self._cond:
+            if self.watchers >= self.max_viewers:
+                return False
             self.watchers += 1
+            return True
 
     def unwatch(self) -> None:
         with self._cond:
             self.watchers -= 1
+            last = self.watchers == 0
+        if last:
+            release_free_memory()
 
     def update(self, image: np.ndarray, faces: Faces, identities: list[Identity], fps: float) -> None:
         with self._cond:
@@ -110,138 +130,40 @@ class LiveView:
 
     def jpeg(self, after: int = 0, timeout: float = 5.0) -> tuple[int, bytes] | None:
         """The newest frame later than `after`, annotated and encoded: (sequence, JPEG)."""
+        deadline = time.monotonic() + timeout
         with self._cond:
-            if self._latest.sequence <= after:
-                self._cond.wait(timeout)
-            latest = self._latest
-            if latest.image is None or latest.sequence <= after:
-                return None
-            if self._cache and self._cache[0] == latest.sequence:
-                return self._cache
-        picture = annotate(latest.image, latest.faces or Faces.empty(), latest.identities or [], self.fps,
-                           self.blur_unknowns)
+            while True:
+                latest = self._latest
+                if latest.image is not None and latest.sequence > after:
+                    if self._cache and self._cache[0] == latest.sequence:
+                        return self._cache
+                    if not self._encoding:
+                        break  # this thread encodes it, for everyone
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+            self._encoding = True
+        data = None
+        try:
+            data = self._encode(latest)
+        finally:
+            with self._cond:
+                self._encoding = False
+                if data is not None:
+                    self.encoded += 1
+                    self._cache = (latest.sequence, data)
+                self._cond.notify_all()
+        return None if data is None else (latest.sequence, data)
+
+    def _encode(self, latest: _Latest) -> bytes | None:
+        assert latest.image is not None
+        image, faces = latest.image, latest.faces or Faces.empty()
+        width = image.shape[1]
+        if self.max_width and width > self.max_width:  # scale first: cheaper, and labels stay readable
+            scale = self.max_width / width
+            image = cv2.resize(image, (self.max_width, round(image.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+            faces = replace(faces, xyxy=faces.xyxy * scale, landmarks=faces.landmarks * scale)
+        picture = annotate(image, faces, latest.identities or [], self.fps, self.blur_unknowns)
         ok, data = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
-        if not ok:
-            return None
-        with self._cond:
-            self.encoded += 1
-            self._cache = (latest.sequence, data.tobytes())
-            return self._cache
-
-
-class WebServer:
-    """/ (page), /status (JSON), /stream.mjpg, /snapshot.jpg, /media/<file> on its own threads."""
-
-    def __init__(self, bind: str, port: int, snapshot: Callable[[], dict[str, object]], view: LiveView,
-                 token: str = "", username: str = "", password: str = "", max_fps: float = 10.0,
-                 folders: dict[str, Path] | None = None) -> None:
-        check_exposure(bind, token, password)
-        self.token, self.username, self.password = token, username, password
-        self.view = view
-        self.folders = folders or {}  # URL prefix -> folder whose files it serves
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the standard library's name
-                url = urlparse(self.path)
-                query = parse_qs(url.query)
-                if not outer.authorised(self.headers.get("Authorization", ""), query.get("token", [""])[0]):
-                    self.send_response(401)
-                    self.send_header("WWW-Authenticate", 'Basic realm="edged"')
-                    self.send_header("Content-Type", "application/json")
-                    self.end_headers()
-                    self.wfile.write(b'{"error": "a token or a password is required"}')
-                    return
-                routes = {"/": self._page, "/status": self._status, "/stream.mjpg": self._stream,
-                          "/snapshot.jpg": self._snapshot}
-                prefix, _, name = url.path.strip("/").partition("/")
-                if prefix in outer.folders and name:
-                    self._file(outer.folders[prefix], name)
-                elif url.path in routes:
-                    routes[url.path]()
-                else:
-                    self._send(404, "application/json", b'{"error": "not found"}')
-
-            def _send(self, code: int, kind: str, body: bytes) -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self.wfile.write(body)
-
-            def _page(self) -> None:
-                self._send(200, "text/html; charset=utf-8", PAGE.read_bytes())
-
-            def _status(self) -> None:
-                self._send(200, "application/json", json.dumps(snapshot(), default=str).encode())
-
-            def _snapshot(self) -> None:
-                frame = outer.view.jpeg(0, timeout=5)
-                if frame is None:
-                    self._send(503, "application/json", b'{"error": "no frame yet"}')
-                else:
-                    self._send(200, "image/jpeg", frame[1])
-
-            def _file(self, folder: Path, name: str) -> None:
-                path = (folder / name).resolve()
-                if "/" in name or not path.is_file() or path.parent != folder.resolve():
-                    self._send(404, "application/json", b'{"error": "no such file"}')
-                    return
-                kind = "video/mp4" if path.suffix == ".mp4" else "image/jpeg"
-                self._send(200, kind, path.read_bytes())
-
-            def _stream(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                outer.view.watch()
-                sequence, interval = 0, 1.0 / max_fps
-                try:
-                    while not outer.stopping:
-                        started = time.monotonic()
-                        frame = outer.view.jpeg(sequence, timeout=2)
-                        if frame is None:
-                            continue
-                        sequence, data = frame
-                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
-                                         + str(len(data)).encode() + b"\r\n\r\n" + data + b"\r\n")
-                        self.wfile.flush()
-                        time.sleep(max(0.0, interval - (time.monotonic() - started)))
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the viewer went away
-                finally:
-                    outer.view.unwatch()
-
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-                log.debug("web: " + format, *args)
-
-        self.stopping = False
-        self.server = ThreadingHTTPServer((bind, port), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self._thread = threading.Thread(target=self.server.serve_forever, name="edged-web", daemon=True)
-
-    def authorised(self, header: str, query_token: str) -> bool:
-        if not (self.token or self.password):
-            return True
-        if self.token:
-            given = header[len("Bearer "):] if header.startswith("Bearer ") else query_token
-            if given and hmac.compare_digest(given.encode(), self.token.encode()):
-                return True
-        if self.password and header.startswith("Basic "):
-            try:
-                user, _, password = base64.b64decode(header[len("Basic "):]).decode().partition(":")
-            except (ValueError, UnicodeDecodeError):
-                return False
-            return hmac.compare_digest(f"{user}:{password}".encode(), f"{self.username}:{self.password}".encode())
-        return False
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self.stopping = True
-        self.server.shutdown()
-        self.server.server_close()
+        return data.tobytes() if ok else None

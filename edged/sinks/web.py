@@ -1,0 +1,259 @@
+"""The web server (standard library HTTP): the page, /status, the MJPEG stream, a snapshot,
+and the files of media/ and clips/. Listens on 127.0.0.1 unless told otherwise (IPv4 or IPv6);
+beyond loopback it needs a token or basic-auth credentials. It holds against idle, slow, many
+and hostile clients: connections are bounded (connections.py), files are streamed from disk
+with byte ranges (phones play MP4 through them), and only finished clips and pictures are
+served, never files still being written or the upload spool."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from edged.errors import ConfigError
+from edged.sinks.connections import ConnectionGuard, ConnectionLimits
+from edged.sinks.http_ranges import Unsatisfiable, parse_range
+from edged.sinks.stream import LiveView, check_exposure
+
+log = logging.getLogger("edged.web")
+PAGE = Path(__file__).with_name("page.html")
+SERVED_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.(mp4|jpg)")  # no .part, no spool, no dot files
+KINDS = {".mp4": "video/mp4", ".jpg": "image/jpeg"}
+CHUNK = 256 * 1024
+
+
+def page_headers(page: bytes) -> dict[str, str]:
+    """Security headers for the page: only its own inline script runs (by hash), so markup that
+    slipped into a name could not run even if it were not escaped; the token in the address
+    never leaves in a Referer."""
+    script = page.split(b"<script>", 1)[1].split(b"</script>", 1)[0] if b"<script>" in page else b""
+    digest = base64.b64encode(hashlib.sha256(script).digest()).decode()
+    return {"Content-Security-Policy": f"default-src 'self'; script-src 'sha256-{digest}'; "
+                                       "style-src 'unsafe-inline'; img-src 'self'; object-src 'none'; "
+                                       "base-uri 'none'; frame-ancestors 'none'",
+            "Referrer-Policy": "no-referrer"}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # bursts of connections wait in the kernel, not refused
+
+    def __init__(self, bind: str, port: int, handler: type[BaseHTTPRequestHandler], guard: ConnectionGuard) -> None:
+        self.guard = guard
+        self.address_family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+        super().__init__((bind, port), handler, bind_and_activate=False)
+        try:
+            if bind == "::":  # every address, IPv4 ones included where the system allows
+                self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            self.server_bind()
+            self.server_activate()
+        except BaseException:
+            self.server_close()
+            raise
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.guard.admit(request, str(client_address[0]))
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        self.guard.release(request)
+        super().shutdown_request(request)
+
+    def service_actions(self) -> None:  # serve_forever calls this twice a second
+        self.guard.reap()
+
+
+class WebServer:
+    """/ (page), /status (JSON), /stream.mjpg, /snapshot.jpg, /<folder>/<file> on its own
+    threads. `recording(name)`: seconds until a clip still being recorded is ready, or None."""
+
+    def __init__(self, bind: str, port: int, snapshot: Callable[[], dict[str, object]], view: LiveView,
+                 token: str = "", username: str = "", password: str = "", max_fps: float = 10.0,
+                 folders: dict[str, Path] | None = None, recording: Callable[[str], float | None] | None = None,
+                 limits: ConnectionLimits | None = None) -> None:
+        check_exposure(bind, token, password)
+        self.token, self.username, self.password = token, username, password
+        self.view = view
+        self.folders = folders or {}  # URL prefix -> folder whose files it serves
+        self.recording = recording or (lambda name: None)
+        self.guard = ConnectionGuard(limits or ConnectionLimits())
+        self.stopping = False
+        page = PAGE.read_bytes()
+        security = page_headers(page)
+        outer = self
+        limits_in_use = self.guard.limits
+
+        class Handler(BaseHTTPRequestHandler):
+            server_version = "edged"
+            sys_version = ""
+            timeout = limits_in_use.request_timeout_s  # no single read waits longer than the whole request may
+            head = False
+
+            def parse_request(self) -> bool:
+                if not super().parse_request():
+                    return False
+                if not outer.guard.request_read(self.connection):
+                    self.close_connection = True
+                    self._send(503, "application/json", b'{"error": "too many requests from this client"}',
+                               {"Retry-After": "5"})
+                    return False
+                self.connection.settimeout(limits_in_use.send_timeout_s)
+                return True
+
+            def do_HEAD(self) -> None:  # noqa: N802 - the standard library's name
+                self.head = True
+                self.do_GET()
+
+            def do_GET(self) -> None:  # noqa: N802
+                url = urlparse(self.path)
+                query = parse_qs(url.query)
+                if not outer.authorised(self.headers.get("Authorization", ""), query.get("token", [""])[0]):
+                    self._send(401, "application/json", b'{"error": "a token or a password is required"}',
+                               {"WWW-Authenticate": 'Basic realm="edged"'})
+                    return
+                routes = {"/": self._page, "/status": self._status, "/stream.mjpg": self._stream,
+                          "/snapshot.jpg": self._snapshot}
+                prefix, _, name = url.path.strip("/").partition("/")
+                if prefix in outer.folders and name:
+                    self._file(outer.folders[prefix], name)
+                elif url.path in routes:
+                    routes[url.path]()
+                else:
+                    self._send(404, "application/json", b'{"error": "not found"}')
+
+            def _send(self, code: int, kind: str, body: bytes, headers: dict[str, str] | None = None) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
+                self.send_header("X-Content-Type-Options", "nosniff")
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                if not self.head:
+                    self.wfile.write(body)
+
+            def _page(self) -> None:
+                self._send(200, "text/html; charset=utf-8", page, security)
+
+            def _status(self) -> None:
+                self._send(200, "application/json", json.dumps(snapshot(), default=str).encode())
+
+            def _snapshot(self) -> None:
+                frame = outer.view.jpeg(0, timeout=5)
+                if frame is None:
+                    self._send(503, "application/json", b'{"error": "no frame yet"}')
+                else:
+                    self._send(200, "image/jpeg", frame[1])
+
+            def _file(self, folder: Path, name: str) -> None:
+                path = folder / name
+                if not SERVED_FILE.fullmatch(name) or not path.is_file():
+                    left = outer.recording(name) if SERVED_FILE.fullmatch(name) else None
+                    if left is not None:
+                        self._still_recording(left)
+                    else:
+                        self._send(404, "application/json", b'{"error": "no such file"}')
+                    return
+                with path.open("rb") as f:
+                    size = path.stat().st_size
+                    try:
+                        wanted = parse_range(self.headers.get("Range"), size)
+                    except Unsatisfiable:
+                        self._send(416, "application/json", b'{"error": "range not satisfiable"}',
+                                   {"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"})
+                        return
+                    start, length = (0, size) if wanted is None else (wanted.start, wanted.length)
+                    self.send_response(200 if wanted is None else 206)
+                    self.send_header("Content-Type", KINDS[path.suffix])
+                    self.send_header("Content-Length", str(length))
+                    self.send_header("Accept-Ranges", "bytes")
+                    self.send_header("Cache-Control", "private, max-age=3600")
+                    self.send_header("X-Content-Type-Options", "nosniff")
+                    if wanted is not None:
+                        self.send_header("Content-Range", wanted.content_range(size))
+                    self.end_headers()
+                    if not self.head and length:
+                        # Straight from the file to the socket: no copy of a clip in memory.
+                        self.connection.sendfile(f, start, length)
+
+            def _still_recording(self, seconds_left: float) -> None:
+                wait = max(1, round(seconds_left))
+                body = (f"<!doctype html><meta charset=utf-8><meta http-equiv=refresh content={wait + 1}>"
+                        f"<title>recording</title><p>This clip is still recording: it will be ready in about "
+                        f"{wait} s. This page reloads by itself.</p>").encode()
+                self._send(202, "text/html; charset=utf-8", body, {"Retry-After": str(wait + 1)})
+
+            def _stream(self) -> None:
+                if not outer.view.watch():
+                    self._send(503, "application/json", b'{"error": "too many viewers"}', {"Retry-After": "10"})
+                    return
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                    self.send_header("Cache-Control", "no-store")
+                    self.end_headers()
+                    if self.head:
+                        return
+                    sequence, interval = 0, 1.0 / max_fps
+                    while not outer.stopping:
+                        started = time.monotonic()
+                        frame = outer.view.jpeg(sequence, timeout=2)
+                        if frame is None:
+                            continue
+                        sequence, data = frame
+                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                                         + str(len(data)).encode() + b"\r\n\r\n" + data + b"\r\n")
+                        self.wfile.flush()
+                        time.sleep(max(0.0, interval - (time.monotonic() - started)))
+                except OSError:
+                    pass  # the viewer went away, or stopped reading (send timeout)
+                finally:
+                    outer.view.unwatch()
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                log.debug("web: " + format, *args)
+
+        try:
+            self.server = _Server(bind, port, Handler, self.guard)
+        except OSError as exc:
+            raise ConfigError(f"stream.bind = {bind!r}, stream.port = {port}: cannot listen there "
+                              f"({exc.strerror or exc}); another program (or another edged) may use that port, "
+                              "or the address is not one of this machine's") from exc
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, name="edged-web", daemon=True)
+
+    def authorised(self, header: str, query_token: str) -> bool:
+        if not (self.token or self.password):
+            return True
+        if self.token:
+            given = header[len("Bearer "):] if header.startswith("Bearer ") else query_token
+            if given and hmac.compare_digest(given.encode(), self.token.encode()):
+                return True
+        if self.password and header.startswith("Basic "):
+            try:
+                user, _, password = base64.b64decode(header[len("Basic "):]).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                return False
+            return hmac.compare_digest(f"{user}:{password}".encode(), f"{self.username}:{self.password}".encode())
+        return False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.server.shutdown()
+        self.server.server_close()
