@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from edged.errors import ImageError
+from edged.image_header import FORMATS, image_dimensions
+
+# Larger photos are refused before decoding: 50 megapixels is a 48 MP phone camera's full
+# size; decoded, it takes 150 MB (more on the way, for 16-bit or alpha images).
+MAX_MEGAPIXELS = float(os.environ.get("EDGED_MAX_IMAGE_MEGAPIXELS", "50"))
 
 _JPEG_END = b"\xff\xd9"
 _PNG_END = b"IEND\xaeB`\x82"
@@ -27,8 +33,9 @@ def _looks_truncated(path: Path, data: bytes) -> bool:
     return False
 
 
-def load_image(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 BGR. Grey, 16-bit and alpha images are converted; EXIF rotation applied."""
+def load_image(path: Path, max_megapixels: float = MAX_MEGAPIXELS) -> np.ndarray:
+    """(H, W, 3) uint8 BGR. Grey, 16-bit and alpha images are converted; EXIF rotation applied.
+    Images of more than `max_megapixels` (by their header) are refused before decoding."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -41,12 +48,24 @@ def load_image(path: Path) -> np.ndarray:
         raise ImageError(f"{path}: empty file")
     if _looks_truncated(path, data):
         raise ImageError(f"{path}: truncated image (the file ends before the picture does)")
+    size = image_dimensions(data)
+    if size is None:
+        raise ImageError(f"{path}: not an image edged can read ({FORMATS})")
+    width, height = size
+    if width * height > max_megapixels * 1e6:
+        raise ImageError(f"{path}: {width} x {height} pixels ({width * height / 1e6:.0f} megapixels) is larger than "
+                         f"the {max_megapixels:g}-megapixel limit (EDGED_MAX_IMAGE_MEGAPIXELS); scale it down first")
+    if width == 0 or height == 0:
+        raise ImageError(f"{path}: the image has no pixels ({width} x {height})")
     buffer = np.frombuffer(data, np.uint8)
     # ANYDEPTH keeps 16-bit as 16-bit (so we scale it rather than let it wrap); ANYCOLOR keeps
     # grey as grey; unlike IMREAD_UNCHANGED both still apply the EXIF orientation.
-    image = cv2.imdecode(buffer, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
+    try:
+        image = cv2.imdecode(buffer, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
+    except cv2.error as exc:
+        raise ImageError(f"{path}: cannot decode the image ({str(exc).strip().splitlines()[-1]})") from None
     if image is None:
-        raise ImageError(f"{path}: not an image OpenCV can decode (JPEG, PNG, BMP, TIFF, WebP ...)")
+        raise ImageError(f"{path}: cannot decode the image (damaged, or a variant of its format OpenCV lacks)")
     return to_bgr8(image, path)
 
 
