@@ -112,7 +112,8 @@ class MqttConfig:
     password: str = ""
     tls: bool = False
     ca_file: str = ""
-    keepalive_s: int = field(default=30, metadata=check("5 to 3600", lambda v: 5 <= v <= 3600))
+    # A broker that stops answering is noticed within this (an acknowledgement that late).
+    keepalive_s: int = field(default=15, metadata=check("2 to 3600", lambda v: 2 <= v <= 3600))
     presence_timeout_s: float = field(default=30.0, metadata=check("> 0", _positive))
     discovery: bool = True
     discovery_prefix: str = "homeassistant"

@@ -202,7 +202,7 @@ class Daemon:
     def start(self) -> None:
         self.process = subprocess.Popen([sys.executable, "-m", "edged.cli", "run", "--config", str(self.config)],
                                         cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL,
-                                        stderr=self.log.open("wb"))
+                                        stderr=self.log.open("ab"))  # a restart adds to the log
 
     def status(self, port: int) -> dict | None:
         try:

@@ -1,11 +1,17 @@
 """MQTT sink (the one paho-mqtt import): availability with a last will, events, alerts,
 self-clearing presence per person, snapshots, stats, Home Assistant discovery and control
-switches. While the broker is down, events and alerts wait in an on-disk outbox and are
-delivered in order on reconnect; nothing here blocks the pipeline."""
+switches. Events and alerts go through an on-disk outbox and leave it only when the broker
+acknowledges them (QoS 1); one sender thread hands them to paho in order, a few at a time,
+and after a reconnect sends nothing new until paho has re-sent what was in flight, so order
+holds across outages. A broker that stops answering (frozen, not closed) is noticed when an
+acknowledgement is a keepalive late. Nothing here blocks the pipeline."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
+import socket
 import threading
 import time
 from pathlib import Path
@@ -21,6 +27,7 @@ from edged.sinks import mqtt_messages as m
 from edged.sinks.outbox import Outbox
 
 log = logging.getLogger("edged.mqtt")
+IN_FLIGHT = 10  # kept messages handed to paho at once, waiting for their acknowledgement
 
 
 class MqttSink:
@@ -34,7 +41,12 @@ class MqttSink:
         self.outbox = Outbox(outbox_path, c.outbox_max)
         self.pipeline: Pipeline | None = None
         self.connected = False
-        self._lock = threading.Lock()
+        self.delivered = 0  # kept messages the broker acknowledged
+        self._lock = threading.Lock()  # never held while calling paho: paho calls back under its own locks
+        self._wake = threading.Event()  # something for the sender: a message, an acknowledgement, a connection
+        self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()  # acknowledged mids, from paho's thread
+        self._in_flight: dict[int, tuple[int, float]] = {}  # paho mid -> (outbox seq, when handed over)
+        self._draining = False  # after a reconnect: paho re-sends what was in flight before anything new
         self._live: dict[int, str] = {}  # track id -> enrolled person it shows
         self._last_seen: dict[str, float] = {}  # person -> when their last track ended
         self._present: set[str] = set()
@@ -53,11 +65,14 @@ class MqttSink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_publish = self._on_publish
         self.client = client
         client.connect_async(c.host, c.port, c.keepalive_s)
         client.loop_start()
         self._timer = threading.Thread(target=self._clear_presence_loop, name="edged-mqtt-presence", daemon=True)
         self._timer.start()
+        self._sender = threading.Thread(target=self._send_loop, name="edged-mqtt-sender", daemon=True)
+        self._sender.start()
 
     def bind(self, pipeline: Pipeline) -> None:
         """The pipeline whose switches the control topics turn, and whose faces snapshots show."""
@@ -78,12 +93,17 @@ class MqttSink:
             client.subscribe(self.topics.switch(what) + "/set", qos=1)
             self._send_now(m.switch_state(self.topics, what, self._switch(what)))
         with self._lock:
-            waiting = self.outbox.take_all()
-            for message in waiting:  # oldest first, before anything newer
-                self._send_now(message)
             self.connected = True
-        if waiting:
-            log.info("delivered %d MQTT messages kept while the broker was away", len(waiting))
+            now = time.monotonic()
+            self._in_flight = {mid: (seq, now) for mid, (seq, _) in self._in_flight.items()}
+            self._draining = bool(self._in_flight)  # paho re-sends those right after this callback
+            if len(self.outbox):
+                log.info("%d MQTT messages kept while the broker was away are being delivered", len(self.outbox))
+        self._wake.set()
+
+    def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
+        self._acks.put(mid)  # paho holds its message lock here: the sender does the bookkeeping
+        self._wake.set()
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         with self._lock:
@@ -129,13 +149,71 @@ class MqttSink:
         self.client.publish(topic, payload, qos, retain)
 
     def _send_kept(self, message: m.Message) -> None:
-        """Events and alerts: published when connected, else kept on disk, always in order."""
+        """Events and alerts: on disk first; the sender delivers them in order."""
         with self._lock:
-            if self.connected and not len(self.outbox):
-                info = self.client.publish(*message)
-                if info.rc == self.mqtt.MQTT_ERR_SUCCESS:
-                    return
             self.outbox.append(message)
+        self._wake.set()
+
+    def _send_loop(self) -> None:
+        keepalive = self.settings.keepalive_s
+        while not self._stop.is_set():
+            self._wake.wait(0.5)
+            self._wake.clear()
+            self._take_acks()
+            while not self._stop.is_set():
+                with self._lock:
+                    item = self._next_to_send()
+                if item is None:
+                    break
+                seq, message = item
+                info = self.client.publish(*message)
+                # NO_CONN: the connection dropped meanwhile; paho keeps it and sends it on reconnect.
+                if info.rc not in (self.mqtt.MQTT_ERR_SUCCESS, self.mqtt.MQTT_ERR_NO_CONN):
+                    log.warning("MQTT publish to %s failed (%s); retrying", message[0], info.rc)
+                    self._stop.wait(1.0)
+                    break
+                with self._lock:
+                    self.outbox.mark_sent(seq)
+                    self._in_flight[info.mid] = (seq, time.monotonic())
+                self._take_acks()
+            with self._lock:
+                self._check_answering(keepalive)
+
+    def _take_acks(self) -> None:
+        while True:
+            try:
+                mid = self._acks.get_nowait()
+            except queue.Empty:
+                return
+            with self._lock:
+                entry = self._in_flight.pop(mid, None)
+                if entry is None:  # a message that is not kept (stats, presence ...)
+                    continue
+                self.outbox.ack(entry[0])
+                self.delivered += 1
+                if not self._in_flight:
+                    self._draining = False
+
+    def _next_to_send(self) -> tuple[int, m.Message] | None:
+        if not self.connected or self._draining or len(self._in_flight) >= IN_FLIGHT:
+            return None
+        return self.outbox.next_unsent()
+
+    def _check_answering(self, keepalive: float) -> None:
+        """A broker that takes a message and never acknowledges it is frozen or gone: close
+        the connection so paho reconnects (and re-sends), rather than wait on TCP for minutes."""
+        if not self.connected or not self._in_flight:
+            return
+        oldest = min(sent for _, sent in self._in_flight.values())
+        if time.monotonic() - oldest < keepalive:
+            return
+        log.warning("MQTT broker %s:%d has not acknowledged a message for %d s; reconnecting",
+                    self.settings.host, self.settings.port, keepalive)
+        self.connected = False
+        sock = self.client.socket()
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):  # closed already
+                sock.shutdown(socket.SHUT_RDWR)  # paho's loop sees the error and reconnects
 
     # -- the pipeline's items (the sink thread) ----------------------------------------------------
     def handle(self, item: SinkItem) -> None:
@@ -197,6 +275,8 @@ class MqttSink:
     def close(self) -> None:
         """Says goodbye (retained offline) when it can; undelivered messages stay on disk."""
         self._stop.set()
+        self._wake.set()
+        self._sender.join(5)
         if self.connected:
             info = self.client.publish(*m.availability(self.topics, online=False))
             info.wait_for_publish(2)
