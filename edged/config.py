@@ -9,6 +9,7 @@ $CREDENTIALS_DIRECTORY first), so passwords stay out of fleet-wide TOML.
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 from dataclasses import dataclass, field, fields
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
 from edged.errors import ConfigError
+from edged.redact import mask_url
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -208,6 +210,10 @@ def _read(path: Path) -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: line {line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); "
+                          "save the file as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
@@ -286,7 +292,14 @@ def _type_name(hint: Any) -> str:
     return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}.get(hint, str(hint))
 
 
-def _build(cls: type, table: dict[str, Any], section: str, origins: dict[str, str]) -> Any:
+def _suggest(key: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+def _build(cls: type, table: dict[str, Any], section: str, origins: dict[str, str], errors: list[str]) -> Any:
+    """The section's dataclass from its table; every problem is added to `errors` (and the
+    value it concerns left at its default), so one run reports them all."""
     hints = get_type_hints(cls)
     known = {f.name for f in fields(cls)}
     secrets = {f"{name}_file" for name in known}
@@ -296,8 +309,13 @@ def _build(cls: type, table: dict[str, Any], section: str, origins: dict[str, st
         where = f"{origins.get(path, 'configuration')}: {path}"
         if key in secrets and key not in known:
             if not isinstance(value, str):
-                raise ConfigError(f"{where}: expected a file name, got {value!r}")
-            secret = _secret(value, where)
+                errors.append(f"{where}: expected a file name, got {value!r}")
+                continue
+            try:
+                secret = _secret(value, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+                continue
             name = key[:-len("_file")]
             if get_origin(hints[name]) is list:  # one item a line; blank lines and # comments skipped
                 values[name] = [line.strip() for line in secret.splitlines()
@@ -306,21 +324,25 @@ def _build(cls: type, table: dict[str, Any], section: str, origins: dict[str, st
                 values[name] = secret
             continue
         if key not in known:
-            raise ConfigError(f"{where}: unknown key; {section} takes {sorted(known)}")
+            errors.append(f"{where}: unknown key; {_suggest(key, known | secrets)}{section} takes {sorted(known)}")
+            continue
         hint = hints[key]
         if isinstance(value, int) and not isinstance(value, bool) and hint is float:
             value = float(value)
         if not _type_ok(value, hint):
-            raise ConfigError(f"{where}: expected {_type_name(hint)}, got {value!r}")
+            errors.append(f"{where}: expected {_type_name(hint)}, got {value!r}")
+            continue
         rule = next(f for f in fields(cls) if f.name == key).metadata
         if rule and not rule["ok"](value):
-            raise ConfigError(f"{where}: {value!r} is out of range; expected {rule['expect']}")
+            errors.append(f"{where}: {value!r} is out of range; expected {rule['expect']}")
+            continue
         values[key] = value
     return cls(**values)
 
 
 def load_config(main: Path | None = None, environ: dict[str, str] | None = None) -> Config:
-    """Reads, merges and checks the configuration; raises ConfigError naming what is wrong."""
+    """Reads, merges and checks the configuration; raises one ConfigError listing every
+    problem, each naming the file (or variable), the key and what was expected."""
     merged: dict[str, Any] = {}
     origins: dict[str, str] = {}
     files = config_files(main)
@@ -331,41 +353,42 @@ def load_config(main: Path | None = None, environ: dict[str, str] | None = None)
     origins.update(env_names)
     sections = {f.name: f for f in fields(Config) if f.name != "sources"}
     built: dict[str, Any] = {}
+    errors: list[str] = []
     for name, value in merged.items():
         where = origins.get(name, "configuration")
         if name not in sections:
-            raise ConfigError(f"{where}: [{name}] is not a section; expected one of {sorted(sections)}")
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: {name} must be a table ([{name}])")
-        built[name] = _build(get_type_hints(Config)[name], value, name, origins)
+            errors.append(f"{where}: [{name}] is not a section; {_suggest(name, set(sections))}"
+                          f"expected one of {sorted(sections)}")
+        elif not isinstance(value, dict):
+            errors.append(f"{where}: {name} must be a table ([{name}])")
+        else:
+            built[name] = _build(get_type_hints(Config)[name], value, name, origins, errors)
+    if errors:
+        raise ConfigError(mask_url(errors[0] if len(errors) == 1 else f"{len(errors)} problems in the configuration:\n"
+                                   + "\n".join(f"  {e}" for e in errors)))
     return Config(**built, sources=tuple(str(p) for p in files) + tuple(sorted(set(env_names.values()))))
 
 
 # -- showing ------------------------------------------------------------------------------------
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return repr(value)
-
-
 def show(config: Config) -> str:
-    """The merged configuration as TOML, secrets masked."""
-    lines = [f"# merged from: {', '.join(config.sources) or 'built-in defaults'}"]
+    """The merged configuration as TOML (written by tomli-w, so it reads back as it is), with
+    secrets masked and passwords in URLs hidden."""
+    import tomli_w
+
+    document: dict[str, dict[str, Any]] = {}
     for section in fields(Config):
         if section.name == "sources":
             continue
-        lines.append(f"\n[{section.name}]")
         table = getattr(config, section.name)
+        document[section.name] = {}
         for item in fields(table):
             value = getattr(table, item.name)
             if item.name in SECRET_KEYS and value:
                 value = "***" if isinstance(value, str) else ["***"] * len(value)
-            lines.append(f"{item.name} = {_toml_value(value)}")
-    return "\n".join(lines) + "\n"
-
+            elif isinstance(value, str):
+                value = mask_url(value)
+            document[section.name][item.name] = value
+    header = f"# merged from: {', '.join(config.sources) or 'built-in defaults'}".replace("\n", " ")
+    return header + "\n\n" + tomli_w.dumps(document)

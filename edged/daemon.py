@@ -27,6 +27,7 @@ from edged.gallery import Gallery
 from edged.paths import default_gallery
 from edged.pipeline import Pipeline, Sink
 from edged.quality import QualitySettings
+from edged.redact import mask_url
 from edged.reid import ReidSettings
 from edged.service import Watchdog, notify, watchdog_interval
 from edged.sinks.clips import ClipRecorder, ClipSettings
@@ -107,6 +108,7 @@ class Daemon:
         self._stop = threading.Event()
         self._reload = threading.Event()
         self.uploaders: list[Any] = []  # S3 clip uploaders, closed on stop
+        self.last_reload: dict[str, object] | None = None  # the last SIGHUP's outcome, for /status
         gallery_path = Path(self.config.recognition.gallery) if self.config.recognition.gallery else default_gallery()
         self.state = gallery_path.parent
         # Listening first: a port in use or an address not on this box is a configuration
@@ -190,11 +192,12 @@ class Daemon:
         source = self.pipeline.source.stats
         live = {"frames": source.frames, "skipped": source.skipped, "source_connected": source.connected}
         return {"version": 1, "edged": __version__, "device": self.config.device.name,
-                "camera": self.config.camera.name, "source": self.config.camera.source,
+                "camera": self.config.camera.name, "source": mask_url(self.config.camera.source),
                 "started": self.started, "uptime_s": round(time.time() - self.started, 1),
                 "embedder": self.engine.embedder_spec.model_id,
                 "detection_enabled": self.pipeline.detection_enabled, "alerts_enabled": self.pipeline.alerts.enabled,
-                "config_sources": list(self.config.sources), "stats": {**stats.to_json(), **live},
+                "config_sources": list(self.config.sources), "last_reload": self.last_reload,
+                "stats": {**stats.to_json(), **live},
                 "recent_events": list(self.pipeline.recent)[-20:]}
 
     def _clip_seconds_left(self, name: str) -> float | None:
@@ -225,8 +228,8 @@ class Daemon:
         host = "127.0.0.1" if s.bind in ("0.0.0.0", "::") else s.bind
         host = f"[{host}]" if ":" in host else host
         log.info("running: camera %s from %s; live view at http://%s:%d/ (status: /status)", self.config.camera.name,
-                 self.config.camera.source, host, web.port)
-        notify(f"READY=1\nSTATUS=running: {self.config.camera.source}\nMAINPID={os.getpid()}")
+                 mask_url(self.config.camera.source), host, web.port)
+        notify(f"READY=1\nSTATUS=running: {mask_url(self.config.camera.source)}\nMAINPID={os.getpid()}")
         watchdog = Watchdog(lambda: self.pipeline.heartbeat, stall_after_s(), self.status_line)
         watchdog.start()
         try:
@@ -267,6 +270,7 @@ class Daemon:
         except ConfigError as exc:
             log.error("reload refused, the running configuration stays: %s", exc)
             notify("STATUS=reload refused: " + str(exc)[:200])
+            self.last_reload = {"time": time.time(), "ok": False, "message": str(exc)}
             return
         notify("RELOADING=1")
         self.pipeline.stop()
@@ -279,4 +283,6 @@ class Daemon:
         self.pipeline = self._pipeline(new)
         self._start_pipeline()
         log.info("configuration reloaded from %s", ", ".join(new.sources) or "defaults")
+        self.last_reload = {"time": time.time(), "ok": True, "message": "reloaded from " + (", ".join(new.sources)
+                                                                                            or "defaults")}
         notify("READY=1")

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from edged.redact import mask_url
 from edged.types import Frame
 from edged.video import Packet, VideoInput
 
@@ -108,7 +109,7 @@ class FrameSource:
             try:
                 return VideoInput(s.source, s.rtsp_transport, s.open_timeout_s)
             except Exception as exc:  # PyAV raises its own error types for every failure to open
-                log.debug("cannot open %s with PyAV: %s", s.source, exc)
+                log.debug("cannot open %s with PyAV: %s", mask_url(s.source), mask_url(str(exc)))
                 return None
         timeout_ms = int(s.open_timeout_s * 1000)
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
@@ -137,14 +138,14 @@ class FrameSource:
             if capture is None:
                 if not outage_logged:
                     log.warning("camera %s: cannot open %s; retrying with back-off up to %.0f s",
-                                s.camera, s.source, s.reconnect_max_s)
+                                s.camera, mask_url(s.source), s.reconnect_max_s)
                     outage_logged = True
                 self.stats.connected = False
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, s.reconnect_max_s)
                 continue
             if outage_logged:
-                log.info("camera %s: %s is back", s.camera, s.source)
+                log.info("camera %s: %s is back", s.camera, mask_url(s.source))
                 self.stats.reconnects += 1
             outage_logged = False
             backoff = 1.0
@@ -162,7 +163,7 @@ class FrameSource:
                     self._cond.notify_all()
                 return
             if not self._stop.is_set():
-                log.warning("camera %s: %s stopped sending frames; reconnecting", s.camera, s.source)
+                log.warning("camera %s: %s stopped sending frames; reconnecting", s.camera, mask_url(s.source))
                 outage_logged = True
 
     def _read(self, capture: cv2.VideoCapture) -> bool:
@@ -220,7 +221,7 @@ class FrameSource:
                             self.clips.add_frame(captured, image, video.fps)
                         self._put(Frame(s.camera, self._index, captured, image), blocking)
             except Exception as exc:  # a dropped stream surfaces as PyAV's own errors
-                log.debug("reading %s failed: %s", s.source, exc)
+                log.debug("reading %s failed: %s", mask_url(s.source), mask_url(str(exc)))
                 return False
             if self.kind != "file":
                 return False  # a stream that ends has dropped

@@ -105,3 +105,50 @@ def test_config_check_and_show_commands(etc):
     bad = write(etc / "bad.toml", "[mqtt]\nport = 0\n")
     result = run_edged("config", "check", str(bad))
     assert result.returncode == 78 and "bad.toml: mqtt.port: 0 is out of range" in result.stderr
+
+
+def test_every_error_of_a_file_is_reported_with_a_suggestion(etc):
+    main = write(etc / "edged.toml", '[camera]\nsorce = "x"\nloop = "yes"\n[mqtt]\nport = 0\nhots = "b"\n'
+                                     '[alert]\nmode = "all"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(main, {})
+    text = str(caught.value)
+    assert text.startswith("5 problems in the configuration:")
+    assert "camera.sorce: unknown key; did you mean 'source'?" in text
+    assert "camera.loop: expected true or false, got 'yes'" in text
+    assert "mqtt.port: 0 is out of range" in text
+    assert "mqtt.hots: unknown key; did you mean 'host'?" in text
+    assert "[alert] is not a section; did you mean 'alerts'?" in text
+    assert all(line.strip().startswith(str(main)) for line in text.splitlines()[1:])
+
+
+def test_a_file_that_is_not_utf8_is_named(etc):
+    main = etc / "edged.toml"
+    main.write_bytes(b'[camera]\nname = "k\xfcche"\n')  # Latin-1
+    with pytest.raises(ConfigError, match="edged.toml: line 2: not UTF-8 text .byte 0xfc."):
+        load_config(main, {})
+
+
+def test_config_show_writes_toml_that_reads_back(etc):
+    import tomllib
+
+    main = write(etc / "edged.toml", '[camera]\nname = "door"\nsource = """rtsp://admin:hunter2@cam/1"""\n'
+                                     '[alerts]\nignore = ["line\\nbreak", "quote\\"d", "tab\\there"]\n'
+                                     '[stream]\ntoken = "0123456789abcdefXYZ"\n')
+    shown = run_edged("config", "show", "--config", str(main), check=True).stdout
+    assert "hunter2" not in shown and "rtsp://admin:***@cam/1" in shown and "0123456789abcdef" not in shown
+    document = tomllib.loads(shown)
+    assert document["alerts"]["ignore"] == ["line\nbreak", "quote\"d", "tab\there"]
+    again = write(etc / "shown.toml", shown)
+    assert "is valid" in run_edged("config", "check", str(again), check=True).stdout
+
+
+def test_the_camera_url_may_come_from_a_credential_file(etc, monkeypatch):
+    creds = etc / "creds"
+    creds.mkdir()
+    write(creds / "camera-url", "rtsp://admin:hunter2@cam.lan/stream1\n")
+    main = write(etc / "edged.toml", '[camera]\nsource_file = "camera-url"\n')
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    config = load_config(main, {})
+    assert config.camera.source == "rtsp://admin:hunter2@cam.lan/stream1"
+    assert "hunter2" not in show(config)

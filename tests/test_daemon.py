@@ -87,10 +87,12 @@ def test_sighup_with_a_broken_file_keeps_the_running_configuration(scenario_vide
         wait_until(lambda: "reload refused" in daemon.text(), 10, "the refusal")
         assert f"{daemon.config}: alerts.mode: 'loud' is out of range" in daemon.text()
         assert daemon.status(port)["camera"] == "door" and daemon.process.poll() is None
+        refused = daemon.status(port)["last_reload"]
+        assert refused["ok"] is False and "alerts.mode: 'loud' is out of range" in refused["message"]
         daemon.config.write_text(config(scenario_video, gallery, port, camera="porch"))
         daemon.signal(signal.SIGHUP)
         wait_until(lambda: (daemon.status(port) or {}).get("camera") == "porch", 20, "the new configuration")
-        assert daemon.process.pid == pid
+        assert daemon.process.pid == pid and daemon.status(port)["last_reload"]["ok"] is True
         wait_until(lambda: any(e["camera"] == "porch" for e in daemon.status(port)["recent_events"]), 20,
                    "events from the reloaded pipeline")
     finally:
@@ -122,3 +124,20 @@ def test_rtsp_camera_drops_and_comes_back_without_a_restart(scenario_video, enro
     finally:
         daemon.stop()
         server.stop()
+
+
+def test_camera_passwords_never_show(enrolled_gallery, tmp_path):
+    port = free_port()
+    camera = f"rtsp://admin:hunter2@127.0.0.1:{free_port()}/cam"  # nothing listens: the outage is logged
+    daemon = Daemon(tmp_path, config("x.mp4", gallery_copy(enrolled_gallery, tmp_path), port, source=camera))
+    daemon.start()
+    try:
+        status = wait_until(lambda: daemon.status(port), 60, "the status endpoint")
+        wait_until(lambda: "cannot open" in daemon.text(), 20, "the outage logged")
+        shown = run_edged("status", "--url", f"http://127.0.0.1:{port}/status", check=True).stdout
+    finally:
+        daemon.stop()
+    assert status["source"] == camera.replace("hunter2", "***")
+    assert "admin:***@" in shown and "admin:***@" in daemon.text()
+    for text in (json.dumps(status), shown, daemon.text()):
+        assert "hunter2" not in text

@@ -11,6 +11,7 @@ import subprocess
 import threading
 
 from edged.errors import ConfigError
+from edged.redact import mask_url
 from edged.sinks.stream import LiveView
 
 log = logging.getLogger("edged.rtsp_out")
@@ -60,7 +61,7 @@ class RtspPush:
                         self._process.stdin.flush()
                         self.frames_sent += 1
                         if outage:
-                            log.info("RTSP output to %s is running again", self.url)
+                            log.info("RTSP output to %s is running again", mask_url(self.url))
                             outage, backoff = False, 1.0
                         self._stop.wait(1.0 / self.fps)
                 except (BrokenPipeError, OSError):
@@ -69,7 +70,7 @@ class RtspPush:
                 if self._stop.is_set():
                     break
                 if not outage:
-                    log.warning("RTSP output to %s stopped; retrying with back-off up to %.0f s", self.url,
+                    log.warning("RTSP output to %s stopped; retrying with back-off up to %.0f s", mask_url(self.url),
                                 self.max_backoff_s)
                     outage = True
                 self._stop.wait(backoff)
