@@ -190,8 +190,11 @@ class RtspServer:
 class Daemon:
     """`edged run --config FILE` as a subprocess; its stderr is kept in a file."""
 
-    def __init__(self, folder: Path, config_text: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, folder: Path, config_text: str, env: dict[str, str] | None = None,
+                 wrapper: list[str] | None = None) -> None:
+        """`wrapper`: a command the daemon runs under (tools/sandbox.py, for example)."""
         self.folder = folder
+        self.wrapper = wrapper or []
         folder.mkdir(parents=True, exist_ok=True)
         self.config = folder / "edged.toml"
         self.config.write_text(config_text)
@@ -200,7 +203,8 @@ class Daemon:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "edged.cli", "run", "--config", str(self.config)],
+        self.process = subprocess.Popen([*self.wrapper, sys.executable, "-m", "edged.cli", "run", "--config",
+                                         str(self.config)],
                                         cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL,
                                         stderr=self.log.open("ab"))  # a restart adds to the log
 

@@ -19,7 +19,8 @@ class ConnectionLimits:
     request_timeout_s: float = 10.0  # from connecting to the end of the request's headers
     max_waiting: int = 128  # connections waiting for their request, all clients
     max_waiting_per_client: int = 32
-    max_busy_per_client: int = 16  # requests being answered at once for one client (viewers included)
+    max_busy: int = 64  # requests being answered at once, all clients (viewers included)
+    max_busy_per_client: int = 16
     send_timeout_s: float = 30.0  # a client that stops reading is dropped after this
 
 
@@ -57,14 +58,15 @@ class ConnectionGuard:
         self._shut(victims)
 
     def request_read(self, sock: socket.socket) -> bool:
-        """The request has arrived; False when its client already has too many under way."""
+        """The request has arrived; False when too many are under way (for its client, or in all)."""
         with self._lock:
             connection = self._connections.get(sock)
             if connection is None:
                 return False
             connection.waiting = False
-            busy = sum(1 for c in self._connections.values() if c.client == connection.client and not c.waiting)
-            if busy > self.limits.max_busy_per_client:
+            busy = [c for c in self._connections.values() if not c.waiting]
+            mine = sum(1 for c in busy if c.client == connection.client)
+            if len(busy) > self.limits.max_busy or mine > self.limits.max_busy_per_client:
                 self.refused_busy += 1
                 return False
             return True
