@@ -231,7 +231,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"version": JSON_VERSION, "models_dir": str(store.models_dir), "models": rows}, indent=2))
         return 0
-    print(f"models in {store.models_dir}:")
+    print(f"models (from {' and '.join(str(m) for m in store.manifests)}):")
     for r in rows:
         state = "installed" if r["installed"] else "MISSING"
         mark = "  (default embedder)" if r["default"] else ""

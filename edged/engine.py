@@ -9,9 +9,9 @@ import numpy as np
 
 from edged.detector import Detector, DetectorSettings
 from edged.embedder import Embedder
-from edged.errors import EdgedError
+from edged.errors import EdgedError, ModelError
 from edged.gallery import Gallery
-from edged.manifest import choose_embedder
+from edged.manifest import ModelSpec, choose_embedder
 from edged.quality import QualitySettings, assess, failures
 from edged.runtime import ModelStore, RuntimeOptions
 from edged.types import Faces, Identity
@@ -81,12 +81,27 @@ class FaceEngine:
         options = options or EngineOptions()
         self.store = ModelStore(options.models_dir, RuntimeOptions(intra_threads=options.threads))
         self.detector = Detector(self.store, options.detector)
-        spec = choose_embedder(self.store.specs, self.store.models_dir, options.embedder)
-        self.embedder_spec = spec
-        self.embedder = Embedder(self.store, spec.name) if need_embedder else None
+        self._spec: ModelSpec | None = None
+        self._missing: ModelError | None = None
+        try:
+            self._spec = choose_embedder(self.store.specs, self.store.models_dir, options.embedder)
+        except ModelError as exc:
+            if need_embedder:
+                raise
+            self._missing = exc  # detection alone needs only the bundled MTCNN
+        self.embedder = Embedder(self.store, self.embedder_spec.name) if need_embedder else None
+
+    @property
+    def embedder_spec(self) -> ModelSpec:
+        if self._spec is None:
+            assert self._missing is not None
+            raise self._missing
+        return self._spec
 
     def describe_embedder(self) -> str:
-        spec = self.embedder_spec
+        if self._spec is None:
+            return "no embedder installed: detection only"
+        spec = self._spec
         return f"embedder in use: {spec.name} (id {spec.model_id}, {spec.output_size}-d, {spec.crop} crop)"
 
     def detect(self, image_bgr: np.ndarray) -> list[FaceResult]:

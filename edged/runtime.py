@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,16 +11,28 @@ import numpy as np
 
 from edged.errors import ModelError
 from edged.manifest import ModelSpec, load_manifest, sha256_of
+from edged.paths import state_dir
 
 if TYPE_CHECKING:
     import onnxruntime
 
-PROJECT_MODELS = Path(__file__).resolve().parent.parent / "models"
+_HERE = Path(__file__).resolve().parent
+
+
+def bundled_models_dir() -> Path:
+    """The models shipped with edged (MTCNN): package data in an installed edged (edged/models),
+    the project's models/ folder in a source checkout."""
+    for folder in (_HERE / "models", _HERE.parent / "models"):
+        if (folder / "manifest.toml").is_file():
+            return folder
+    return _HERE / "models"
 
 
 def default_models_dir() -> Path:
-    """$EDGED_MODELS, else the models/ folder beside the package (a source checkout)."""
-    return Path(os.environ.get("EDGED_MODELS", PROJECT_MODELS))
+    """Where embedders are registered (tools/export_models.py and setup write there):
+    $EDGED_MODELS, else the state directory's models/ (/var/lib/edged/models for the service,
+    ~/.local/share/edged/models for a user)."""
+    return Path(os.environ.get("EDGED_MODELS") or state_dir() / "models")
 
 
 @dataclass(frozen=True)
@@ -74,16 +86,22 @@ class Session:
 
 
 class ModelStore:
-    """The installed models: the manifest plus the folder its relative paths start from."""
+    """The installed models: the bundled manifest, then the models directory's (whose entries
+    win), each spec's file resolved against the folder of the manifest that names it."""
 
     def __init__(self, models_dir: Path | None = None, options: RuntimeOptions | None = None) -> None:
         self.models_dir = models_dir or default_models_dir()
         self.options = options or RuntimeOptions()
-        self.specs = load_manifest(self.models_dir / "manifest.toml")
+        self.specs: dict[str, ModelSpec] = {}
+        folders = dict.fromkeys([bundled_models_dir(), self.models_dir])
+        self.manifests = [folder / "manifest.toml" for folder in folders]
+        for manifest in self.manifests:
+            for name, spec in load_manifest(manifest).items():
+                self.specs[name] = replace(spec, file=os.path.normpath(manifest.parent / spec.file))
 
     def spec(self, name: str) -> ModelSpec:
         if name not in self.specs:
-            raise ModelError(f"model '{name}' is not in {self.models_dir / 'manifest.toml'}; "
+            raise ModelError(f"model '{name}' is not in {' or '.join(str(m) for m in self.manifests)}; "
                              "run tools/setup.sh or tools/export_models.py")
         return self.specs[name]
 

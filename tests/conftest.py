@@ -72,7 +72,7 @@ def enrolled_gallery(tmp_path_factory):
 
     from edged.engine import EngineOptions, FaceEngine
 
-    engine = FaceEngine(EngineOptions(models_dir=ROOT / "models", embedder="mobilefacenet"))
+    engine = FaceEngine(EngineOptions(embedder="mobilefacenet"))
     return enroll_first_photos(engine, tmp_path_factory.mktemp("gallery") / "gallery.db", ENROLLED)
 
 

@@ -15,7 +15,7 @@ NOT_ENROLLED = "paul_rudd"  # left out of the gallery to stand for a stranger
 
 @pytest.fixture(scope="module")
 def engine(embedder_name):
-    return FaceEngine(EngineOptions(models_dir=ROOT / "models", embedder=embedder_name))
+    return FaceEngine(EngineOptions(embedder=embedder_name))
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ TRUTH = {"obama": [(10, 140)], "biden": [(20, 150)], "rose_leslie": [(60, 170)],
 
 @pytest.fixture(scope="module")
 def engine():
-    return FaceEngine(EngineOptions(models_dir=ROOT / "models", embedder="mobilefacenet",
+    return FaceEngine(EngineOptions(embedder="mobilefacenet",
                                     detector=DetectorSettings.edge()))
 
 

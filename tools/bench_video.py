@@ -77,7 +77,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
-    engine = FaceEngine(EngineOptions(models_dir=ROOT / "models", embedder="mobilefacenet",
+    engine = FaceEngine(EngineOptions(embedder="mobilefacenet",
                                       detector=DetectorSettings.edge()))
     report: dict[str, object] = {"embedder": engine.embedder_spec.model_id}
     with tempfile.TemporaryDirectory() as tmp_name:

@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from edged.manifest import ModelSpec, dump_manifest, load_manifest, load_spec_file, sha256_of  # noqa: E402
+from edged.runtime import default_models_dir  # noqa: E402
 
 FACENET_URL = ("https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/"
                "20180402-114759-vggface2.pt")
@@ -222,7 +223,9 @@ def write_manifest(models_dir: Path, new: list[ModelSpec]) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--models-dir", type=Path, default=ROOT / "models")
+    parser.add_argument("--models-dir", type=Path, default=default_models_dir(),
+                        help="where to write the models and register them (default: $EDGED_MODELS, else the "
+                        "state directory's models/, e.g. ~/.local/share/edged/models)")
     parser.add_argument("--verify-images", type=Path, default=DEFAULT_VERIFY_DIR,
                         help="folder of real face photos the exports are checked on")
     sub = parser.add_subparsers(dest="what", required=True)

@@ -58,7 +58,8 @@ if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
 fi
 
 # --- models ---------------------------------------------------------------------------------
-# MTCNN's ONNX files are small and live in git (models/); the embedders are registered here.
+# MTCNN's ONNX files are small and ship with edged (models/); embedders are registered in the
+# models directory: $EDGED_MODELS, else the state directory's models/ (~/.local/share/edged/models).
 py="$venv/bin/python"
 if [[ -f "$shared/models/mobilefacenet.onnx" ]]; then
   for name in mobilefacenet mobilefacenet_paddle; do
@@ -67,7 +68,8 @@ if [[ -f "$shared/models/mobilefacenet.onnx" ]]; then
   say "registered the MobileFaceNet embedders from $shared/models"
 fi
 weights="${EDGED_FACENET_WEIGHTS:-$here/.cache/20180402-114759-vggface2.pt}"
-if [[ ! -f models/inception_resnet_v1_vggface2.onnx && -f "$weights" ]]; then
+has_model() { "$py" -c "import sys; from edged.runtime import ModelStore; sys.exit('$1' not in ModelStore().specs)"; }
+if ! has_model inception_resnet_v1_vggface2 && [[ -f "$weights" ]]; then
   "$venv/bin/python" -c "import torch" 2>/dev/null || pip install "torch==2.13.0" "onnx>=1.15"
   "$py" -c "import importlib.util as u, sys; sys.exit(u.find_spec('facenet_pytorch') is None)" \
     || pip install --no-deps "facenet-pytorch==2.6.0"
