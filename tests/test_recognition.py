@@ -7,7 +7,7 @@ from edged.engine import EngineOptions, FaceEngine
 from edged.gallery import Gallery
 from edged.images import load_image
 
-from .conftest import DATA, ROOT
+from .conftest import DATA
 
 PEOPLE = sorted(p.name for p in (DATA / "faces").iterdir())
 NOT_ENROLLED = "paul_rudd"  # left out of the gallery to stand for a stranger

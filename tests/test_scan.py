@@ -15,7 +15,7 @@ from edged.reid import ReidSettings
 from edged.scan import scan_video
 from edged.tracking import TrackingSettings
 
-from .conftest import DATA, ROOT, run_edged
+from .conftest import DATA, run_edged
 
 ENROLLED = [("obama", "obama.jpg"), ("biden", "biden.jpg"), ("rose_leslie", "img1.jpg"),
             ("kit_harington", "john1.jpeg"), ("alex_lacamoire", "img1.jpg")]
