@@ -24,7 +24,7 @@ from edged.paths import default_gallery
 from edged.report import write_report
 from edged.runtime import ModelStore
 from edged.s3 import fetched
-from edged.scan import DEFAULT_DETECT_FPS, ScanResult, detect_every, scan_video, terminal_progress
+from edged.scan import DEFAULT_DETECT_FPS, ScanProgress, ScanResult, detect_every, scan_video
 from edged.tracking import TrackingSettings
 
 JSON_VERSION = 1
@@ -122,7 +122,7 @@ def _enroll_from_video(args: argparse.Namespace, engine: FaceEngine) -> int:
     with _gallery(args) as gallery, fetched(str(args.from_video)) as local:
         every = args.every or detect_every(local, args.detect_fps)
         result = scan_video(local, engine, gallery, every, TrackingSettings(detector=engine.detector.settings),
-                            source=str(args.from_video), progress=terminal_progress)
+                            source=str(args.from_video), progress=ScanProgress())
         found = [p.name for p in result.people]
         if args.person:
             chosen = [p for p in result.people if p.name == args.person]
@@ -265,7 +265,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     with _gallery(args) as gallery, fetched(str(args.video)) as local:
         every = args.every or detect_every(local, args.detect_fps)
         result = scan_video(local, engine, gallery, every, settings, enroll=args.enroll,
-                            source=str(args.video), progress=terminal_progress)
+                            source=str(args.video), progress=ScanProgress())
         thumbnails = write_report(result, args.report) if args.report else None
         document = json.dumps(result.to_json(thumbnails), indent=2)
         if args.json == "-":

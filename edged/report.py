@@ -83,7 +83,7 @@ def write_report(result: ScanResult, folder: Path) -> dict[str, str]:
 def _page(result: ScanResult, thumbnails: dict[str, str]) -> str:
     rows = []
     for p in result.people:
-        img = f'<img src="{html.escape(thumbnails[p.name])}" alt="">' if p.name in thumbnails else ""
+        img = f'<img class="thumb" src="{html.escape(thumbnails[p.name])}" alt="">' if p.name in thumbnails else ""
         spans = "<br>".join(f"{i.start:.2f} s - {i.end:.2f} s (frames {i.first_frame}-{i.last_frame})"
                             for i in p.intervals)
         kind = "stranger" if p.anonymous else f"enrolled, similarity {p.similarity:.2f}"
@@ -96,7 +96,7 @@ def _page(result: ScanResult, thumbnails: dict[str, str]) -> str:
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; }} td, th {{ padding: 6px 12px; border-bottom: 1px solid #ddd; text-align: left; }}
-img {{ width: 64px; height: 64px; object-fit: cover; border-radius: 4px; }}
+img.thumb {{ width: 64px; height: 64px; object-fit: cover; border-radius: 4px; }}
 .timeline {{ max-width: 100%; border: 1px solid #ddd; }}
 </style></head><body>
 <h1>Who is in {html.escape(Path(result.video).name)}</h1>

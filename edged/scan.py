@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import cv2
 import numpy as np
@@ -251,6 +252,8 @@ def scan_video(path: Path, engine: FaceEngine, gallery: Gallery, detect_every: i
         tracking.process(frame, index / reader.fps, index)
         if progress:
             progress(index + 1, reader.total)
+    if progress:  # the count is known now: the end, whatever the container estimated
+        progress(reader.frames_read, reader.frames_read)
     records = tracking.finish()
     embedder = engine.embedder_loaded()
     result = ScanResult(str(source or path), reader.fps, reader.frames_read, reader.every, tracking.detections,
@@ -267,10 +270,32 @@ def scan_video(path: Path, engine: FaceEngine, gallery: Gallery, detect_every: i
     return result
 
 
-def terminal_progress(done: int, total: int) -> None:
-    """A one-line progress bar on stderr, only when stderr is a terminal."""
-    if not sys.stderr.isatty() or total <= 0:
-        return
-    share = min(done / total, 1.0)
-    bar = "#" * int(share * 30)
-    print(f"\r  scanning [{bar:<30}] {share * 100:5.1f}%", end="" if share < 1 else "\n", file=sys.stderr)
+class ScanProgress:
+    """Progress on stderr: a bar redrawn in place on a terminal; for logs and the journal (no
+    terminal), a line every `every_s` seconds and one at the end, so a long scan is never silent."""
+
+    def __init__(self, every_s: float = 5.0, stream: TextIO | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.stream = stream or sys.stderr
+        self.every_s = every_s
+        self.clock = clock
+        self.terminal = self.stream.isatty()
+        self.started = clock()
+        self.last_line = self.started
+        self.ended = False  # the bar has reached its end (and its newline)
+
+    def __call__(self, done: int, total: int) -> None:
+        share = min(done / total, 1.0) if total > 0 else 0.0
+        if self.terminal:
+            if total > 0 and not self.ended:
+                self.ended = share >= 1
+                bar = "#" * int(share * 30)
+                print(f"\r  scanning [{bar:<30}] {share * 100:5.1f}%", end="" if share < 1 else "\n",
+                      file=self.stream)
+            return
+        now = self.clock()
+        if now - self.last_line >= self.every_s or (total > 0 and done >= total):
+            self.last_line = now
+            of = f" of ~{total}" if total > 0 else ""
+            print(f"scan: {share * 100:.0f}% ({done}{of} frames) after {now - self.started:.0f} s", file=self.stream,
+                  flush=True)

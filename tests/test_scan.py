@@ -1,7 +1,10 @@
 """`edged scan` on scenario videos with exact truth, and on the real crowd video."""
 
+import html
 import json
 import os
+import shutil
+import subprocess
 
 import cv2
 import pytest
@@ -147,6 +150,41 @@ def test_report_folder(scenario, gallery_path, tmp_path):
     assert timeline is not None and timeline.shape[0] >= 40 + 4 * 56
     page = (report / "index.html").read_text()
     assert "timeline.png" in page and "rose_leslie" in page and document["people"][0]["thumbnail"] in page
+    # Not a terminal: progress comes as plain lines, at least the last one.
+    assert "scan: 100% (" in result.stderr and "\r" not in result.stderr
+
+    # As rendered in Chromium: the timeline at its own width (not squashed into a 64-px
+    # thumbnail), the thumbnails 64 px. A measuring script is added to a copy of the page.
+    probe = report / "measured.html"
+    probe.write_text(page.replace("</body>", "<script>window.onload = () => { document.title = JSON.stringify("
+                                  "[...document.images].map(i => [i.className, i.width, i.height])); };</script>"
+                                  "</body>"))
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "chromium is missing: tools/setup.sh --dev installs Debian's chromium"
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                          "--allow-file-access-from-files", f"--user-data-dir={tmp_path / 'chromium'}",
+                          "--window-size=1400,900", "--virtual-time-budget=3000", "--dump-dom", probe.as_uri()],
+                         capture_output=True, text=True, timeout=60).stdout
+    sizes = json.loads(html.unescape(dom.split("<title>", 1)[1].split("</title>", 1)[0]))
+    timeline_size = next((w, h) for kind, w, h in sizes if kind == "timeline")
+    assert timeline_size == (timeline.shape[1], timeline.shape[0]), (timeline_size, timeline.shape)
+    assert [(w, h) for kind, w, h in sizes if kind == "thumb"] == [(64, 64)] * 4
+
+
+def test_progress_lines_for_logs_every_few_seconds():
+    import io
+
+    from edged.scan import ScanProgress
+
+    clock = iter([0.0, 1.0, 4.9, 5.2, 7.0, 10.3, 11.0])
+    out = io.StringIO()
+    progress = ScanProgress(every_s=5.0, stream=out, clock=lambda: next(clock))
+    for done in (10, 49, 52, 70, 103):
+        progress(done, 110)
+    progress(110, 110)  # the end always gets its line
+    assert out.getvalue().splitlines() == ["scan: 47% (52 of ~110 frames) after 5 s",
+                                           "scan: 94% (103 of ~110 frames) after 10 s",
+                                           "scan: 100% (110 of ~110 frames) after 11 s"]
 
 
 def test_enroll_from_video(engine, tmp_path):

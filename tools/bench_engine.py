@@ -131,7 +131,7 @@ def scan_rss_mb(extra: list[str]) -> float:
     child itself (VmHWM): a forked child's getrusage would include this process's memory."""
     import subprocess
 
-    done = subprocess.run([sys.executable, "-c", RSS_PROBE, "scan", str(VIDEO), "--every", "1", "--json", *extra],
+    done = subprocess.run([sys.executable, "-c", RSS_PROBE, "scan", str(VIDEO), "--every", "1", "--json", "-", *extra],
                           check=True, capture_output=True, text=True, cwd=ROOT,
                           env={**os.environ, "EDGED_GALLERY": ":memory:"})
     return float(done.stderr.strip().splitlines()[-1])
