@@ -3,8 +3,9 @@ passes the clock in the events).
 
 Modes: none, unknowns (people not enrolled, anonymous ids included), knowns, all. Only
 confirmed tracks alert. With cooldown 0 each track alerts once; with a cooldown, a person
-(or, for an unknown face without an id, the track) alerts at most once per cooldown, so a
-person whose track breaks up does not alert again and again. People in `ignore` never alert.
+alerts at most once per cooldown, so a person whose track breaks up does not alert again and
+again; faces no one could identify yet (too small or blurred to embed) share one cooldown,
+so a crowd of them is one alert, not one per face. People in `ignore` never alert.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class AlertEngine:
             return []
         if not self.enabled or not self.wanted(event.person):
             return []
-        key = event.person or f"track:{event.camera}:{event.track_id}"
+        key = event.person or f"unidentified:{event.camera}"
         cooldown = self.settings.cooldown_s
         if cooldown == 0 and track in self._alerted_tracks:
             return []

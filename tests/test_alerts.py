@@ -54,6 +54,14 @@ def test_cooldown_is_per_person_across_tracks():
     assert len(engine.handle(event("confirmed", 4, "alice", t=61))) == 1
 
 
+def test_unidentified_faces_share_one_cooldown():
+    engine = AlertEngine(AlertSettings(mode="unknowns", cooldown_s=60))
+    assert len(engine.handle(event("confirmed", 1, None, t=0))) == 1
+    assert [engine.handle(event("confirmed", n, None, t=n)) for n in range(2, 9)] == [[]] * 7  # a crowd
+    assert len(engine.handle(event("confirmed", 9, "unknown-4", t=10))) == 1  # a stranger with an id
+    assert len(engine.handle(event("confirmed", 10, None, t=61))) == 1
+
+
 def test_ignore_list_and_switch_off():
     engine = AlertEngine(AlertSettings(mode="all", ignore=("alice", "unknown-2")))
     assert engine.handle(event("confirmed", 1, "alice")) == []
