@@ -149,9 +149,11 @@ class NotifyConfig:
     body: str = ("${person} was seen at ${camera} at ${time} (similarity ${similarity}).\n"
                  "Snapshot: ${snapshot_url}\nClip: ${clip_url}")
     attach_snapshot: bool = True
+    attach: str = field(default="face", metadata=check("face or frame", lambda v: v in ("face", "frame")))
+    clip_ready: bool = False  # a second notification when the alert's clip is ready to play
     timeout_s: float = field(default=10.0, metadata=check("between 1 and 120", lambda v: 1 <= v <= 120))
     retries: int = field(default=3, metadata=check("0 to 10", lambda v: 0 <= v <= 10))
-    base_url: str = ""  # how phones reach this box's web server; "" = http://<stream.bind>:<stream.port>
+    base_url: str = ""  # how phones reach this box's web server; "" = http://<this host's name>:<stream.port>
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -82,6 +83,20 @@ def tracking_settings(config: Config) -> TrackingSettings:
         match_threshold=config.recognition.threshold)
 
 
+def notify_base_url(config: Config) -> str:
+    """How a phone reaches this box's web server: notify.base_url, else this host's name when
+    the server listens on every address, else its own address (loopback: not from a phone)."""
+    s = config.stream
+    if config.notify.base_url:
+        return config.notify.base_url
+    host = socket.gethostname() if s.bind in ("0.0.0.0", "::") else s.bind
+    host = f"[{host}]" if ":" in host else host
+    if s.bind in ("127.0.0.1", "localhost", "::1"):
+        log.warning("notify: links point at http://%s:%d, which a phone cannot open: set notify.base_url "
+                    "(and stream.bind with a token to listen beyond this machine)", host, s.port)
+    return f"http://{host}:{s.port}"
+
+
 def build_sinks(config: Config, state: Path, clip_link: Callable[[str], str] | None = None) -> list[Sink]:
     from edged.sinks.media import MediaStore
 
@@ -89,9 +104,8 @@ def build_sinks(config: Config, state: Path, clip_link: Callable[[str], str] | N
     if config.notify.urls:
         from edged.sinks.notify import NotifySink
 
-        host = "127.0.0.1" if config.stream.bind in ("0.0.0.0", "::") else config.stream.bind
-        base = config.notify.base_url or f"http://{host}:{config.stream.port}"
-        sinks.append(NotifySink(config.notify, state / "media", base, clip_link=clip_link))
+        sinks.append(NotifySink(config.notify, state / "media", notify_base_url(config), clip_link=clip_link,
+                                token=config.stream.token))
     if config.mqtt.enabled:
         from edged.sinks.mqtt import MqttSink
 
@@ -153,7 +167,6 @@ class Daemon:
 
                 uploader = ClipUploader(self.state / "clips", k.s3_bucket, k.s3_prefix, k.s3_url_expiry_s,
                                         k.s3_endpoint, k.s3_access_key, k.s3_secret_key)
-                recorder.on_clip = lambda path: uploader.add(path.name)
                 recorder.waiting_uploads = uploader.pending
                 self.uploaders.append(uploader)
         source = FrameSource(SourceSettings(c.source, c.name, c.loop, c.realtime, c.rtsp_transport, c.open_timeout_s,
@@ -166,6 +179,16 @@ class Daemon:
                             config.mqtt.stats_interval_s)
         pipeline.keep_pictures = True
         pipeline.clips = recorder
+        if recorder is not None:
+            told = [s for s in sinks if hasattr(s, "clip_ready")]
+
+            def on_clip(path: Path) -> None:
+                if uploader is not None:
+                    uploader.add(path.name)
+                for sink in told:
+                    sink.clip_ready(path, c.name)
+
+            recorder.on_clip = on_clip
         if recorder is not None and not recorder.wants_packets:
             drawn = config.clips.annotate
             blur = config.stream.privacy_blur == "unknowns"

@@ -105,6 +105,40 @@ def test_failures_are_retried(receiver, tmp_path):
     assert sink.sent == 1 and sink.failed == 0
 
 
+def test_only_the_failing_service_is_tried_again(receiver, tmp_path):
+    broken = Receiver()
+    broken.fail = 1000
+    try:
+        sink = NotifySink(NotifyConfig(urls=[receiver.url, broken.url], timeout_s=5, retries=2), tmp_path,
+                          "http://box")
+        sink.handle(alert(snapshot=None))
+        wait_until(lambda: sink.failed == 1, 30, "the broken service to be given up")
+        sink.close()
+    finally:
+        broken.close()
+    assert len(receiver.bodies) == 1, "the working service got the message more than once"
+    assert broken.fail == 1000 - 3, "the broken service was not tried three times"
+
+
+def test_links_open_from_a_phone_and_the_frame_can_be_attached(receiver, tmp_path):
+    frame = cv2.imread(str(DATA / "images" / "obama1.jpg"))
+    cv2.imwrite(str(tmp_path / "a-frame.jpg"), frame)
+    token = "0123456789abcdef-xyz"
+    sink = NotifySink(NotifyConfig(urls=[receiver.url], timeout_s=5, attach="frame"), tmp_path,
+                      "http://door-box:8090", token=token)
+    clipped = Alert("door", 3, 1.0, 1.0, "alice", 0.8, (0, 0, 1, 1), "known", snapshot="media/a-face.jpg",
+                    frame="media/a-frame.jpg", clip="clips/door-1.mp4")
+    sink.handle(clipped)
+    wait_until(lambda: receiver.bodies, 15, "the notification")
+    sink.close()
+    body = receiver.bodies[0]
+    assert f"http://door-box:8090/media/a-face.jpg?token={token}" in body["message"]
+    assert f"http://door-box:8090/clips/door-1.mp4?token={token}" in body["message"]
+    (attachment,) = body["attachments"]
+    picture = cv2.imdecode(np.frombuffer(base64.b64decode(attachment["base64"]), np.uint8), cv2.IMREAD_COLOR)
+    assert picture.shape == frame.shape, "the whole frame is attached"
+
+
 def test_a_hanging_receiver_blocks_nothing_and_times_out(receiver, tmp_path):
     receiver.hang.set()
     sink = NotifySink(NotifyConfig(urls=[receiver.url], timeout_s=1, retries=0), tmp_path, "http://box")
@@ -137,3 +171,35 @@ def test_daemon_notifies_and_keeps_going_while_the_receiver_hangs(receiver, scen
         assert daemon.text().count("alert:") > alerts_before, "alerts stopped while the receiver hung"
     finally:
         assert daemon.stop() == 0
+
+
+def test_the_clip_link_says_recording_then_the_clip_is_announced(receiver, stamped_videos, enrolled_gallery,
+                                                                 tmp_path):
+    import urllib.error
+    import urllib.request
+
+    port = free_port()
+    token = "0123456789abcdef-xyz"
+    text = config(stamped_videos["packets"], gallery_copy(enrolled_gallery, tmp_path), port, mode="knowns",
+                  loop=False).replace("[stream]\n", f'[stream]\ntoken = "{token}"\n')
+    text += (f'[notify]\nurls = ["{receiver.url}"]\ntimeout_s = 5.0\nclip_ready = true\n'
+             f'base_url = "http://127.0.0.1:{port}"\n[clips]\npre_roll_s = 1.0\npost_roll_s = 3.0\n')
+    daemon = Daemon(tmp_path, text)
+    daemon.start()
+    try:
+        first = wait_until(lambda: receiver.bodies, 60, "the alert's notification")[0]
+        clip_url = next(w for w in first["message"].split() if "/clips/" in w)
+        try:
+            with urllib.request.urlopen(clip_url, timeout=5) as response:
+                early = response.status
+        except urllib.error.HTTPError as exc:
+            early = exc.code
+        ready = wait_until(lambda: [b for b in receiver.bodies if "clip ready" in b["title"]], 30,
+                           "the clip-ready message")[0]
+        link = ready["message"].split("ready: ", 1)[1].strip()
+        with urllib.request.urlopen(link, timeout=5) as response:
+            assert response.status == 200 and response.headers["Content-Type"] == "video/mp4"
+        assert link == clip_url
+    finally:
+        daemon.stop()
+    assert early == 202, "while it records, the clip link answers 'recording, ready in N s'"

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from edged import durable
+from edged.draw import KNOWN, UNKNOWN, draw_face
 from edged.pipeline import AlertPictures, SinkItem
 
 log = logging.getLogger("edged.media")
@@ -40,7 +41,10 @@ class MediaStore:
             if item.face is not None and item.face.size and item.alert.snapshot:
                 write_jpeg(self.folder / Path(item.alert.snapshot).name, item.face)
             if item.alert.frame:
-                write_jpeg(self.folder / Path(item.alert.frame).name, item.frame, quality=85)
+                framed = item.frame.copy()  # the whole frame, the face that alerted boxed
+                color = UNKNOWN if item.alert.reason == "unknown" else KNOWN
+                draw_face(framed, np.asarray(item.alert.box, np.float32), None, item.alert.who, color)
+                write_jpeg(self.folder / Path(item.alert.frame).name, framed, quality=85)
         except OSError as exc:  # a full disk must not stop the daemon
             log.error("cannot store the pictures of alert %s in %s: %s", item.alert.id, self.folder, exc)
         self.trim()
