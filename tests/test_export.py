@@ -17,6 +17,7 @@ from .conftest import DATA, ROOT, SHARED_MODELS
 torch = pytest.importorskip("torch", reason="the export tool needs torch (tools extra)")
 sys.path.insert(0, str(ROOT / "tools"))
 import export_models  # noqa: E402
+from services import free_port  # noqa: E402
 
 
 def tool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -125,3 +126,39 @@ def test_a_changed_model_file_is_caught(tmp_path):
         f.write(b"\0")
     with pytest.raises(ModelError, match="mtcnn_rnet.*has sha256"):
         ModelStore(tmp_path).session("mtcnn_rnet")
+
+
+@pytest.fixture
+def weights_server(tmp_path):
+    """A local HTTP server with a checkpoint (random weights: the fetch path, not the model)."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    import torch_nets
+
+    served = tmp_path / "served"
+    served.mkdir()
+    torch.manual_seed(0)
+    torch.save(torch_nets.InceptionResnetV1().state_dict(), served / "weights.pt")
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(served))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/weights.pt", sha256_of(served / "weights.pt")
+    server.shutdown()
+
+
+def test_the_download_is_checked_by_sha256(weights_server, tmp_path):
+    url, right = weights_server
+    cache, models = tmp_path / "cache", tmp_path / "models"
+    common = ("--models-dir", str(models), "facenet", "--download", "--url", url, "--cache", str(cache))
+    wrong = tool(*common)  # the published release's hash: this file is not it
+    assert wrong.returncode == 2 and "sha256 is" in wrong.stderr and "nothing was exported" in wrong.stderr
+    assert not models.exists() and not list(cache.glob("*"))
+    dead = tool("--models-dir", str(models), "facenet", "--download", "--url", f"http://127.0.0.1:{free_port()}/x.pt",
+                "--cache", str(cache))
+    assert dead.returncode == 2 and "cannot download" in dead.stderr
+    good = tool(*common, "--sha256", right)
+    assert good.returncode == 0, good.stderr
+    spec = load_manifest(models / "manifest.toml")["inception_resnet_v1_vggface2"]
+    assert spec.output_size == 512 and (models / "inception_resnet_v1_vggface2.onnx").is_file()

@@ -265,7 +265,7 @@ def bench_inception(weights: Path | None) -> dict[str, object]:
     import torch_nets
 
     if weights is not None:
-        model, _ = export_models.load_facenet_weights(weights, download=False)
+        model, _ = export_models.load_facenet_weights(weights, download_it=False)
         label = "VGGFace2 weights"
     else:
         torch.manual_seed(0)

@@ -26,6 +26,10 @@ from edged.runtime import default_models_dir  # noqa: E402
 
 FACENET_URL = ("https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/"
                "20180402-114759-vggface2.pt")
+# The release asset's sha256, as published alongside facenet-pytorch's MTCNN weights' hashes
+# (which match the files of the facenet-pytorch 2.6.0 wheel exactly). A mirror can be named
+# with EDGED_FACENET_URL (and, for a different file, EDGED_FACENET_SHA256).
+FACENET_SHA256 = "281cebca8662831adb987a874bdcb36e73f5b1c6dc5ee5878f305e985625d99b"
 MIN_COSINE = 0.9999
 DEFAULT_VERIFY_DIR = ROOT.parent / "shared" / "data"
 
@@ -150,12 +154,36 @@ def export_facenet(module: object, models_dir: Path, verify_dir: Path, name: str
     return replace(spec, source=source, untrained=untrained)
 
 
-def load_facenet_weights(path: Path | None, download: bool) -> tuple[object, str]:
+def download(url: str, sha256: str, target: Path, timeout_s: float = 60.0) -> Path:
+    """`url` to `target`, checked against `sha256`; a file that is already there is checked too."""
+    if target.is_file() and sha256_of(target) == sha256:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(target.name + ".part")
+    print(f"downloading {url}")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response, part.open("wb") as f:
+            while block := response.read(1 << 20):
+                f.write(block)
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        raise ExportRefused(f"cannot download {url}: {exc}") from exc
+    got = sha256_of(part)
+    if got != sha256:
+        part.unlink()
+        raise ExportRefused(f"{url}: the download's sha256 is {got}, not {sha256}: a damaged or different file; "
+                            "nothing was exported")
+    part.replace(target)
+    return target
+
+
+def load_facenet_weights(path: Path | None, download_it: bool, url: str = FACENET_URL,
+                         sha256: str = FACENET_SHA256, cache: Path = ROOT / ".cache") -> tuple[object, str]:
     """The VGGFace2 InceptionResnetV1 from a local checkpoint or the official release asset."""
     import torch
     import torch_nets
 
-    if path is None and not download:
+    if path is None and not download_it:
         raise ExportRefused(
             "InceptionResnetV1 (VGGFace2) needs its trained weights, and none were given.\n"
             f"  On a machine with internet: tools/export_models.py facenet --download\n"
@@ -163,17 +191,10 @@ def load_facenet_weights(path: Path | None, download: bool) -> tuple[object, str
             "  (107 MB), copy it here and run: tools/export_models.py facenet --weights FILE\n"
             "No model was exported: random weights are never exported as a model.")
     if path is None:
-        cache = ROOT / ".cache" / Path(FACENET_URL).name
-        if not cache.exists():
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            print(f"downloading {FACENET_URL}")
-            try:
-                urllib.request.urlretrieve(FACENET_URL, str(cache) + ".part")
-            except OSError as exc:
-                raise ExportRefused(f"cannot download {FACENET_URL}: {exc}; download it elsewhere "
-                                    "and pass --weights FILE") from exc
-            Path(str(cache) + ".part").replace(cache)
-        path = cache
+        path = download(url, sha256, cache / Path(FACENET_URL).name)
+    elif path.is_file() and sha256_of(path) != sha256:
+        print(f"warning: {path} is not the published release asset (sha256 differs); exporting it anyway",
+              file=sys.stderr)
     if not path.is_file():
         raise ExportRefused(f"{path}: no such weights file")
     model = torch_nets.InceptionResnetV1()
@@ -232,7 +253,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     sub.add_parser("mtcnn", help="export P/R/O-Net from the facenet-pytorch wheel's weights")
     facenet = sub.add_parser("facenet", help="export InceptionResnetV1 (VGGFace2)")
     facenet.add_argument("--weights", type=Path, help="20180402-114759-vggface2.pt on this machine")
-    facenet.add_argument("--download", action="store_true", help="download the official weights")
+    facenet.add_argument("--download", action="store_true", help="download the official weights (checked by sha256)")
+    facenet.add_argument("--url", default=os.environ.get("EDGED_FACENET_URL") or FACENET_URL,
+                         help="where to download them from (a mirror; default: $EDGED_FACENET_URL or the release)")
+    facenet.add_argument("--sha256", default=os.environ.get("EDGED_FACENET_SHA256") or FACENET_SHA256,
+                         help="the file's sha256 (default: $EDGED_FACENET_SHA256 or the release asset's)")
+    facenet.add_argument("--cache", type=Path, default=ROOT / ".cache", help="where the download is kept")
     imp = sub.add_parser("import", help="register an existing ONNX embedder with its spec")
     imp.add_argument("onnx", type=Path)
     imp.add_argument("--spec", type=Path, required=True, help="a spec file such as models/specs/mobilefacenet.toml")
@@ -246,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.what == "mtcnn":
             write_manifest(args.models_dir, export_mtcnn(args.models_dir, args.verify_images))
         elif args.what == "facenet":
-            model, source = load_facenet_weights(args.weights, args.download)
+            model, source = load_facenet_weights(args.weights, args.download, args.url, args.sha256, args.cache)
             spec = export_facenet(model, args.models_dir, args.verify_images,
                                   "inception_resnet_v1_vggface2", source, untrained=False)
             write_manifest(args.models_dir, [spec])

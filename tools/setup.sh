@@ -17,7 +17,8 @@ sudo_if_needed() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 # --- system packages ------------------------------------------------------------------------
 # python3-venv for the virtual environment; the rest are what the tests start as real services.
 packages=()
-python3 -m venv --help >/dev/null 2>&1 || packages+=(python3-venv python3-pip)
+# `python3 -m venv --help` works without python3-venv; creating one then fails for want of ensurepip.
+python3 -c "import ensurepip" >/dev/null 2>&1 || packages+=(python3-venv python3-pip)
 if [[ $dev -eq 1 ]]; then
   # Real services the tests start on loopback: an MQTT broker, an RTSP server fed by ffmpeg.
   command -v ffmpeg >/dev/null 2>&1 || packages+=(ffmpeg)
@@ -37,9 +38,14 @@ if [[ ${#packages[@]} -gt 0 ]]; then
 fi
 
 # --- Python environment ---------------------------------------------------------------------
+# A venv left half-made (no pip: an earlier run without ensurepip, or one cut short) is made again.
+if [[ -e "$venv" ]] && ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
+  say "$venv is incomplete (no working pip); making it again"
+  rm -rf "$venv"
+fi
 if [[ ! -x "$venv/bin/python" ]]; then
   say "creating $venv"
-  python3 -m venv "$venv"
+  python3 -m venv "$venv" || { rm -rf "$venv"; say "cannot create $venv (is python3-venv installed?)"; exit 1; }
 fi
 pip() { "$venv/bin/python" -m pip --disable-pip-version-check -q "$@"; }
 extras="mqtt,notify,s3,clips"
@@ -57,38 +63,74 @@ if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
   touch "$stamp"
 fi
 
-# --- models ---------------------------------------------------------------------------------
-# MTCNN's ONNX files are small and ship with edged (models/); embedders are registered in the
-# models directory: $EDGED_MODELS, else the state directory's models/ (~/.local/share/edged/models).
-py="$venv/bin/python"
-if [[ -f "$shared/models/mobilefacenet.onnx" ]]; then
-  for name in mobilefacenet mobilefacenet_paddle; do
-    "$py" tools/export_models.py import "$shared/models/$name.onnx" --spec "models/specs/$name.toml" >/dev/null
-  done
-  say "registered the MobileFaceNet embedders from $shared/models"
-fi
-weights="${EDGED_FACENET_WEIGHTS:-$here/.cache/20180402-114759-vggface2.pt}"
-has_model() { "$py" -c "import sys; from edged.runtime import ModelStore; sys.exit('$1' not in ModelStore().specs)"; }
-if ! has_model inception_resnet_v1_vggface2 && [[ -f "$weights" ]]; then
-  "$venv/bin/python" -c "import torch" 2>/dev/null || pip install "torch==2.13.0" "onnx>=1.15"
-  "$py" -c "import importlib.util as u, sys; sys.exit(u.find_spec('facenet_pytorch') is None)" \
-    || pip install --no-deps "facenet-pytorch==2.6.0"
-  say "exporting InceptionResnetV1 (VGGFace2) from $weights"
-  "$py" tools/export_models.py facenet --weights "$weights"
-fi
-"$venv/bin/edged" models 2>&1 | sed 's/^/[setup] /'
-
 # --- demo video -----------------------------------------------------------------------------
+# (Before the models: a few of its frames check an embedder exported here.)
+py="$venv/bin/python"
 demo="$shared/data/video/crowd_1080p.mp4"
 if [[ ! -f "$demo" ]]; then
   demo="$here/.cache/demo/crowd_1080p.mp4"
   if [[ ! -f "$demo" ]]; then
     mkdir -p "$(dirname "$demo")"
     say "downloading the demo video (facenet-pytorch examples/video.mp4)"
-    "$py" -c "import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])" \
-      "https://raw.githubusercontent.com/timesler/facenet-pytorch/master/examples/video.mp4" "$demo.part"
+    if ! "$py" -c "import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])" \
+        "https://raw.githubusercontent.com/timesler/facenet-pytorch/master/examples/video.mp4" "$demo.part" 2>/dev/null; then
+      rm -f "$demo.part"
+      say "cannot download the demo video (offline?): put a video at $demo, or ../shared beside the checkout"
+      exit 1
+    fi
     mv "$demo.part" "$demo"
   fi
 fi
 echo "$demo" > "$venv/.edged-demo-video"
+
+# --- models ---------------------------------------------------------------------------------
+# MTCNN's ONNX files are small and ship with edged (models/); embedders are registered in the
+# models directory: $EDGED_MODELS, else the state directory's models/ (~/.local/share/edged/models).
+if [[ -f "$shared/models/mobilefacenet.onnx" ]]; then
+  for name in mobilefacenet mobilefacenet_paddle; do
+    "$py" tools/export_models.py import "$shared/models/$name.onnx" --spec "models/specs/$name.toml" >/dev/null
+  done
+  say "registered the MobileFaceNet embedders from $shared/models"
+fi
+has_embedder() {
+  "$py" -c "import sys; from pathlib import Path; from edged.runtime import ModelStore
+sys.exit(not any(s.is_embedder and Path(s.file).is_file() for s in ModelStore().specs.values()))"
+}
+if ! has_embedder; then
+  # The default embedder, InceptionResnetV1 (VGGFace2): its checkpoint, exported to ONNX here and
+  # checked against torch on frames of the demo video. torch is needed for this once.
+  "$py" -c "import torch, onnx, facenet_pytorch" 2>/dev/null || {
+    say "installing torch and onnx to export the default embedder (once)"
+    pip install "torch==2.13.0" "onnx>=1.15" && pip install --no-deps "facenet-pytorch==2.6.0"
+  }
+  frames="$here/.cache/verify"
+  mkdir -p "$frames"
+  "$py" - "$demo" "$frames" <<'PY'
+import sys, cv2
+capture = cv2.VideoCapture(sys.argv[1])
+for n in range(12):
+    ok, frame = capture.read()
+    if not ok:
+        break
+    cv2.imwrite(f"{sys.argv[2]}/frame{n:02d}.jpg", frame)
+PY
+  if [[ -n "${EDGED_FACENET_WEIGHTS:-}" ]]; then
+    say "exporting InceptionResnetV1 (VGGFace2) from $EDGED_FACENET_WEIGHTS"
+    "$py" tools/export_models.py --verify-images "$frames" facenet --weights "$EDGED_FACENET_WEIGHTS"
+  elif ! "$py" tools/export_models.py --verify-images "$frames" facenet --download 2>"$here/.cache/download.log"; then
+    reason=$(tail -n 1 "$here/.cache/download.log")
+    cat >&2 <<MSG
+[setup] No face-recognition model (embedder) is installed, and the default one could not be fetched:
+[setup]   ${reason#export_models: }
+[setup] Provide one of these, then run this command again:
+[setup]   1. The VGGFace2 checkpoint 20180402-114759-vggface2.pt (from
+[setup]      https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/20180402-114759-vggface2.pt):
+[setup]      EDGED_FACENET_WEIGHTS=/path/to/20180402-114759-vggface2.pt bash tools/setup.sh
+[setup]   2. An ONNX embedder with a spec: $py tools/export_models.py import FILE.onnx --spec models/specs/mobilefacenet.toml
+[setup]      (../shared/models beside the checkout is registered by itself).
+MSG
+    exit 1
+  fi
+fi
+"$venv/bin/edged" models 2>&1 | sed 's/^/[setup] /'
 say "ready"
