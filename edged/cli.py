@@ -22,7 +22,7 @@ from edged.images import load_image
 from edged.manifest import choose_embedder
 from edged.paths import default_gallery
 from edged.report import write_report
-from edged.runtime import ModelStore
+from edged.runtime import ModelStore, available_providers, choose_providers
 from edged.s3 import fetched
 from edged.scan import DEFAULT_DETECT_FPS, ScanProgress, ScanResult, detect_every, scan_video
 from edged.tracking import TrackingSettings
@@ -220,6 +220,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     except EdgedError:
         default = None
     _say(f"embedder in use: {default or 'none installed'}")
+    available = available_providers()
+    runs_on = choose_providers(("auto",), available)[0]
     rows: list[dict[str, object]] = []
     for name, spec in sorted(store.specs.items()):
         present = spec.path(store.models_dir).exists()
@@ -229,8 +231,11 @@ def cmd_models(args: argparse.Namespace) -> int:
                      "crop": spec.crop or None, "output_size": spec.output_size or None,
                      "match_threshold": spec.match_threshold if spec.is_embedder else None})
     if args.json:
-        print(json.dumps({"version": JSON_VERSION, "models_dir": str(store.models_dir), "models": rows}, indent=2))
+        print(json.dumps({"version": JSON_VERSION, "models_dir": str(store.models_dir), "models": rows,
+                          "providers_available": available, "provider_auto": runs_on}, indent=2))
         return 0
+    print(f"ONNX Runtime providers here: {', '.join(available)}; with providers = [\"auto\"] models run on "
+          f"{runs_on} (the daemon's log and /status say what each model really got)")
     print(f"models (from {' and '.join(str(m) for m in store.manifests)}):")
     for r in rows:
         state = "installed" if r["installed"] else "MISSING"

@@ -72,6 +72,18 @@ class ModelsConfig:
     embedder: str = ""  # "" = the preferred installed one
 
 
+PROVIDER_NAMES = ("auto", "TensorrtExecutionProvider", "CUDAExecutionProvider", "OpenVINOExecutionProvider",
+                  "CPUExecutionProvider")
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    # "auto": per model the best provider the installed onnxruntime offers; or names, best first.
+    providers: list[str] = field(default_factory=lambda: ["auto"], metadata=check(
+        f"a non-empty list of {', '.join(PROVIDER_NAMES)}", lambda v: bool(v) and all(
+            p in PROVIDER_NAMES or p.endswith("ExecutionProvider") for p in v)))
+
+
 @dataclass(frozen=True)
 class TrackerConfig:
     max_age_s: float = field(default=1.0, metadata=check("> 0", _positive))
@@ -180,6 +192,7 @@ class Config:
     camera: CameraConfig = CameraConfig()
     detector: DetectorConfig = DetectorConfig()
     models: ModelsConfig = ModelsConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
     tracker: TrackerConfig = TrackerConfig()
     quality: QualityConfig = QualityConfig()
     recognition: RecognitionConfig = RecognitionConfig()

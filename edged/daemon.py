@@ -144,7 +144,7 @@ class Daemon:
     def _engine(self, config: Config) -> FaceEngine:
         models = Path(config.models.dir) if config.models.dir else None
         engine = FaceEngine(EngineOptions(models, config.models.embedder or None, detector_settings(config),
-                                          config.detector.threads))
+                                          config.detector.threads, tuple(config.runtime.providers)))
         engine.detector.warm_up()
         engine.embedder_loaded().warm_up()
         log.info("edged %s: %s; models warmed up", __version__, engine.describe_embedder())
@@ -217,7 +217,7 @@ class Daemon:
         return {"version": 1, "edged": __version__, "device": self.config.device.name,
                 "camera": self.config.camera.name, "source": mask_url(self.config.camera.source),
                 "started": self.started, "uptime_s": round(time.time() - self.started, 1),
-                "embedder": self.engine.embedder_spec.model_id,
+                "embedder": self.engine.embedder_spec.model_id, "providers": dict(self.engine.store.providers),
                 "detection_enabled": self.pipeline.detection_enabled, "alerts_enabled": self.pipeline.alerts.enabled,
                 "config_sources": list(self.config.sources), "last_reload": self.last_reload,
                 "stats": {**stats.to_json(), **live},
@@ -300,7 +300,7 @@ class Daemon:
         for uploader in self.uploaders:  # the new pipeline makes its own; waiting clips stay listed on disk
             uploader.close()
         self.uploaders = []
-        if (new.models, new.detector) != (self.config.models, self.config.detector):
+        if (new.models, new.detector, new.runtime) != (self.config.models, self.config.detector, self.config.runtime):
             self.engine = self._engine(new)
         self.config = new
         self.pipeline = self._pipeline(new)

@@ -26,6 +26,7 @@ class EngineOptions:
     embedder: str | None = None  # manifest name; None = the preferred installed one
     detector: DetectorSettings = DetectorSettings()
     threads: int = 0
+    providers: tuple[str, ...] = ("auto",)
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,8 @@ class FaceEngine:
 
     def __init__(self, options: EngineOptions | None = None, need_embedder: bool = True) -> None:
         options = options or EngineOptions()
-        self.store = ModelStore(options.models_dir, RuntimeOptions(intra_threads=options.threads))
+        self.store = ModelStore(options.models_dir, RuntimeOptions(intra_threads=options.threads,
+                                                                   providers=options.providers))
         self.detector = Detector(self.store, options.detector)
         self._spec: ModelSpec | None = None
         self._missing: ModelError | None = None

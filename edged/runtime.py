@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,6 +17,7 @@ from edged.paths import state_dir
 if TYPE_CHECKING:
     import onnxruntime
 
+log = logging.getLogger("edged.runtime")
 _HERE = Path(__file__).resolve().parent
 
 
@@ -35,13 +37,40 @@ def default_models_dir() -> Path:
     return Path(os.environ.get("EDGED_MODELS") or state_dir() / "models")
 
 
+# Best first: what "auto" picks from, per model, among the providers the installed
+# onnxruntime offers (onnxruntime-gpu on a Jetson, onnxruntime-openvino on Intel boxes).
+PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "OpenVINOExecutionProvider",
+                       "CPUExecutionProvider")
+CPU = "CPUExecutionProvider"
+
+
+def choose_providers(wanted: tuple[str, ...], available: list[str]) -> list[str]:
+    """The providers to ask for, best first, always ending with the CPU: for "auto" the best
+    available of PREFERRED_PROVIDERS; otherwise those named that are available, in their order."""
+    chosen: list[str] = []
+    for name in wanted:
+        if name == "auto":
+            chosen += [p for p in PREFERRED_PROVIDERS if p in available and p != CPU]
+        elif name in available and name != CPU:
+            chosen.append(name)
+    return list(dict.fromkeys(chosen)) + [CPU]
+
+
+def available_providers() -> list[str]:
+    """The execution providers the installed onnxruntime offers."""
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
+
+
 @dataclass(frozen=True)
 class RuntimeOptions:
-    """How ONNX Runtime may use the box: threads per session and the graph optimisation."""
+    """How ONNX Runtime may use the box: providers, threads per session, graph optimisation."""
 
     intra_threads: int = 0  # 0 = one per core
     optimization: str = "all"  # disable | basic | extended | all
     verify_hash: bool = True
+    providers: tuple[str, ...] = ("auto",)  # "auto", or provider names in order of preference
 
 
 _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
@@ -73,11 +102,26 @@ class Session:
         # shape cost ~170 MB at 1080p for no measurable speed.
         so.enable_mem_pattern = False
         so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[options.optimization])
+        available = ort.get_available_providers()
+        unknown = [p for p in options.providers if p != "auto" and p not in available]
+        if unknown:
+            log.warning("model %s: provider(s) %s are not in this onnxruntime (it has %s)", spec.name,
+                        ", ".join(unknown), ", ".join(available))
+        wanted = choose_providers(options.providers, available)
         try:
-            self._session: onnxruntime.InferenceSession = ort.InferenceSession(
-                str(path), so, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own types for corrupt files
-            raise ModelError(f"model '{spec.name}': {path} cannot be loaded: {exc}") from exc
+            self._session: onnxruntime.InferenceSession = ort.InferenceSession(str(path), so, providers=wanted)
+        except Exception as exc:  # a provider that cannot take this model, or a corrupt file
+            if wanted == [CPU]:
+                raise ModelError(f"model '{spec.name}': {path} cannot be loaded: {exc}") from exc
+            log.warning("model %s: %s failed to load it (%s); using the CPU", spec.name, wanted[0],
+                        str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__)
+            try:
+                self._session = ort.InferenceSession(str(path), so, providers=[CPU])
+            except Exception as cpu_exc:
+                raise ModelError(f"model '{spec.name}': {path} cannot be loaded: {cpu_exc}") from cpu_exc
+        self.providers = list(self._session.get_providers())  # what it really runs on
+        if self.providers[0] != CPU or wanted != [CPU]:
+            log.info("model %s runs on %s", spec.name, self.providers[0])
         self.input_name = self._session.get_inputs()[0].name
         self.output_names = list(spec.output_names) or [o.name for o in self._session.get_outputs()]
 
@@ -93,6 +137,7 @@ class ModelStore:
         self.models_dir = models_dir or default_models_dir()
         self.options = options or RuntimeOptions()
         self.specs: dict[str, ModelSpec] = {}
+        self.providers: dict[str, str] = {}  # model -> the provider its session runs on
         folders = dict.fromkeys([bundled_models_dir(), self.models_dir])
         self.manifests = [folder / "manifest.toml" for folder in folders]
         for manifest in self.manifests:
@@ -106,4 +151,6 @@ class ModelStore:
         return self.specs[name]
 
     def session(self, name: str) -> Session:
-        return Session(self.spec(name), self.models_dir, self.options)
+        session = Session(self.spec(name), self.models_dir, self.options)
+        self.providers[name] = session.providers[0]
+        return session
