@@ -285,6 +285,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from edged.memory import tune_allocator
+
+    tune_allocator()  # first, before the daemon's threads and frames allocate anything
     from edged.daemon import Daemon, setup_logging
 
     setup_logging()

@@ -172,7 +172,7 @@ class Daemon:
         source = FrameSource(SourceSettings(c.source, c.name, c.loop, c.realtime, c.rtsp_transport, c.open_timeout_s,
                                             c.reconnect_max_s), clips=recorder)
         tracking = FaceTracking(self.engine, self.gallery, tracking_settings(config), camera=c.name,
-                                time_offset=offset, name_strangers=True)
+                                time_offset=offset, name_strangers=True, keep_records=False)
         alerts = AlertEngine(AlertSettings(config.alerts.mode, config.alerts.cooldown_s, tuple(config.alerts.ignore)))
         sinks = build_sinks(config, self.state, uploader.url_for if uploader else None)
         pipeline = Pipeline(source, tracking, alerts, sinks, config.detector.detect_fps,

@@ -82,7 +82,8 @@ class FaceTracking:
     """Tracks faces, embeds each track rarely, and votes its identity against the gallery."""
 
     def __init__(self, engine: FaceEngine, gallery: Gallery, settings: TrackingSettings | None = None,
-                 camera: str = "camera", time_offset: float = 0.0, name_strangers: bool = False) -> None:
+                 camera: str = "camera", time_offset: float = 0.0, name_strangers: bool = False,
+                 keep_records: bool = True) -> None:
         """Event times are `ts + time_offset` (a daemon passes wall time minus its monotonic
         clock). With `name_strangers`, a confirmed track nobody is enrolled for gets a lasting
         `unknown-N` from the gallery at once (the daemon); a scan groups strangers at the end."""
@@ -98,6 +99,9 @@ class FaceTracking:
         self.tracker = Tracker(self.settings.tracker)
         self.reid = Reid(self.settings.reid)
         self._extra: dict[int, _Extra] = {}
+        # Every ended track's record (thumbnail, embeddings), for a scan's summary; a daemon runs
+        # for months and keeps none (they grew its memory by ~7 MB a minute on a busy camera).
+        self.keep_records = keep_records
         self.finished: list[TrackRecord] = []
         self.detections = 0  # frames on which detection ran
         self.faces_seen = 0  # detected faces summed over those frames
@@ -215,6 +219,8 @@ class FaceTracking:
                                       track.last_ts + self.time_offset)
         extra = self._extra.pop(track.track_id)
         state = self.reid.forget(track.track_id)
+        if not self.keep_records:
+            return
         dim = self.engine.embedder_spec.output_size
         vectors = np.stack(state.vectors) if state and state.vectors else np.empty((0, dim), np.float32)
         identity = (state.identity(track.track_id, track.confirmed) if state

@@ -16,7 +16,7 @@ from edged.engine import EngineOptions, FaceEngine
 from edged.gallery import Gallery
 from edged.reid import ReidSettings
 from edged.scan import scan_video
-from edged.tracking import TrackingSettings
+from edged.tracking import FaceTracking, TrackingSettings
 
 from .conftest import DATA, run_edged
 
@@ -230,3 +230,25 @@ def test_match_threshold_setting_overrides_the_models_own(engine, gallery_path, 
     with Gallery(copy_gallery(gallery_path, tmp_path)) as gallery:
         result = scan_video(scenario, engine, gallery, 3, strict)
     assert all(p.anonymous for p in result.people)
+
+
+def test_a_daemons_tracking_keeps_no_records_of_ended_tracks(engine, scenario, gallery_path, tmp_path):
+    """A scan needs every track's record for its summary; a daemon, running for months, must not
+    keep them (thumbnails and embeddings of every track ever: memory growing without end)."""
+    capture = cv2.VideoCapture(str(scenario))
+    with Gallery(copy_gallery(gallery_path, tmp_path)) as gallery:
+        kept = FaceTracking(engine, gallery)
+        daemon_like = FaceTracking(engine, gallery, keep_records=False)
+        index, ended = 0, 0
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            if index % 2 == 0:
+                kept.process(frame, index / 25, index)
+                ended += sum(e.kind == "ended" for e in daemon_like.process(frame, index / 25, index).events)
+            index += 1
+        assert len(kept.finish()) >= 4
+        assert daemon_like.finish() == []
+        ended += sum(e.kind == "ended" for e in daemon_like.take_events())
+        assert ended >= 4  # its tracks ended, and their events went out

@@ -27,7 +27,12 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 from edged.detector import Detector, DetectorSettings  # noqa: E402
 from edged.embedder import Embedder  # noqa: E402
-from edged.runtime import ModelStore, RuntimeOptions  # noqa: E402
+from edged.runtime import (  # noqa: E402
+    PREFERRED_PROVIDERS,
+    ModelStore,
+    RuntimeOptions,
+    available_providers,
+)
 
 VIDEO = ROOT.parent / "shared" / "data" / "video" / "crowd_1080p.mp4"
 ALIGNED = ROOT.parent / "shared" / "data" / "aligned"
@@ -172,6 +177,29 @@ def bench_embedder(store: ModelStore, name: str, frames: list[np.ndarray], faces
     return out
 
 
+def bench_providers(frames: list[np.ndarray]) -> dict[str, dict[str, float]]:
+    """Each provider this onnxruntime offers against the CPU's, in the same run: the detector
+    at facenet settings and edge defaults (1080p), mobilefacenet at batch 1 and 8."""
+    available = [p for p in PREFERRED_PROVIDERS if p in available_providers()]
+    print(f"\n== execution providers (onnxruntime offers {', '.join(available_providers())}) ==")
+    rows: dict[str, dict[str, float]] = {}
+    for provider in available:
+        store = ModelStore(options=RuntimeOptions(providers=(provider,)))
+        row = {"facenet_fps": bench_detector(store, frames, DetectorSettings())["fps"],
+               "edge_fps": bench_detector(store, frames, DetectorSettings.edge())["fps"]}
+        crops_frames, faces = face_crops(Detector(store), 6)
+        row.update(bench_embedder(store, "mobilefacenet", crops_frames, faces))
+        rows[provider] = row
+    cpu = rows["CPUExecutionProvider"]
+    for provider, row in rows.items():
+        ratio = row["facenet_fps"] / cpu["facenet_fps"]
+        print(f"{provider:28s} detector 1080p facenet {row['facenet_fps']:5.2f} fps (x{ratio:.2f})"
+              f"  edge {row['edge_fps']:5.2f} fps (x{row['edge_fps'] / cpu['edge_fps']:.2f})"
+              f"  mobilefacenet b1 {row['b1_plain_ms']:.2f} ms (x{cpu['b1_plain_ms'] / row['b1_plain_ms']:.2f})"
+              f"  b8 {row['b8_plain_ms']:.2f} ms/face (x{cpu['b8_plain_ms'] / row['b8_plain_ms']:.2f})")
+    return rows
+
+
 def ready_tensor(embedder: Embedder, frame: np.ndarray, faces) -> np.ndarray:
     """The network input the embedder would build, made outside the timed call."""
     crops = embedder.crops(frame, faces)
@@ -289,12 +317,19 @@ def main() -> int:
     parser.add_argument("--no-torch", action="store_true", help="skip the torch baselines")
     parser.add_argument("--facenet-weights", type=Path, help="VGGFace2 checkpoint for the InceptionResnetV1 figures")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--providers", action="store_true", help="only compare the execution providers this "
+                        "onnxruntime offers (with onnxruntime-openvino or -gpu installed) against the CPU's")
     args = parser.parse_args()
 
     report: dict[str, object] = {"machine": machine()}
     print(f"machine: {report['machine']}")
-    store = ModelStore(ROOT / "models")
+    store = ModelStore()
     full = load_frames(args.frames, None)
+    if args.providers:
+        report["providers"] = bench_providers(full)
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=2))
+        return 0
     small = load_frames(args.frames, (640, 360))
 
     baseline = None if args.no_torch else torch_mtcnn(2)

@@ -109,7 +109,7 @@ class PacketClipWriter:
                 if item is not None:
                     muxer = open_clips.get(name)
                     if muxer is None:
-                        if item.template is None:
+                        if item.template is None or not item.keyframe:  # a clip starts on a keyframe
                             continue
                         muxer = open_clips[name] = PacketMuxer(tmp, item.template)
                     muxer.write(item)

@@ -54,6 +54,7 @@ class Recording:
     limit_ts: float
     alerts: list[str] = field(default_factory=list)
     max_pts: int | None = None  # the latest presentation time among its packets (rebased)
+    stream_key: object = None  # the stream format its packets have (a clip cannot change format)
     encoder: FrameEncoder | None = None  # the frame path's encoder, running while it records
 
 
@@ -120,6 +121,12 @@ class ClipRecorder:
             recording = self.recording
             if recording is None or recording.encoder is not None:
                 return
+            if recording.stream_key is not None and recording.stream_key != current.key:
+                log.warning("clip %s ends early: the camera's stream changed format", recording.name)
+                self._packet_writer.finish(recording.name, cut=True)
+                self.recording = None
+                return
+            recording.stream_key = current.key
             if self._packet_recording_ends(recording, item):
                 self._packet_writer.finish(recording.name)
                 self.recording = None
@@ -195,6 +202,7 @@ class ClipRecorder:
                 if frames:  # a frame-path source: start encoding the pre-roll now
                     recording.encoder = self._encoder(recording, frames)
                 else:
+                    recording.stream_key = self._timeline_key
                     for item in self.packets.since(start):
                         self._packet_writer.add(name, item)
                         if item.pts is not None:
