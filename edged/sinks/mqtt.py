@@ -67,16 +67,19 @@ class MqttSink:
         client.on_message = self._on_message
         client.on_publish = self._on_publish
         self.client = client
-        client.connect_async(c.host, c.port, c.keepalive_s)
-        client.loop_start()
         self._timer = threading.Thread(target=self._clear_presence_loop, name="edged-mqtt-presence", daemon=True)
         self._timer.start()
         self._sender = threading.Thread(target=self._send_loop, name="edged-mqtt-sender", daemon=True)
         self._sender.start()
 
     def bind(self, pipeline: Pipeline) -> None:
-        """The pipeline whose switches the control topics turn, and whose faces snapshots show."""
+        """The pipeline whose switches the control topics turn, whose gallery discovery lists,
+        and whose faces snapshots show; the connection starts only now, so the first connect
+        already announces every enrolled person."""
         self.pipeline = pipeline
+        c = self.settings
+        self.client.connect_async(c.host, c.port, c.keepalive_s)
+        self.client.loop_start()
 
     # -- paho callbacks (paho's network thread) ------------------------------------------------
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
