@@ -1,14 +1,16 @@
-"""glibc's allocator tuned for a long-running video daemon. By default glibc raises its mmap
-threshold after large blocks are freed, so later 6 MB frames come from heap arenas that
-fragment and are never given back, and every thread may get an arena of its own: measured,
-RSS grew 78 MB over ten minutes of the looped demo; with a fixed 1 MiB threshold and two
-arenas it stayed flat (tools/bench_longrun.py). A no-op where the C library is not glibc."""
+"""glibc's allocator tuned for a long-running video daemon, and memory handed back on demand.
+By default glibc raises its mmap threshold after large blocks are freed, so later 6 MB frames
+come from heap arenas that fragment and are never given back, and every thread may get an
+arena of its own: RSS grew over ten minutes of the looped demo; with a fixed 1 MiB threshold
+and two arenas it stayed flat (tools/bench_longrun.py). A no-op where the C library is not
+glibc."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import logging
+from typing import Any
 
 log = logging.getLogger("edged.memory")
 
@@ -16,14 +18,29 @@ M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
 
 
+def _glibc_function(name: str) -> Any:
+    """A function of the C library when it is glibc, else None."""
+    library = ctypes.util.find_library("c")
+    if not library:
+        return None
+    try:
+        return getattr(ctypes.CDLL(library), name)
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+def release_free_memory() -> None:
+    """Hands memory that threads freed back to the system (glibc keeps it otherwise), so RSS
+    falls again after a burst, such as many live-view viewers leaving."""
+    trim = _glibc_function("malloc_trim")
+    if trim is not None:
+        trim(0)
+
+
 def tune_allocator(mmap_threshold: int = 1 << 20, arenas: int = 2) -> bool:
     """Large blocks always mapped (and so returned on free), few arenas; True where applied."""
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError):  # not glibc
+    mallopt = _glibc_function("mallopt")
+    if mallopt is None:
         return False
     applied = bool(mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(M_ARENA_MAX, arenas))
     log.debug("allocator tuned: %s", applied)

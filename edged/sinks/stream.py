@@ -4,9 +4,6 @@ number of viewers. The web server (web.py) serves it."""
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import ctypes.util
 import logging
 import threading
 import time
@@ -18,6 +15,7 @@ import numpy as np
 from edged.draw import KNOWN, PLAIN, UNKNOWN, draw_face
 from edged.errors import ConfigError
 from edged.gallery import is_anonymous_name
+from edged.memory import release_free_memory
 from edged.types import Faces, Identity
 
 log = logging.getLogger("edged.stream")
@@ -33,15 +31,6 @@ def check_exposure(bind: str, token: str, password: str = "") -> None:
     if bind not in LOOPBACK and not (token or password):
         raise ConfigError(f"stream.bind = {bind!r} listens beyond this machine: set stream.token (or "
                           "stream.token_file), or stream.username and stream.password")
-
-
-def release_free_memory() -> None:
-    """Hands memory that threads freed back to the system (glibc keeps it per thread otherwise),
-    so RSS falls again after many viewers have left."""
-    name = ctypes.util.find_library("c")
-    if name:
-        with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
-            ctypes.CDLL(name).malloc_trim(0)
 
 
 def blur_faces(image: np.ndarray, faces: Faces, identities: list[Identity]) -> None:
