@@ -40,8 +40,16 @@ def _positive(v: float) -> bool:
 
 @dataclass(frozen=True)
 class DeviceConfig:
-    name: str = field(default="edged", metadata=check("letters, digits, - or _",
-                                                      lambda v: v.replace("-", "").replace("_", "").isalnum()))
+    # "" = this host's name: every box its own ids, client id and topics without configuring it.
+    name: str = field(default="", metadata=check("letters, digits, - or _ (ASCII)", lambda v: not v or (
+        v.isascii() and v.replace("-", "").replace("_", "").isalnum())))
+
+    @property
+    def resolved_name(self) -> str:
+        import re
+        import socket
+
+        return self.name or re.sub(r"[^A-Za-z0-9_-]+", "-", socket.gethostname()).strip("-") or "edged"
 
 
 @dataclass(frozen=True)

@@ -214,7 +214,7 @@ class Daemon:
         stats = self.pipeline.last_stats or self.pipeline.stats()
         source = self.pipeline.source.stats
         live = {"frames": source.frames, "skipped": source.skipped, "source_connected": source.connected}
-        return {"version": 1, "edged": __version__, "device": self.config.device.name,
+        return {"version": 1, "edged": __version__, "device": self.config.device.resolved_name,
                 "camera": self.config.camera.name, "source": mask_url(self.config.camera.source),
                 "started": self.started, "uptime_s": round(time.time() - self.started, 1),
                 "embedder": self.engine.embedder_spec.model_id, "providers": dict(self.engine.store.providers),

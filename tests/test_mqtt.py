@@ -6,6 +6,7 @@ import json
 import re
 import signal
 
+import numpy as np
 import pytest
 from services import Daemon, Mosquitto, Subscriber, config, free_port, gallery_copy, wait_until
 
@@ -39,6 +40,24 @@ def test_message_builders_without_a_broker():
     assert m.event_message(TOPICS, TrackEvent("started", "door", 7, 1, 1, (0, 0, 1, 1), None, -1, False)) is None
     assert m.availability(TOPICS, False) == ("edged/box1/available", "offline", 1, True)
     assert m.presence(TOPICS, "alice", True) == ("edged/box1/door/person/alice", "ON", 1, True)
+    assert m.switch_state(TOPICS, "alerts", True) == ("edged/box1/alerts/state", "ON", 1, True)
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("alice", "alice"), ("rose_leslie", "rose_leslie"), ("José Núñez", "jose_nunez_"), ("küche", "kuche_"),
+    ("李小龙", "p_"), ("Alice", "alice_"),
+])
+def test_names_become_ascii_slugs_in_topics_and_ids(name, expected):
+    import re
+
+    value = m.slug(name)
+    assert value.startswith(expected) and re.fullmatch(r"[a-z0-9_]+", value)
+    assert m.slug("José") != m.slug("Jose") and m.slug("李小龙") != m.slug("李连杰")
+    topic = TOPICS.person(name)
+    assert not set(topic) & set("+#") and topic.isascii()
+    config_topic, body, _, retain = m.person_discovery(TOPICS, "homeassistant", name)
+    assert json.loads(body)["name"] == f"{name} at door" and retain and config_topic.isascii()
+    assert m.person_discovery(TOPICS, "homeassistant", name, removed=True)[1] == ""
 
 
 def test_discovery_payloads():
@@ -80,7 +99,8 @@ def test_events_alerts_discovery_and_presence(broker, scenario_video, enrolled_g
     assert len(alerts) == len({a["id"] for a in alerts}), "once per track"
     assert subscriber.on(TOPICS.snapshot) and subscriber.on(TOPICS.snapshot)[0][:2] == b"\xff\xd8"
     # Presence: on while a person is in view, off a second after their track ended.
-    assert subscriber.on(TOPICS.person("obama"))[:2] == [b"ON", b"OFF"]
+    # (First OFF: on connect, nobody enrolled is left ON by a retained state from before.)
+    assert subscriber.on(TOPICS.person("obama"))[:3] == [b"OFF", b"ON", b"OFF"]
     assert subscriber.on(TOPICS.last_person)
     discovery = [t for t, _, retain in subscriber.messages if t.startswith("homeassistant/") and retain is False]
     assert "homeassistant/binary_sensor/edged_box1/door_obama/config" in discovery
@@ -109,10 +129,10 @@ def test_control_switches(broker, scenario_video, enrolled_gallery, tmp_path):
     daemon.start()
     try:
         wait_until(lambda: subscriber.on(TOPICS.switch("alerts")), 60, "the alerts switch state")
-        subscriber.client.publish(TOPICS.switch("alerts") + "/set", "OFF", qos=1)
+        subscriber.client.publish(TOPICS.switch_command("alerts"), "OFF", qos=1)
         wait_until(lambda: (daemon.status(port) or {}).get("alerts_enabled") is False, 10, "alerts off")
         wait_until(lambda: subscriber.on(TOPICS.switch("alerts"))[-1:] == [b"OFF"], 10, "the OFF state published")
-        subscriber.client.publish(TOPICS.switch("detection") + "/set", "OFF", qos=1)
+        subscriber.client.publish(TOPICS.switch_command("detection"), "OFF", qos=1)
         wait_until(lambda: (daemon.status(port) or {}).get("detection_enabled") is False, 10, "detection off")
     finally:
         daemon.stop()
@@ -170,3 +190,26 @@ def test_tls_and_password(tmp_path, scenario_video, enrolled_gallery):
         daemon.stop()
         subscriber.close()
         broker.stop()
+
+
+def test_discovery_follows_the_gallery_while_running(broker, scenario_video, enrolled_gallery, tmp_path):
+    from edged.gallery import Gallery
+
+    subscriber = Subscriber(broker.port, client_id="sub-follow")
+    port = free_port()
+    gallery = gallery_copy(enrolled_gallery, tmp_path)
+    daemon = Daemon(tmp_path, mqtt_config(scenario_video, gallery, port, broker.port))
+    daemon.start()
+    config_of = lambda name: m.person_discovery(TOPICS, "homeassistant", name)[0]  # noqa: E731
+    try:
+        wait_until(lambda: subscriber.on(config_of("obama")), 60, "discovery at start")
+        with Gallery(gallery) as g:
+            model = next(iter(g.model_ids()))
+            g.enroll("José Núñez", np.ones((1, 128), np.float32) / np.sqrt(128), model)  # any unit vector
+            g.remove("biden")
+        added = wait_until(lambda: subscriber.on(config_of("José Núñez")), 20, "the new person's sensor")
+        assert json.loads(added[-1])["name"] == "José Núñez at door"
+        wait_until(lambda: subscriber.on(config_of("biden"))[-1:] == [b""], 20, "the removed person's sensor cleared")
+    finally:
+        daemon.stop()
+        subscriber.close()

@@ -28,6 +28,7 @@ from edged.sinks.outbox import Outbox
 
 log = logging.getLogger("edged.mqtt")
 IN_FLIGHT = 10  # kept messages handed to paho at once, waiting for their acknowledgement
+GALLERY_CHECK_S = 5.0  # how soon enrolling or removing someone shows in Home Assistant
 
 
 class MqttSink:
@@ -37,7 +38,8 @@ class MqttSink:
         self.mqtt = mqtt
         c = config.mqtt
         self.settings = c
-        self.topics = m.Topics(c.prefix, config.device.name, config.camera.name)
+        device = config.device.resolved_name
+        self.topics = m.Topics(c.prefix, device, config.camera.name)
         self.outbox = Outbox(outbox_path, c.outbox_max)
         self.pipeline: Pipeline | None = None
         self.connected = False
@@ -50,11 +52,12 @@ class MqttSink:
         self._live: dict[int, str] = {}  # track id -> enrolled person it shows
         self._last_seen: dict[str, float] = {}  # person -> when their last track ended
         self._present: set[str] = set()
+        self._announced_people: set[str] = set()  # people whose discovery config is published
         self._presence_lock = threading.Lock()  # the sink thread and the presence timer share them
         self._stop = threading.Event()
         self._outage_logged = False
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                             client_id=f"edged-{config.device.name}-{config.camera.name}")
+                             client_id=f"edged-{device}-{config.camera.name}")
         if c.username:
             client.username_pw_set(c.username, c.password or None)
         if c.tls:
@@ -89,11 +92,17 @@ class MqttSink:
         log.info("MQTT connected to %s:%d", self.settings.host, self.settings.port)
         self._outage_logged = False
         self._send_now(m.availability(self.topics, online=True))
+        enrolled = self._enrolled()
         if self.settings.discovery:
-            for message in m.discovery(self.topics, self.settings.discovery_prefix, self._enrolled()):
+            for message in m.discovery(self.topics, self.settings.discovery_prefix, enrolled):
                 self._send_now(message)
+            self._announced_people = set(enrolled)
+        with self._presence_lock:  # after a crash or restart nobody is left ON by a retained message
+            for name in enrolled:
+                if name not in self._present:
+                    self._send_now(m.presence(self.topics, name, False))
         for what in ("detection", "alerts"):
-            client.subscribe(self.topics.switch(what) + "/set", qos=1)
+            client.subscribe(self.topics.switch_command(what), qos=1)
             self._send_now(m.switch_state(self.topics, what, self._switch(what)))
         with self._lock:
             self.connected = True
@@ -118,7 +127,7 @@ class MqttSink:
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         for what in ("detection", "alerts"):
-            if message.topic == self.topics.switch(what) + "/set":
+            if message.topic == self.topics.switch_command(what):
                 wanted = message.payload.decode(errors="replace").strip().upper()
                 if wanted not in (m.ON, m.OFF):
                     log.warning("%s: expected ON or OFF, got %r", message.topic, wanted)
@@ -254,9 +263,37 @@ class MqttSink:
             self._send_now(m.presence(self.topics, person, True))
 
     def _clear_presence_loop(self) -> None:
+        last_refresh = last_gallery_check = time.monotonic()
         while not self._stop.wait(1.0):
             with self._presence_lock:
                 self._clear_presence(time.time())
+                now = time.monotonic()
+                if now - last_refresh >= 60:  # within expire_after, so Home Assistant keeps ON
+                    last_refresh = now
+                    for person in self._present:
+                        self._send_now(m.presence(self.topics, person, True))
+            if time.monotonic() - last_gallery_check >= GALLERY_CHECK_S:
+                last_gallery_check = time.monotonic()
+                self._follow_gallery()
+
+    def _follow_gallery(self) -> None:
+        """Discovery follows the gallery while running: enrolled or renamed people get their
+        sensor, removed ones have it cleared (and their presence OFF)."""
+        if not (self.connected and self.settings.discovery and self.pipeline is not None):
+            return
+        try:
+            now = set(self._enrolled())
+        except Exception:  # the gallery busy or unreadable for a moment: try again next time
+            log.debug("reading the gallery for discovery failed", exc_info=True)
+            return
+        prefix = self.settings.discovery_prefix
+        for name in sorted(now - self._announced_people):
+            self._send_now(m.person_discovery(self.topics, prefix, name))
+            self._send_now(m.presence(self.topics, name, False))
+        for name in sorted(self._announced_people - now):
+            self._send_now(m.person_discovery(self.topics, prefix, name, removed=True))
+            self._send_now((self.topics.person(name), "", 1, True))  # the retained state goes too
+        self._announced_people = now
 
     def _clear_presence(self, now: float) -> None:
         for person in list(self._present):

@@ -3,7 +3,10 @@ topics and payloads are testable without a broker and the client only sends them
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
+import unicodedata
 from dataclasses import dataclass
 
 from edged import __version__
@@ -12,6 +15,19 @@ from edged.events import Alert, TrackEvent
 Message = tuple[str, str | bytes, int, bool]
 ON, OFF = "ON", "OFF"
 EVENT_TYPES = {"confirmed": "new", "identity_changed": "update", "ended": "end"}
+PRESENCE_EXPIRE_S = 180  # Home Assistant marks presence unknown if not refreshed; edged refreshes every 60 s
+
+
+def slug(name: str) -> str:
+    """An ASCII id for topics and Home Assistant ids: lower case letters, digits and _; a name
+    that does not survive that unchanged gets a short hash of itself, so `José` and `Jose` (or
+    two names in other scripts) never share one."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    base = re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")
+    if base == name:
+        return base
+    digest = hashlib.sha1(name.encode()).hexdigest()[:6]
+    return f"{base}_{digest}" if base else f"p_{digest}"
 
 
 @dataclass(frozen=True)
@@ -53,11 +69,15 @@ class Topics:
         return f"{self.base}/stats"
 
     def person(self, name: str) -> str:
-        return f"{self.base}/{self.camera}/person/{name}"
+        """A person's presence; the name as an ASCII slug, so never an MQTT wildcard."""
+        return f"{self.base}/{self.camera}/person/{slug(name)}"
 
     def switch(self, what: str) -> str:
-        """State topic of a control switch ("detection" or "alerts"); commands go to .../set."""
-        return f"{self.base}/{what}"
+        """State topic of a control switch ("detection" or "alerts")."""
+        return f"{self.base}/{what}/state"
+
+    def switch_command(self, what: str) -> str:
+        return f"{self.base}/{what}/set"
 
 
 def availability(topics: Topics, online: bool) -> Message:
@@ -133,10 +153,23 @@ def discovery(topics: Topics, discovery_prefix: str, people: list[str]) -> list[
     for what in ("detection", "alerts"):
         configs.append((f"switch/{node}/{what}", {
             "name": what, "unique_id": f"{node}_{what}", "state_topic": topics.switch(what),
-            "command_topic": topics.switch(what) + "/set", "payload_on": ON, "payload_off": OFF}))
-    for name in people:
-        slug = "".join(c if c.isalnum() else "_" for c in name)
-        configs.append((f"binary_sensor/{node}/{cam}_{slug}", {
-            "name": f"{name} at {cam}", "unique_id": f"{node}_{cam}_{slug}", "state_topic": topics.person(name),
-            "payload_on": ON, "payload_off": OFF, "device_class": "occupancy"}))
-    return [(f"{discovery_prefix}/{path}/config", json.dumps({**body, **common}), 1, True) for path, body in configs]
+            "command_topic": topics.switch_command(what), "payload_on": ON, "payload_off": OFF}))
+    messages = [(f"{discovery_prefix}/{path}/config", json.dumps({**body, **common}), 1, True)
+                for path, body in configs]
+    return messages + [person_discovery(topics, discovery_prefix, name) for name in people]
+
+
+def person_discovery(topics: Topics, discovery_prefix: str, name: str, removed: bool = False) -> Message:
+    """A person's presence sensor (the real name shown, the slug in ids and topics); `removed`
+    clears it (an empty retained config), as Home Assistant expects."""
+    node, cam, key = _node(topics), topics.camera, slug(name)
+    topic = f"{discovery_prefix}/binary_sensor/{node}/{cam}_{key}/config"
+    if removed:
+        return topic, "", 1, True
+    device = {"identifiers": [node], "name": f"edged {topics.device}", "manufacturer": "edged",
+              "model": "edged face tracker", "sw_version": __version__}
+    body = {"name": f"{name} at {cam}", "unique_id": f"{node}_{cam}_{key}", "state_topic": topics.person(name),
+            "payload_on": ON, "payload_off": OFF, "device_class": "occupancy", "expire_after": PRESENCE_EXPIRE_S,
+            "availability_topic": topics.available, "payload_available": "online",
+            "payload_not_available": "offline", "device": device}
+    return topic, json.dumps(body), 1, True
