@@ -83,7 +83,7 @@ def tracking_settings(config: Config) -> TrackingSettings:
         match_threshold=config.recognition.threshold)
 
 
-def notify_base_url(config: Config) -> str:
+def public_base_url(config: Config) -> str:
     """How a phone reaches this box's web server: notify.base_url, else this host's name when
     the server listens on every address, else its own address (loopback: not from a phone)."""
     s = config.stream
@@ -92,7 +92,8 @@ def notify_base_url(config: Config) -> str:
     host = socket.gethostname() if s.bind in ("0.0.0.0", "::") else s.bind
     host = f"[{host}]" if ":" in host else host
     if s.bind in ("127.0.0.1", "localhost", "::1"):
-        log.warning("notify: links point at http://%s:%d, which a phone cannot open: set notify.base_url "
+        log.warning("links in notifications and MQTT point at http://%s:%d, which a phone cannot open: set "
+                    "notify.base_url "
                     "(and stream.bind with a token to listen beyond this machine)", host, s.port)
     return f"http://{host}:{s.port}"
 
@@ -101,15 +102,16 @@ def build_sinks(config: Config, state: Path, clip_link: Callable[[str], str] | N
     from edged.sinks.media import MediaStore
 
     sinks: list[Sink] = [MediaStore(state / "media")]  # first: the pictures exist before others link them
+    base = public_base_url(config) if config.notify.urls or config.mqtt.enabled else ""
     if config.notify.urls:
         from edged.sinks.notify import NotifySink
 
-        sinks.append(NotifySink(config.notify, state / "media", notify_base_url(config), clip_link=clip_link,
+        sinks.append(NotifySink(config.notify, state / "media", base, clip_link=clip_link,
                                 token=config.stream.token))
     if config.mqtt.enabled:
         from edged.sinks.mqtt import MqttSink
 
-        sinks.append(MqttSink(config, state / "mqtt-outbox.jsonl"))
+        sinks.append(MqttSink(config, state / "mqtt-outbox.jsonl", base))
     return sinks
 
 

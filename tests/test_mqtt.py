@@ -104,6 +104,20 @@ def test_events_alerts_discovery_and_presence(broker, scenario_video, enrolled_g
     assert subscriber.on(TOPICS.last_person)
     discovery = [t for t, _, retain in subscriber.messages if t.startswith("homeassistant/") and retain is False]
     assert "homeassistant/binary_sensor/edged_box1/door_obama/config" in discovery
+    for entity in ("event/edged_box1/door_face", "image/edged_box1/door_snapshot",
+                   "binary_sensor/edged_box1/door_stranger", "sensor/edged_box1/rss_mb"):
+        assert f"homeassistant/{entity}/config" in discovery, entity
+    # Alerts and events carry absolute links; the events of a track that alerted carry its pictures.
+    base = f"http://127.0.0.1:{port}/"
+    assert all(a["snapshot"].startswith(base + "media/") and a["clip"].startswith(base + "clips/") for a in alerts)
+    alerted_ids = {a["id"] for a in alerts}
+    ends = [e for e in ended if e["id"] in alerted_ids]
+    assert ends and all(e["snapshot"].startswith(base) and e["clip"].startswith(base) for e in ends)
+    fired = subscriber.json(TOPICS.event)
+    kinds = {"knowns": {"known"}, "unknowns": {"stranger"}}[mode]
+    assert {e["event_type"] for e in fired} == kinds and len(fired) == len(alerts)
+    assert subscriber.on(TOPICS.stranger)[:2] == [b"OFF", b"ON"]  # none at connect, then unknown-1
+    assert json.loads(subscriber.on(TOPICS.last_person_attributes)[-1])["person"] in {"obama", "biden", "rose_leslie"}
     stats = subscriber.json(TOPICS.stats)
     assert stats and {"fps", "skipped", "latency_ms", "embeddings_per_s", "cpu_percent", "rss_mb"} <= set(stats[0])
 

@@ -14,6 +14,7 @@ import queue
 import socket
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import cv2
 from edged.config import Config
 from edged.events import Alert, TrackEvent
 from edged.gallery import is_anonymous_name
+from edged.links import absolute
 from edged.pipeline import Pipeline, SinkItem, Stats
 from edged.sinks import mqtt_messages as m
 from edged.sinks.outbox import Outbox
@@ -32,7 +34,8 @@ GALLERY_CHECK_S = 5.0  # how soon enrolling or removing someone shows in Home As
 
 
 class MqttSink:
-    def __init__(self, config: Config, outbox_path: Path) -> None:
+    def __init__(self, config: Config, outbox_path: Path, base_url: str = "") -> None:
+        """`base_url`: how phones reach the box, for the absolute links alerts and events carry."""
         import paho.mqtt.client as mqtt
 
         self.mqtt = mqtt
@@ -41,6 +44,11 @@ class MqttSink:
         device = config.device.resolved_name
         self.topics = m.Topics(c.prefix, device, config.camera.name)
         self.outbox = Outbox(outbox_path, c.outbox_max)
+        self.base_url, self.token = base_url, config.stream.token
+        self._alerted: dict[int, tuple[str | None, str | None]] = {}  # track -> its alert's snapshot and clip
+        self._strangers_live: set[int] = set()  # confirmed tracks of people not enrolled
+        self._stranger_seen = 0.0  # when the last of them ended
+        self._stranger_on = False
         self.pipeline: Pipeline | None = None
         self.connected = False
         self.delivered = 0  # kept messages the broker acknowledged
@@ -101,6 +109,7 @@ class MqttSink:
             for name in enrolled:
                 if name not in self._present:
                     self._send_now(m.presence(self.topics, name, False))
+            self._send_now(m.stranger_present(self.topics, self._stranger_on))
         for what in ("detection", "alerts"):
             client.subscribe(self.topics.switch_command(what), qos=1)
             self._send_now(m.switch_state(self.topics, what, self._switch(what)))
@@ -228,15 +237,30 @@ class MqttSink:
                 sock.shutdown(socket.SHUT_RDWR)  # paho's loop sees the error and reconnects
 
     # -- the pipeline's items (the sink thread) ----------------------------------------------------
+    def _link(self, path: str | None) -> str | None:
+        return absolute(self.base_url, path, self.token)
+
     def handle(self, item: SinkItem) -> None:
         if isinstance(item, TrackEvent):
-            message = m.event_message(self.topics, item)
+            pictures = self._alerted.get(item.track_id)
+            event = replace(item, snapshot=pictures[0], clip=pictures[1]) if pictures else item
+            if item.kind == "ended":
+                self._alerted.pop(item.track_id, None)
+            message = m.event_message(self.topics, event)
             if message:
                 self._send_kept(message)
             with self._presence_lock:
                 self._track_presence(item)
         elif isinstance(item, Alert):
-            self._send_kept(m.alert_message(self.topics, item))
+            alert = replace(item, snapshot=self._link(item.snapshot), frame=self._link(item.frame),
+                            clip=self._link(item.clip))
+            self._alerted[alert.track_id] = (alert.snapshot, alert.clip)
+            self._send_kept(m.alert_message(self.topics, alert))
+            self._send_kept(m.face_event(self.topics, alert))
+            if alert.reason == "known" and alert.person:
+                self._send_now(m.last_person_attributes(self.topics, {
+                    "person": alert.person, "time": alert.time, "similarity": round(alert.similarity, 4),
+                    "snapshot": alert.snapshot, "clip": alert.clip}))
             self._snapshot(item)
         elif isinstance(item, Stats):
             self._send_now(m.stats_message(self.topics, item.to_json()))
@@ -249,15 +273,25 @@ class MqttSink:
             gone = self._live.pop(event.track_id, None)
             if gone:
                 self._last_seen[gone] = time.time()
+            if event.track_id in self._strangers_live:
+                self._strangers_live.discard(event.track_id)
+                self._stranger_seen = time.time()
             return
         if not event.confirmed or event.kind not in ("confirmed", "identity_changed"):
             return
         if not known:
             self._live.pop(event.track_id, None)
+            self._strangers_live.add(event.track_id)
+            if not self._stranger_on:
+                self._stranger_on = True
+                self._send_now(m.stranger_present(self.topics, True))
             return
         assert person is not None
+        self._strangers_live.discard(event.track_id)
         self._live[event.track_id] = person
         self._send_now(m.last_person(self.topics, person))
+        self._send_now(m.last_person_attributes(self.topics, {
+            "person": person, "time": event.time, "similarity": round(event.similarity, 4)}))
         if person not in self._present:
             self._present.add(person)
             self._send_now(m.presence(self.topics, person, True))
@@ -296,6 +330,10 @@ class MqttSink:
         self._announced_people = now
 
     def _clear_presence(self, now: float) -> None:
+        if (self._stranger_on and not self._strangers_live
+                and now - self._stranger_seen >= self.settings.presence_timeout_s):
+            self._stranger_on = False
+            self._send_now(m.stranger_present(self.topics, False))
         for person in list(self._present):
             if person in self._live.values():
                 continue

@@ -68,6 +68,19 @@ class Topics:
     def stats(self) -> str:
         return f"{self.base}/stats"
 
+    @property
+    def event(self) -> str:
+        """Home Assistant's event entity: one message per alert, {"event_type": ...}."""
+        return f"{self.base}/{self.camera}/event"
+
+    @property
+    def stranger(self) -> str:
+        return f"{self.base}/{self.camera}/stranger"
+
+    @property
+    def last_person_attributes(self) -> str:
+        return f"{self.base}/{self.camera}/last_person/attributes"
+
     def person(self, name: str) -> str:
         """A person's presence; the name as an ASCII slug, so never an MQTT wildcard."""
         return f"{self.base}/{self.camera}/person/{slug(name)}"
@@ -102,6 +115,24 @@ def event_message(topics: Topics, event: TrackEvent) -> Message | None:
 
 def alert_message(topics: Topics, alert: Alert) -> Message:
     return topics.alerts, json.dumps(alert.to_json()), 1, False
+
+
+EVENT_KINDS = ("known", "stranger", "unidentified")
+
+
+def face_event(topics: Topics, alert: Alert) -> Message:
+    """The alert for Home Assistant's event entity: its kind as `event_type`, the alert's
+    fields as the event's attributes."""
+    kind = "known" if alert.reason == "known" else ("stranger" if alert.person else "unidentified")
+    return topics.event, json.dumps({"event_type": kind, **alert.to_json()}), 1, False
+
+
+def stranger_present(topics: Topics, present: bool) -> Message:
+    return topics.stranger, ON if present else OFF, 1, True
+
+
+def last_person_attributes(topics: Topics, attributes: dict[str, object]) -> Message:
+    return topics.last_person_attributes, json.dumps(attributes), 1, True
 
 
 def presence(topics: Topics, name: str, present: bool) -> Message:
@@ -145,11 +176,31 @@ def discovery(topics: Topics, discovery_prefix: str, people: list[str]) -> list[
     cam = topics.camera
     configs: list[tuple[str, dict[str, object]]] = [
         (f"sensor/{node}/{cam}_last_person", {"name": f"{cam} last person", "unique_id": f"{node}_{cam}_last_person",
-                                              "state_topic": topics.last_person, "icon": "mdi:account-eye"}),
+                                              "state_topic": topics.last_person, "icon": "mdi:account-eye",
+                                              "json_attributes_topic": topics.last_person_attributes}),
         (f"sensor/{node}/{cam}_faces", {"name": f"{cam} faces in view", "unique_id": f"{node}_{cam}_faces",
                                         "state_topic": topics.faces, "state_class": "measurement",
                                         "icon": "mdi:face-recognition"}),
+        (f"event/{node}/{cam}_face", {"name": f"{cam} face", "unique_id": f"{node}_{cam}_face",
+                                      "state_topic": topics.event, "event_types": list(EVENT_KINDS),
+                                      "icon": "mdi:face-recognition"}),
+        (f"image/{node}/{cam}_snapshot", {"name": f"{cam} snapshot", "unique_id": f"{node}_{cam}_snapshot",
+                                          "image_topic": topics.snapshot, "content_type": "image/jpeg"}),
+        (f"binary_sensor/{node}/{cam}_stranger", {"name": f"{cam} stranger present",
+                                                  "unique_id": f"{node}_{cam}_stranger", "state_topic": topics.stranger,
+                                                  "payload_on": ON, "payload_off": OFF, "device_class": "occupancy"}),
     ]
+    # Diagnostics from the stats message (every stats_interval_s).
+    for key, label, unit in (("fps", "detections per second", "Hz"), ("cpu_percent", "CPU", "%"),
+                             ("rss_mb", "memory", "MB"), ("latency_ms", "latency", "ms")):
+        configs.append((f"sensor/{node}/{key}", {
+            "name": label, "unique_id": f"{node}_{key}", "state_topic": topics.stats, "unit_of_measurement": unit,
+            "value_template": f"{{{{ value_json.{key} }}}}", "state_class": "measurement",
+            "entity_category": "diagnostic"}))
+    configs.append((f"binary_sensor/{node}/{cam}_connected", {
+        "name": f"{cam} camera connected", "unique_id": f"{node}_{cam}_connected", "state_topic": topics.stats,
+        "value_template": "{{ 'ON' if value_json.source_connected else 'OFF' }}", "payload_on": ON,
+        "payload_off": OFF, "device_class": "connectivity", "entity_category": "diagnostic"}))
     for what in ("detection", "alerts"):
         configs.append((f"switch/{node}/{what}", {
             "name": what, "unique_id": f"{node}_{what}", "state_topic": topics.switch(what),

@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
-from urllib.parse import quote
 
 from edged.config import NotifyConfig
 from edged.events import Alert
+from edged.links import box_link
 from edged.pipeline import SinkItem
 
 log = logging.getLogger("edged.notify")
@@ -31,11 +31,6 @@ def with_timeouts(url: str, seconds: float) -> str:
     if "cto=" in url or "rto=" in url:
         return url
     return f"{url}{'&' if '?' in url else '?'}cto={seconds:g}&rto={seconds:g}"
-
-
-def box_link(base_url: str, path: str, token: str = "") -> str:
-    """An absolute link to a file the box serves, with the token when the box needs one."""
-    return f"{base_url.rstrip('/')}/{path}" + (f"?token={quote(token)}" if token else "")
 
 
 def render(template: str, alert: Alert, base_url: str, clip_link: Callable[[str], str] | None = None,
