@@ -152,3 +152,13 @@ def test_an_alert_while_recording_extends_the_clip_up_to_the_maximum(tmp_path):
     clips = [probe(tmp_path / name) for name in (first, third)]
     assert clips[0].frames == 71  # 3.0 s to 10.0 s at 10 fps: pre-roll 2 s, post-roll 3 s after a2
     assert clips[1].frames == 91  # ... but max_length_s = 9 ends it at 19.0 s
+
+
+def test_unfinished_clips_left_by_a_power_cut_are_removed_at_start(tmp_path):
+    from edged.sinks.clips import ClipRecorder, ClipSettings
+
+    (tmp_path / "door-1.mp4").write_bytes(b"finished")
+    (tmp_path / "door-2.mp4.part").write_bytes(b"half")
+    recorder = ClipRecorder(ClipSettings(), tmp_path, "door", 0.0)
+    recorder.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["door-1.mp4"]
