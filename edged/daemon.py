@@ -25,6 +25,7 @@ from edged.detector import DetectorSettings
 from edged.engine import EngineOptions, FaceEngine
 from edged.errors import ConfigError
 from edged.gallery import Gallery
+from edged.instance import StateLock
 from edged.paths import default_gallery
 from edged.pipeline import Pipeline, Sink
 from edged.quality import QualitySettings
@@ -127,6 +128,8 @@ class Daemon:
         self.last_reload: dict[str, object] | None = None  # the last SIGHUP's outcome, for /status
         gallery_path = Path(self.config.recognition.gallery) if self.config.recognition.gallery else default_gallery()
         self.state = gallery_path.parent
+        self.lock = StateLock(self.state)  # before anything is written there
+        self.lock.acquire()
         # Listening first: a port in use or an address not on this box is a configuration
         # error (exit 78), found before seconds of model loading, not a crash after them.
         s = self.config.stream
@@ -140,6 +143,7 @@ class Daemon:
             self.pipeline = self._pipeline(self.config)
         except BaseException:
             self.web.stop()
+            self.lock.release()
             raise
 
     # -- building ---------------------------------------------------------------------------
@@ -276,6 +280,7 @@ class Daemon:
                 push.stop()
             web.stop()
             self.gallery.close()
+            self.lock.release()
         return 0
 
     def _start_pipeline(self) -> None:

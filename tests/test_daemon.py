@@ -141,3 +141,21 @@ def test_camera_passwords_never_show(enrolled_gallery, tmp_path):
     assert "admin:***@" in shown and "admin:***@" in daemon.text()
     for text in (json.dumps(status), shown, daemon.text()):
         assert "hunter2" not in text
+
+
+def test_a_second_daemon_on_the_same_state_directory_is_refused(scenario_video, enrolled_gallery, tmp_path):
+    gallery = gallery_copy(enrolled_gallery, tmp_path / "state")
+    first_port = free_port()
+    first = Daemon(tmp_path / "first", config(scenario_video, gallery, first_port))
+    first.start()
+    try:
+        wait_until(lambda: first.status(first_port), 60, "the first daemon")
+        second = Daemon(tmp_path / "second", config(scenario_video, gallery, free_port()))
+        second.start()
+        assert second.process.wait(30) == 78
+        text = second.text()
+        assert "already runs with this state directory" in text and f"pid {first.process.pid}" in text
+        assert "Traceback" not in text
+        assert first.process.poll() is None and first.status(first_port)
+    finally:
+        assert first.stop() == 0
