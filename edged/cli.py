@@ -383,7 +383,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--models-dir", type=Path, help="folder with manifest.toml (default: $EDGED_MODELS "
-                        "or the package's models/)")
+                        "or the state directory's models/; MTCNN ships with edged)")
     common.add_argument("--embedder", help="embedder name from the manifest (default: the preferred installed one)")
     common.add_argument("--gallery", type=Path, help="gallery database (default: $EDGED_GALLERY, "
                         "$STATE_DIRECTORY/gallery.db, /var/lib/edged or ~/.local/share/edged)")

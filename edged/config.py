@@ -76,7 +76,7 @@ class DetectorConfig:
 
 @dataclass(frozen=True)
 class ModelsConfig:
-    dir: str = ""  # "" = $EDGED_MODELS or the package's models/
+    dir: str = ""  # "" = $EDGED_MODELS or the state directory's models/
     embedder: str = ""  # "" = the preferred installed one
 
 
