@@ -42,9 +42,12 @@ def _engine(args: argparse.Namespace, need_embedder: bool = True, video: bool = 
         settings = DetectorSettings(
             min_face_size=args.min_face if args.min_face is not None else settings.min_face_size,
             max_side=args.max_side if args.max_side is not None else settings.max_side)
-    engine = FaceEngine(EngineOptions(args.models_dir, args.embedder, settings, args.threads),
+    engine = FaceEngine(EngineOptions(args.models_dir, args.embedder, settings, args.threads,
+                                      match_threshold=args.threshold, false_accepts=args.false_accepts),
                         need_embedder=need_embedder)
     _say(engine.describe_embedder())
+    if need_embedder:
+        _say(engine.describe_threshold())
     return engine
 
 
@@ -101,7 +104,7 @@ def _per_image(args: argparse.Namespace, engine: FaceEngine, gallery: Gallery | 
         document: dict[str, object] = {"version": JSON_VERSION, "images": results}
         if gallery is not None and engine.embedder is not None:
             document["embedder"] = engine.embedder.model_id
-            document["threshold"] = engine.embedder.spec.match_threshold
+            document["threshold"] = engine.match_threshold
         print(json.dumps(document, indent=2))
     return 1 if failed else 0
 
@@ -229,7 +232,9 @@ def cmd_models(args: argparse.Namespace) -> int:
                      "installed": present, "default": name == default, "input_size": list(spec.input_size),
                      "channel_order": spec.channel_order, "mean": list(spec.mean), "std": list(spec.std),
                      "crop": spec.crop or None, "output_size": spec.output_size or None,
-                     "match_threshold": spec.match_threshold if spec.is_embedder else None})
+                     "match_threshold": spec.match_threshold if spec.is_embedder else None,
+                     "threshold_1pct": spec.threshold_1pct or None, "threshold_5pct": spec.threshold_5pct or None,
+                     "calibration": spec.calibration or None})
     if args.json:
         print(json.dumps({"version": JSON_VERSION, "models_dir": str(store.models_dir), "models": rows,
                           "providers_available": available, "provider_auto": runs_on}, indent=2))
@@ -245,6 +250,11 @@ def cmd_models(args: argparse.Namespace) -> int:
             size = "x".join(str(v) for v in r["input_size"])  # type: ignore[attr-defined]
             print(f"      input {size} {r['channel_order']}, (x - {r['mean']}) / {r['std']}, "
                   f"{r['crop']} crop, {r['output_size']}-d, match at cosine >= {r['match_threshold']}")
+            if r["calibration"]:
+                print(f"      1% false accepts at {r['threshold_1pct']}, 5% at {r['threshold_5pct']} "
+                      f"({r['calibration']})")
+            else:
+                print("      not calibrated: false-accept rate unknown (tools/calibrate.py)")
     return 0
 
 
@@ -388,6 +398,11 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--gallery", type=Path, help="gallery database (default: $EDGED_GALLERY, "
                         "$STATE_DIRECTORY/gallery.db, /var/lib/edged or ~/.local/share/edged)")
     common.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (default: one per core)")
+    common.add_argument("--false-accepts", choices=("1%", "5%"), default="1%",
+                        help="share of strangers the match threshold may name as someone, as measured by "
+                             "tools/calibrate.py (default 1%%)")
+    common.add_argument("--threshold", type=float, default=0.0,
+                        help="an explicit cosine match threshold instead (0: from --false-accepts)")
     common.add_argument("--detector", choices=["facenet", "edge"], help="detector settings: facenet-pytorch's "
                         "(default for photos) or edge (at most 960 px, faces >= 40 px; default for videos)")
     common.add_argument("--edge", dest="detector", action="store_const", const="edge", help="short for --detector edge")

@@ -111,7 +111,9 @@ class QualityConfig:
 @dataclass(frozen=True)
 class RecognitionConfig:
     gallery: str = ""  # "" = the state directory's gallery.db
-    threshold: float = field(default=0.0, metadata=check("0 (the model's) or a cosine in (0, 1)",
+    # Strangers named as someone, per face, measured by tools/calibrate.py (20 enrolled people).
+    false_accepts: str = field(default="1%", metadata=check('"1%" or "5%"', lambda v: v in ("1%", "5%")))
+    threshold: float = field(default=0.0, metadata=check("0 (from false_accepts) or a cosine in (0, 1)",
                                                          lambda v: 0 <= v < 1))
 
 

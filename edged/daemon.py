@@ -150,10 +150,12 @@ class Daemon:
     def _engine(self, config: Config) -> FaceEngine:
         models = Path(config.models.dir) if config.models.dir else None
         engine = FaceEngine(EngineOptions(models, config.models.embedder or None, detector_settings(config),
-                                          config.detector.threads, tuple(config.runtime.providers)))
+                                          config.detector.threads, tuple(config.runtime.providers),
+                                          config.recognition.threshold, config.recognition.false_accepts))
         engine.detector.warm_up()
         engine.embedder_loaded().warm_up()
         log.info("edged %s: %s; models warmed up", __version__, engine.describe_embedder())
+        log.info("%s", engine.describe_threshold())
         return engine
 
     def _pipeline(self, config: Config) -> Pipeline:

@@ -27,6 +27,9 @@ class EngineOptions:
     detector: DetectorSettings = DetectorSettings()
     threads: int = 0
     providers: tuple[str, ...] = ("auto",)
+    # Naming: an explicit cosine threshold, else the spec's point for this false-accept rate.
+    match_threshold: float = 0.0
+    false_accepts: str = "1%"
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,23 @@ class FaceEngine:
                 raise
             self._missing = exc  # detection alone needs only the bundled MTCNN
         self.embedder = Embedder(self.store, self.embedder_spec.name) if need_embedder else None
+        self.options = options
+
+    @property
+    def match_threshold(self) -> float:
+        """Cosine similarity at or above which a face is named: explicit, or the spec's
+        measured point for the configured false-accept rate."""
+        return self.options.match_threshold or self.embedder_spec.threshold_for(self.options.false_accepts)
+
+    def describe_threshold(self) -> str:
+        spec = self.embedder_spec
+        if self.options.match_threshold:
+            return f"match threshold {self.options.match_threshold:.3f} (set in the configuration)"
+        if spec.threshold_1pct:
+            return (f"match threshold {self.match_threshold:.3f}: {self.options.false_accepts} of strangers "
+                    f"named as someone in calibration ({spec.calibration})")
+        return (f"match threshold {self.match_threshold:.3f}: {spec.name} was never calibrated "
+                "(tools/calibrate.py), so its false-accept rate is not known")
 
     @property
     def embedder_spec(self) -> ModelSpec:
@@ -119,7 +139,7 @@ class FaceEngine:
         faces = self.detector.detect(image_bgr)
         embedder = self.embedder_loaded()
         vectors = embedder.embed(image_bgr, faces)
-        identities = gallery.match(vectors, embedder.model_id, embedder.spec.match_threshold)
+        identities = gallery.match(vectors, embedder.model_id, self.match_threshold)
         return [FaceResult(faces.xyxy[i], float(faces.score[i]), faces.landmarks[i], identities[i])
                 for i in range(len(faces))]
 

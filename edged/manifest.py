@@ -28,7 +28,7 @@ class ModelSpec:
 
     Pixel normalisation is `(pixel - mean) / std` per channel, in 0..255 units, in the
     model's own channel order. `match_threshold` is the cosine similarity above which two
-    embeddings of this model are taken to be the same person.
+    embeddings of this model are taken to be the same person (the 1% point, once calibrated).
     """
 
     name: str
@@ -45,6 +45,11 @@ class ModelSpec:
     margin: int = 0
     output_size: int = 0
     match_threshold: float = 0.0
+    # Cosine thresholds measured by tools/calibrate.py: 1% / 5% of strangers named as someone
+    # (20 enrolled people); 0 where the model was never calibrated.
+    threshold_1pct: float = 0.0
+    threshold_5pct: float = 0.0
+    calibration: str = ""  # what the thresholds were measured on, in a line
     source: str = ""
     untrained: bool = False
     extra: dict[str, str] = field(default_factory=dict)
@@ -53,6 +58,13 @@ class ModelSpec:
     def model_id(self) -> str:
         """Stored with every embedding: the name plus the first 12 hex digits of the file hash."""
         return f"{self.name}@{self.sha256[:12]}"
+
+    def threshold_for(self, false_accepts: str) -> float:
+        """The cosine threshold for "1%" or "5%" false accepts; match_threshold where not measured."""
+        measured = {"1%": self.threshold_1pct, "5%": self.threshold_5pct}
+        if false_accepts not in measured:
+            raise ModelError(f"false_accepts '{false_accepts}' is not one of {sorted(measured)}")
+        return measured[false_accepts] or self.match_threshold
 
     @property
     def is_embedder(self) -> bool:
@@ -107,8 +119,9 @@ def _check_spec(spec: ModelSpec, where: str) -> None:
             raise ModelError(f"{prefix}: input_size must be [width, height] > 0")
         if spec.output_size <= 0:
             raise ModelError(f"{prefix}: output_size must be > 0")
-        if not -1.0 < spec.match_threshold < 1.0:
-            raise ModelError(f"{prefix}: match_threshold {spec.match_threshold} is not a cosine in (-1, 1)")
+        for key in ("match_threshold", "threshold_1pct", "threshold_5pct"):
+            if not -1.0 < getattr(spec, key) < 1.0:
+                raise ModelError(f"{prefix}: {key} {getattr(spec, key)} is not a cosine in (-1, 1)")
 
 
 def load_manifest(path: Path) -> dict[str, ModelSpec]:

@@ -26,7 +26,7 @@ class TrackingSettings:
     quality: QualitySettings = QualitySettings()
     tracker: TrackerSettings = TrackerSettings()
     reid: ReidSettings = ReidSettings()
-    match_threshold: float = 0.0  # cosine similarity to name a face; 0 = the embedder spec's own
+    match_threshold: float = 0.0  # cosine similarity to name a face; 0 = the engine's
 
 
 @dataclass
@@ -143,7 +143,7 @@ class FaceTracking:
 
     @property
     def match_threshold(self) -> float:
-        return self.settings.match_threshold or self.engine.embedder_spec.match_threshold
+        return self.settings.match_threshold or self.engine.match_threshold
 
     def identity(self, track_id: int) -> Identity:
         """The track's vote, with a stranger's lasting id in place of unknown."""
