@@ -272,6 +272,9 @@ def _print_scan(result: ScanResult) -> None:
         print(f"  {label}: {spans}; {len(person.tracks)} track(s)")
     if result.unidentified_tracks:
         print(f"  and {result.unidentified_tracks} track(s) whose faces were never good enough to identify")
+    if result.scene_cuts:
+        print(f"  {len(result.scene_cuts)} scene cut(s), every track ended there: "
+              + ", ".join(f"{t:.2f}s" for t in result.scene_cuts))
 
 
 def cmd_scan(args: argparse.Namespace) -> int:

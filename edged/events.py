@@ -15,7 +15,7 @@ def event_id(start_time: float, camera: str, track_id: int) -> str:
 
 @dataclass(frozen=True)
 class TrackEvent:
-    """A track's life: kind is "started", "confirmed", "identity_changed" or "ended".
+    """A track's life: kind is "started", "confirmed", "identity_changed" or "ended" (with a reason).
     Times are Unix seconds; `person` None is unknown, `unknown-N` an anonymous id."""
 
     kind: str
@@ -30,6 +30,7 @@ class TrackEvent:
     previous: str | None = None  # identity_changed: who it was before
     snapshot: str | None = None  # where a snapshot of the face is, when a sink made one
     clip: str | None = None
+    reason: str | None = None  # ended: one of END_REASONS
 
     @property
     def id(self) -> str:
@@ -37,6 +38,11 @@ class TrackEvent:
 
     def to_json(self) -> dict[str, object]:
         return {"id": self.id, **asdict(self), "box": [round(v, 1) for v in self.box]}
+
+
+# Why a track ended: unseen for tracker.max_age_s; a hard cut (camera moved, switched or covered,
+# or an edit in a video); the source ended or the daemon stopped.
+END_REASONS = ("lost", "scene_cut", "finished")
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ class Stats:
     cpu_percent: float
     rss_mb: float
     source_connected: bool
+    scene_cuts: int = 0  # hard cuts seen since start: the camera moved, switched or covered
 
     def to_json(self) -> dict[str, object]:
         return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -154,6 +155,8 @@ class Pipeline:
             self.heartbeat = time.monotonic()
             frame = self.source.next_frame(timeout=0.25)
             now = time.monotonic()
+            if frame is not None:
+                self._check_cut(frame)
             if frame is not None and self.detection_enabled and frame.ts - self._last_detect >= self.detect_interval:
                 # Ideal ticks, not "since the last frame used", so the rate asked for is the rate run.
                 self._last_detect = max(self._last_detect + self.detect_interval, frame.ts - self.detect_interval)
@@ -183,6 +186,20 @@ class Pipeline:
             if now >= next_stats:
                 next_stats = now + self.stats_interval_s
                 self._put(self.stats())
+
+    def _check_cut(self, frame: Frame) -> None:
+        """Every frame, detection or not: a hard cut ends every track (no name crosses it)."""
+        try:
+            cut = self.tracking.observe(frame.image, frame.ts)
+        except Exception:
+            self._failed(frame.index)
+            return
+        if cut:
+            events = self.tracking.take_events()
+            log.warning("%s: the picture changed at once (camera moved, switched or covered?): %d track(s) ended",
+                        self.source.settings.camera, len([e for e in events if e.kind == "ended"]))
+            for event in events:
+                self._emit(event, frame)
 
     def _show(self, image: np.ndarray, faces: Faces, identities: list[Identity]) -> None:
         self.view_identities = identities
@@ -253,5 +270,5 @@ class Pipeline:
                            "confirmed": track.confirmed, "box": [round(float(v), 1) for v in track.xyxy]})
         self.last_stats = Stats(time.time(), self.source.settings.camera, fps, self.source.stats.frames,
                                 self.source.stats.skipped, self._latency_ms, per_s, len(tracks), tracks, cpu,
-                                rss_mb(), self.source.stats.connected)
+                                rss_mb(), self.source.stats.connected, self.tracking.cut_count)
         return self.last_stats

@@ -135,6 +135,7 @@ class ScanResult:
     unconfirmed_tracks: int = 0
     unidentified_tracks: int = 0  # confirmed, but no face good enough to embed
     identity_switches: int = 0
+    scene_cuts: list[float] = field(default_factory=list)  # seconds at which a new shot began
 
     @property
     def duration(self) -> float:
@@ -161,6 +162,7 @@ class ScanResult:
             "identity_switches": self.identity_switches, "confirmed_tracks": self.confirmed_tracks,
             "unconfirmed_tracks": self.unconfirmed_tracks,
             "unidentified_tracks": self.unidentified_tracks,
+            "scene_cuts": [round(t, 3) for t in self.scene_cuts],
             "people": [{
                 "name": p.name, "anonymous": p.anonymous, "new": p.new,
                 "first_seen": round(p.first_seen, 3), "last_seen": round(p.last_seen, 3),
@@ -264,6 +266,7 @@ def scan_video(path: Path, engine: FaceEngine, gallery: Gallery, detect_every: i
         records, gallery, embedder.model_id, tracking.match_threshold, reader.fps, gap)
     result.identity_switches = sum(r.switches for r in records if r.confirmed)
     result.confirmed_tracks = sum(r.confirmed for r in records)
+    result.scene_cuts = list(tracking.cuts)
     result.processing_seconds = time.perf_counter() - start
     if enroll:
         remember(result, gallery, embedder.model_id, result.video)

@@ -13,6 +13,7 @@ from edged.events import TrackEvent
 from edged.gallery import Gallery
 from edged.quality import QualitySettings, assess
 from edged.reid import Reid, ReidSettings
+from edged.shots import CutDetector, CutSettings
 from edged.tracker import Track, Tracker, TrackerSettings
 from edged.types import Faces, Identity
 from edged.unknowns import CLUSTER_MARGIN
@@ -26,6 +27,7 @@ class TrackingSettings:
     quality: QualitySettings = QualitySettings()
     tracker: TrackerSettings = TrackerSettings()
     reid: ReidSettings = ReidSettings()
+    cuts: CutSettings = CutSettings()
     match_threshold: float = 0.0  # cosine similarity to name a face; 0 = the engine's
 
 
@@ -46,6 +48,7 @@ class TrackRecord:
     thumbnail: np.ndarray | None  # best face, BGR
     thumbnail_quality: float
     switches: int  # times the voted identity changed from one named person to another
+    end_reason: str = "finished"  # one of events.END_REASONS
 
 
 @dataclass
@@ -105,13 +108,34 @@ class FaceTracking:
         self.finished: list[TrackRecord] = []
         self.detections = 0  # frames on which detection ran
         self.faces_seen = 0  # detected faces summed over those frames
+        self.cut_detector = CutDetector(self.settings.cuts)
+        self.cuts: list[float] = []  # times (ts) at which a new shot began (kept with the records)
+        self.cut_count = 0
+        self._observed_ts: float | None = None
+
+    def observe(self, image_bgr: np.ndarray, ts: float) -> bool:
+        """Call on every frame read, detection or not (process() does it for its own frames):
+        at a hard cut every live track ends, so no track, and no name, crosses into another
+        shot. True at a cut."""
+        if ts == self._observed_ts:
+            return False
+        self._observed_ts = ts
+        if not self.cut_detector.check(image_bgr):
+            return False
+        self.cut_count += 1
+        if self.keep_records:
+            self.cuts.append(ts)
+        for track in self.tracker.finish():
+            self._close(track, "scene_cut")
+        return True
 
     def process(self, image_bgr: np.ndarray, ts: float, index: int) -> FrameResult:
+        self.observe(image_bgr, ts)
         faces = self.engine.detector.detect(image_bgr)
         quality = assess(image_bgr, faces, self.settings.quality)
         update = self.tracker.update(faces, ts)
         for track in update.ended:
-            self._close(track)
+            self._close(track, "lost")
         faces = update.faces
         for track_id in update.started:
             self._emit("started", self.tracker.tracks[track_id])
@@ -181,18 +205,19 @@ class FaceTracking:
         name = match.person or self.gallery.new_anonymous(vectors, embedder.model_id, self.camera)
         self._strangers[track_id] = name
 
-    def _emit(self, kind: str, track: Track, previous: str | None = None) -> None:
+    def _emit(self, kind: str, track: Track, previous: str | None = None, reason: str | None = None) -> None:
         identity = self.identity(track.track_id)
         box = tuple(float(v) for v in track.xyxy)
         self._events.append(TrackEvent(kind, self.camera, track.track_id, track.last_ts + self.time_offset,
                                        track.first_ts + self.time_offset, box,  # type: ignore[arg-type]
-                                       identity.person, identity.similarity, track.confirmed, previous))
+                                       identity.person, identity.similarity, track.confirmed, previous,
+                                       reason=reason))
 
     def finish(self) -> list[TrackRecord]:
         """Ends every live track; returns all tracks recorded so far (their "ended" events
         are in `take_events()`)."""
         for track in self.tracker.finish():
-            self._close(track)
+            self._close(track, "finished")
         return self.finished
 
     def thumbnail(self, track_id: int) -> np.ndarray | None:
@@ -203,15 +228,15 @@ class FaceTracking:
     def tick(self, ts: float) -> list[TrackEvent]:
         """No frame came (camera down): tracks unseen for too long still end, on time."""
         for track in self.tracker.expire(ts):
-            self._close(track)
+            self._close(track, "lost")
         return self.take_events()
 
     def take_events(self) -> list[TrackEvent]:
         events, self._events = self._events, []
         return events
 
-    def _close(self, track: Track) -> None:
-        self._emit("ended", track)
+    def _close(self, track: Track, reason: str) -> None:
+        self._emit("ended", track, reason=reason)
         self._announced.pop(track.track_id, None)
         stranger = self._strangers.pop(track.track_id, None)
         if stranger is not None:
@@ -228,4 +253,4 @@ class FaceTracking:
         self.finished.append(TrackRecord(
             track.track_id, extra.first_index, extra.last_index, track.first_ts, track.last_ts, track.hits,
             track.confirmed, identity, vectors, np.array(extra.qualities, np.float32), extra.thumbnail,
-            extra.thumbnail_quality, state.switches if state else 0))
+            extra.thumbnail_quality, state.switches if state else 0, reason))

@@ -56,11 +56,17 @@ def face_patch(detector: Any, person: str, photo: str, height: int) -> np.ndarra
     return cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA)
 
 
-def background(width: int, height: int) -> np.ndarray:
-    """A calm, faceless backdrop: a wall-like gradient with a little fixed texture."""
-    rng = np.random.default_rng(7)
+# Wall colours (BGR, top of the frame) of successive shots, for scenarios with scene cuts.
+SHOT_COLOURS = ((120, 130, 110), (60, 90, 150), (150, 110, 70), (90, 150, 90))
+
+
+def background(width: int, height: int, shot: int = 0) -> np.ndarray:
+    """A calm, faceless backdrop: a wall-like gradient with a little fixed texture; each shot
+    of a scenario with cuts gets its own colours and texture, as another scene would."""
+    rng = np.random.default_rng(7 + shot)
     ys = np.linspace(0, 1, height)[:, None]
-    base = np.dstack([120 + 60 * ys, 130 + 40 * ys, 110 + 30 * ys]) * np.ones((1, width, 1))
+    b, g, r = SHOT_COLOURS[shot % len(SHOT_COLOURS)]
+    base = np.dstack([b + 60 * ys, g + 40 * ys, r + 30 * ys]) * np.ones((1, width, 1))
     noise = cv2.GaussianBlur(rng.normal(0, 12, (height, width, 3)), (0, 0), 3)
     return np.clip(base + noise, 0, 255).astype(np.uint8)
 
@@ -89,15 +95,16 @@ def read_stamp(image: np.ndarray) -> int:
 
 
 def render(path: Path, actors: list[Actor], frames: int, detector: Any, size: tuple[int, int] = (640, 360),
-           face_height: int = 110, stamped: bool = False) -> Path:
+           face_height: int = 110, stamped: bool = False, cuts: tuple[int, ...] = ()) -> Path:
     """Writes the scenario to an MP4 file (MPEG-4 part 2, as OpenCV writes); actors later in
-    the list pass in front; `stamped` marks each frame with its number."""
+    the list pass in front; `stamped` marks each frame with its number; at each frame in
+    `cuts` a new shot begins (another backdrop, as a hard cut to another scene)."""
     width, height = size
     patches = {(a.person, a.photo): face_patch(detector, a.person, a.photo, face_height) for a in actors}
-    backdrop = background(width, height)
+    backdrops = [background(width, height, shot) for shot in range(len(cuts) + 1)]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), FPS, size)
     for frame in range(frames):
-        canvas = backdrop.copy()
+        canvas = backdrops[sum(frame >= cut for cut in cuts)].copy()
         for actor in actors:
             for shown in actor.appearances:
                 if shown.first <= frame <= shown.last:

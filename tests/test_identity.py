@@ -1,0 +1,149 @@
+"""Identities that hold: no track, and no name, crosses a hard cut (real models, rendered video)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from scenarios import Actor, Appearance, render
+from services import enroll_first_photos
+
+from edged.detector import DetectorSettings
+from edged.engine import EngineOptions, FaceEngine
+from edged.gallery import Gallery
+from edged.scan import scan_video
+from edged.shots import CutDetector, CutSettings
+from edged.tracking import FaceTracking, TrackingSettings
+
+from .conftest import DATA
+
+ENROLLED = [("obama", "obama.jpg"), ("biden", "biden.jpg")]
+SPOT = (262, 120)  # everyone stands at the same place, so geometry alone would carry a track on
+# Four shots of 3 s: obama, biden, a stranger (paul_rudd), obama again; each shot another scene.
+CUTS = (75, 150, 225)
+SHOTS = [(0, 74), (75, 149), (150, 224), (225, 299)]
+CUT_SCENES = [
+    Actor("obama", "obama2.jpg", (Appearance(0, 74, SPOT, (SPOT[0] + 8, SPOT[1])),
+                                  Appearance(225, 299, SPOT, (SPOT[0] - 8, SPOT[1])))),
+    Actor("biden", "biden2.jpg", (Appearance(75, 149, SPOT, (SPOT[0] + 6, SPOT[1] + 4)),)),
+    Actor("paul_rudd", "1.jpg", (Appearance(150, 224, SPOT, SPOT),)),
+]
+EVERY = 5  # 5 detections a second, the daemon's default rate
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return FaceEngine(EngineOptions(embedder="mobilefacenet", detector=DetectorSettings.edge()))
+
+
+@pytest.fixture(scope="module")
+def gallery_path(engine, tmp_path_factory):
+    return enroll_first_photos(engine, tmp_path_factory.mktemp("identity") / "gallery.db", ENROLLED)
+
+
+@pytest.fixture(scope="module")
+def cut_video(engine, tmp_path_factory):
+    return render(tmp_path_factory.mktemp("cuts") / "cuts.mp4", CUT_SCENES, 300, engine.detector, cuts=CUTS)
+
+
+def shot_of(frame: int) -> int:
+    return sum(frame >= cut for cut in CUTS)
+
+
+def track_records(engine, gallery_path, video, settings: TrackingSettings):
+    """Every track of the video, reading every frame and detecting on every EVERY-th."""
+    capture = cv2.VideoCapture(str(video))
+    with Gallery(gallery_path) as gallery:
+        tracking = FaceTracking(engine, gallery, settings)
+        index = 0
+        while True:
+            ok, image = capture.read()
+            if not ok:
+                break
+            if index % EVERY == 0:
+                tracking.process(image, index / 25.0, index)
+            else:
+                tracking.observe(image, index / 25.0)
+            index += 1
+        return tracking.finish(), tracking.cuts
+
+
+def test_no_track_and_no_name_crosses_a_cut(engine, gallery_path, cut_video):
+    records, cuts = track_records(engine, gallery_path, cut_video, TrackingSettings(detector=engine.detector.settings))
+    assert [round(t * 25) for t in cuts] == list(CUTS)
+    confirmed = [r for r in records if r.confirmed]
+    assert len(confirmed) >= 4
+    for record in confirmed:
+        first, last = shot_of(record.first_index), shot_of(record.last_index)
+        assert first == last, f"track {record.track_id} runs from shot {first} into shot {last}"
+        truth = {0: "obama", 1: "biden", 2: None, 3: "obama"}[first]
+        assert record.identity.person == truth, f"track {record.track_id} in shot {first}: {record.identity}"
+    ended_at_cut = [r for r in records if r.end_reason == "scene_cut"]
+    assert len(ended_at_cut) == 3  # one live track at each cut
+
+
+def test_without_cut_detection_the_name_would_cross(engine, gallery_path, cut_video):
+    """The same video with cut detection off: the defect the issue measured comes back (so the
+    test above is one that can fail)."""
+    settings = TrackingSettings(detector=engine.detector.settings, cuts=CutSettings(enabled=False))
+    records, _ = track_records(engine, gallery_path, cut_video, settings)
+    assert any(shot_of(r.first_index) != shot_of(r.last_index) for r in records if r.confirmed)
+
+
+def test_scan_names_each_person_only_inside_their_shots(engine, gallery_path, cut_video, tmp_path):
+    target = tmp_path / "gallery.db"
+    with Gallery(gallery_path) as source:
+        source._db.execute("VACUUM INTO ?", (str(target),))
+    with Gallery(target) as gallery:
+        result = scan_video(cut_video, engine, gallery, EVERY, TrackingSettings(detector=engine.detector.settings))
+    assert [round(t * 25) for t in result.scene_cuts] == list(CUTS)
+    shots_of = {p.name: {shot_of(f) for i in p.intervals for f in (i.first_frame, i.last_frame)}
+                for p in result.people}
+    assert shots_of.pop("obama") == {0, 3}
+    assert shots_of.pop("biden") == {1}
+    assert list(shots_of.values()) == [{2}], shots_of  # the stranger, as one new-N
+    assert result.to_json()["scene_cuts"] == [3.0, 6.0, 9.0]
+
+
+def test_no_cuts_in_the_crowd_video():
+    """People walking towards the camera, some large in the frame, are no scene change."""
+    detector = CutDetector()
+    capture = cv2.VideoCapture(str(DATA / "video" / "crowd_1080p.mp4"))
+    distances = []
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        assert not detector.check(image)
+        distances.append(detector.last_distance)
+    assert len(distances) == 105 and max(distances) < CutSettings().threshold / 3
+
+
+def test_a_covered_camera_is_a_cut():
+    detector = CutDetector()
+    capture = cv2.VideoCapture(str(DATA / "video" / "crowd_1080p.mp4"))
+    ok, image = capture.read()
+    assert ok and not detector.check(image)
+    assert detector.check(np.zeros_like(image) + 8)  # a hand over the lens
+
+
+def test_the_daemon_ends_tracks_at_a_cut_and_says_why(gallery_path, cut_video, tmp_path):
+    """A camera switched or moved: every track ends with reason "scene_cut", the log says what
+    happened, and no ended event of one shot carries the next shot's person."""
+    from services import Daemon, config, free_port, gallery_copy, wait_until
+
+    port = free_port()
+    daemon = Daemon(tmp_path, config(cut_video, gallery_copy(gallery_path, tmp_path), port, loop=False))
+    daemon.start()
+    try:
+        def cut_events():
+            status = daemon.status(port) or {}
+            return [e for e in status.get("recent_events", []) if e.get("reason") == "scene_cut"]
+
+        wait_until(lambda: len(cut_events()) >= 2, 40, "tracks ended by two cuts")
+        assert "the picture changed at once (camera moved, switched or covered?)" in daemon.text()
+        first, second = cut_events()[:2]
+        assert first["person"] == "obama" and second["person"] == "biden"
+        wait_until(lambda: daemon.status(port)["stats"]["scene_cuts"] >= 2, 5, "the cuts counted in stats")
+    finally:
+        assert daemon.stop() == 0
