@@ -2,10 +2,13 @@
 passes the clock in the events).
 
 Modes: none, unknowns (people not enrolled, anonymous ids included), knowns, all. Only
-confirmed tracks alert. With cooldown 0 each track alerts once; with a cooldown, a person
-alerts at most once per cooldown, so a person whose track breaks up does not alert again and
-again; faces no one could identify yet (too small or blurred to embed) share one cooldown,
-so a crowd of them is one alert, not one per face. People in `ignore` never alert.
+confirmed tracks alert, and only on an answer: a stranger alert waits until the track's vote
+says "unknown", or until the track has stayed unidentified for `unidentified_after_s` (its
+"unidentified" event), so an enrolled person first seen from far away is not a stranger.
+With cooldown 0 each track alerts once; with a cooldown, a person alerts at most once per
+cooldown, so a person whose track breaks up does not alert again and again; faces no one
+could identify in time (too small or blurred to embed) share one cooldown, so a crowd of them
+is one alert, not one per face. People in `ignore` never alert.
 """
 
 from __future__ import annotations
@@ -60,7 +63,9 @@ class AlertEngine:
         if event.kind == "ended":
             self._alerted_tracks.discard(track)
             return []
-        if event.kind not in ("confirmed", "identity_changed") or not event.confirmed:
+        answered = event.kind in ("confirmed", "identity_changed") and event.identified
+        overdue = event.kind == "unidentified"
+        if not (answered or overdue) or not event.confirmed:
             return []
         if not self.enabled or not self.wanted(event.person):
             return []
@@ -72,5 +77,6 @@ class AlertEngine:
             return []
         self._alerted_tracks.add(track)
         self._last_alert[key] = event.time
+        reason = "unidentified" if overdue else ("unknown" if is_unknown(event.person) else "known")
         return [Alert(event.camera, event.track_id, event.time, event.start_time, event.person, event.similarity,
-                      event.box, "unknown" if is_unknown(event.person) else "known")]
+                      event.box, reason)]

@@ -122,6 +122,8 @@ class AlertsConfig:
     mode: str = field(default="unknowns", metadata=check("none, unknowns, knowns or all",
                                                          lambda v: v in ("none", "unknowns", "knowns", "all")))
     cooldown_s: float = field(default=0.0, metadata=check(">= 0 (0: once per track)", lambda v: v >= 0))
+    # A track with no answer yet (faces too small or blurred to embed) alerts after this; 0 = never.
+    unidentified_after_s: float = field(default=10.0, metadata=check(">= 0", lambda v: v >= 0))
     ignore: list[str] = field(default_factory=list)
 
 

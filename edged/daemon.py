@@ -81,6 +81,7 @@ def tracking_settings(config: Config) -> TrackingSettings:
         quality=QualitySettings(config.quality.min_face_px, config.quality.min_sharpness, config.quality.max_yaw, zone),
         tracker=TrackerSettings(max_age_s=config.tracker.max_age_s, credence=config.tracker.credence),
         reid=ReidSettings(max_interval=config.tracker.reid_max_interval),
+        unidentified_after_s=config.alerts.unidentified_after_s,
         match_threshold=config.recognition.threshold)
 
 

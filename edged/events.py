@@ -15,7 +15,8 @@ def event_id(start_time: float, camera: str, track_id: int) -> str:
 
 @dataclass(frozen=True)
 class TrackEvent:
-    """A track's life: kind is "started", "confirmed", "identity_changed" or "ended" (with a reason).
+    """A track's life: kind is "started", "confirmed", "identity_changed", "unidentified" (still
+    no answer `unidentified_after_s` after it began) or "ended" (with a reason).
     Times are Unix seconds; `person` None is unknown, `unknown-N` an anonymous id."""
 
     kind: str
@@ -31,6 +32,8 @@ class TrackEvent:
     snapshot: str | None = None  # where a snapshot of the face is, when a sink made one
     clip: str | None = None
     reason: str | None = None  # ended: one of END_REASONS
+    # False: "not yet identified" (never embedded, or no clear vote); person None is then no stranger.
+    identified: bool = True
 
     @property
     def id(self) -> str:
@@ -56,7 +59,7 @@ class Alert:
     person: str | None
     similarity: float
     box: Box
-    reason: str  # "unknown" or "known"
+    reason: str  # "known", "unknown" (a stranger), or "unidentified" (no answer in time)
     snapshot: str | None = None  # the best face, as a path under the web server (media/...)
     frame: str | None = None  # the full frame at the alert
     clip: str | None = None  # the clip this alert is in, as a path under the web server (clips/...)
@@ -68,7 +71,7 @@ class Alert:
 
     @property
     def who(self) -> str:
-        return self.person or "unknown"
+        return self.person or ("not yet identified" if self.reason == "unidentified" else "unknown")
 
     def to_json(self) -> dict[str, object]:
         return {"id": self.id, **asdict(self), "box": [round(v, 1) for v in self.box]}

@@ -3,7 +3,9 @@
 A new track is embedded at once. While its identity stays the same, the gap between
 embeddings doubles (1, 2, 4, 8 ... detections) up to `max_interval`. A change of identity, a
 jump of the box, or a much better face resets the gap to 1. The track's identity is a
-quality-weighted vote over all its embeddings, not the last answer.
+quality-weighted vote over all its embeddings, not the last answer, and it needs evidence: the
+leader (a person, or unknown) must lead the runner-up by `margin` of all the weight, or the
+track is "not yet identified".
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ class ReidSettings:
     jump: float = 0.75  # centre jump between detections, in face sizes, that forces an embedding
     better_quality: float = 1.5  # a face this many times better than the best so far forces one
     enabled: bool = True  # False: embed every good face at every detection (for comparison)
+    # The leader's weight minus the runner-up's, as a share of all the weight, that names a track:
+    # one vote decides; 2 against 1 (0.33) does; 3 against 2 (0.2) or a tie does not.
+    margin: float = 0.3
 
     def __post_init__(self) -> None:
-        if self.max_interval < 1 or self.jump <= 0 or self.better_quality <= 1:
-            raise ValueError("reid settings: max_interval >= 1, jump > 0, better_quality > 1")
+        if self.max_interval < 1 or self.jump <= 0 or self.better_quality <= 1 or not 0 <= self.margin < 1:
+            raise ValueError("reid settings: max_interval >= 1, jump > 0, better_quality > 1, 0 <= margin < 1")
 
 
 @dataclass
@@ -43,11 +48,14 @@ class TrackIdentity:
     current: str | None = None
     switches: int = 0  # leader changes from one named person to another
 
-    def identity(self, track_id: int, confirmed: bool) -> Identity:
+    def identity(self, track_id: int, confirmed: bool, margin: float = 0.3) -> Identity:
         if not self.weights:
-            return Identity(None, -1.0, track_id, 0, confirmed)
+            return Identity(None, -1.0, track_id, 0, confirmed, identified=False)
         person = max(self.weights, key=lambda p: self.weights[p])
         sims = self.similarities[person]
+        ranked = sorted(self.weights.values(), reverse=True) + [0.0]
+        if ranked[0] - ranked[1] < margin * sum(ranked):
+            return Identity(None, float(np.mean(sims)), track_id, len(sims), confirmed, identified=False)
         return Identity(person, float(np.mean(sims)), track_id, len(sims), confirmed)
 
 
@@ -102,7 +110,9 @@ class Reid:
 
     def identity(self, track_id: int, confirmed: bool = False) -> Identity:
         state = self.tracks.get(track_id)
-        return state.identity(track_id, confirmed) if state else Identity(None, -1.0, track_id, 0, confirmed)
+        if state is None:
+            return Identity(None, -1.0, track_id, 0, confirmed, identified=False)
+        return state.identity(track_id, confirmed, self.settings.margin)
 
     def forget(self, track_id: int) -> TrackIdentity | None:
         return self.tracks.pop(track_id, None)

@@ -28,6 +28,9 @@ class TrackingSettings:
     tracker: TrackerSettings = TrackerSettings()
     reid: ReidSettings = ReidSettings()
     cuts: CutSettings = CutSettings()
+    # A confirmed track with no answer (never embedded, or no clear vote) this long after it
+    # began gets one "unidentified" event, on which stranger alerts may fire; 0 = never.
+    unidentified_after_s: float = 10.0
     match_threshold: float = 0.0  # cosine similarity to name a face; 0 = the engine's
 
 
@@ -96,7 +99,9 @@ class FaceTracking:
         self.camera = camera
         self.time_offset = time_offset
         self.name_strangers = name_strangers
-        self._announced: dict[int, str | None] = {}  # confirmed tracks: identity last announced
+        # Confirmed tracks: the identity last announced, (person, identified).
+        self._announced: dict[int, tuple[str | None, bool]] = {}
+        self._overdue: set[int] = set()  # tracks that got their "unidentified" event
         self._strangers: dict[int, str] = {}  # track -> unknown-N
         self._events: list[TrackEvent] = []
         self.tracker = Tracker(self.settings.tracker)
@@ -173,7 +178,7 @@ class FaceTracking:
         """The track's vote, with a stranger's lasting id in place of unknown."""
         track = self.tracker.tracks.get(track_id)
         vote = self.reid.identity(track_id, bool(track and track.confirmed))
-        if vote.person is None and track_id in self._strangers:
+        if vote.person is None and vote.identified and track_id in self._strangers:
             return Identity(self._strangers[track_id], vote.similarity, track_id, vote.votes, vote.confirmed)
         return vote
 
@@ -183,18 +188,27 @@ class FaceTracking:
             return
         if self.name_strangers:
             self._name_stranger(track_id)
-        person = self.identity(track_id).person
+        identity = self.identity(track_id)
+        now = (identity.person, identity.identified)
         if just_confirmed:
-            self._announced[track_id] = person
+            self._announced[track_id] = now
             self._emit("confirmed", track)
-        elif self._announced.get(track_id, person) != person:
-            previous = self._announced[track_id]
-            self._announced[track_id] = person
+        elif self._announced.get(track_id, now) != now:
+            previous = self._announced[track_id][0]
+            self._announced[track_id] = now
             self._emit("identity_changed", track, previous)
+        wait = self.settings.unidentified_after_s
+        if (not identity.identified and wait > 0 and track.last_ts - track.first_ts >= wait
+                and track_id not in self._overdue):
+            self._overdue.add(track_id)
+            self._emit("unidentified", track)
 
     def _name_stranger(self, track_id: int) -> None:
         state = self.reid.tracks.get(track_id)
-        if state is None or not state.vectors or track_id in self._strangers or state.current is not None:
+        if state is None or not state.vectors or track_id in self._strangers:
+            return
+        vote = self.reid.identity(track_id)
+        if vote.person is not None or not vote.identified:  # only a clear "unknown" is a stranger
             return
         embedder = self.engine.embedder_loaded()
         vectors = np.stack(state.vectors)
@@ -211,7 +225,7 @@ class FaceTracking:
         self._events.append(TrackEvent(kind, self.camera, track.track_id, track.last_ts + self.time_offset,
                                        track.first_ts + self.time_offset, box,  # type: ignore[arg-type]
                                        identity.person, identity.similarity, track.confirmed, previous,
-                                       reason=reason))
+                                       reason=reason, identified=identity.identified))
 
     def finish(self) -> list[TrackRecord]:
         """Ends every live track; returns all tracks recorded so far (their "ended" events
@@ -238,6 +252,7 @@ class FaceTracking:
     def _close(self, track: Track, reason: str) -> None:
         self._emit("ended", track, reason=reason)
         self._announced.pop(track.track_id, None)
+        self._overdue.discard(track.track_id)
         stranger = self._strangers.pop(track.track_id, None)
         if stranger is not None:
             self.gallery.add_sighting(stranger, self.camera, track.first_ts + self.time_offset,
@@ -248,8 +263,8 @@ class FaceTracking:
             return
         dim = self.engine.embedder_spec.output_size
         vectors = np.stack(state.vectors) if state and state.vectors else np.empty((0, dim), np.float32)
-        identity = (state.identity(track.track_id, track.confirmed) if state
-                    else Identity(None, -1.0, track.track_id, 0, track.confirmed))
+        identity = (state.identity(track.track_id, track.confirmed, self.reid.settings.margin) if state
+                    else Identity(None, -1.0, track.track_id, 0, track.confirmed, identified=False))
         self.finished.append(TrackRecord(
             track.track_id, extra.first_index, extra.last_index, track.first_ts, track.last_ts, track.hits,
             track.confirmed, identity, vectors, np.array(extra.qualities, np.float32), extra.thumbnail,

@@ -78,10 +78,12 @@ class Faces:
 
 @dataclass(frozen=True)
 class Identity:
-    """Who a face or track is. `person` None means unknown."""
+    """Who a face or track is. `person` None means unknown when `identified`, and "not yet
+    identified" when not (a track never embedded, or whose vote has no clear leader)."""
 
     person: str | None
     similarity: float  # cosine similarity to the best gallery match, -1..1
     track_id: int = -1
     votes: int = 0
     confirmed: bool = False
+    identified: bool = True  # a gallery match is an answer; a track's vote may not be one yet

@@ -1,5 +1,7 @@
 """Alert engine: modes, once per track, cooldown, mute list (pure, fake clock)."""
 
+from dataclasses import replace
+
 import pytest
 
 from edged.alerts import AlertEngine, AlertSettings
@@ -76,3 +78,14 @@ def test_ignore_list_and_switch_off():
 def test_bad_settings():
     with pytest.raises(ValueError, match="alert mode 'loud'"):
         AlertSettings(mode="loud")
+
+
+def test_a_track_without_an_answer_is_no_stranger_until_its_time_is_up():
+    engine = AlertEngine(AlertSettings(mode="unknowns"))
+    not_yet = TrackEvent("confirmed", "door", 1, 0.0, 0.0, (0, 0, 10, 10), None, -1.0, True, identified=False)
+    assert engine.handle(not_yet) == []
+    overdue = engine.handle(replace(not_yet, kind="unidentified", time=10.0))
+    assert [(a.reason, a.who) for a in overdue] == [("unidentified", "not yet identified")]
+    answered = replace(not_yet, kind="identity_changed", identified=True, track_id=2)
+    assert [a.reason for a in engine.handle(answered)] == ["unknown"]
+    assert AlertEngine(AlertSettings(mode="knowns")).handle(replace(not_yet, kind="unidentified")) == []

@@ -147,3 +147,63 @@ def test_the_daemon_ends_tracks_at_a_cut_and_says_why(gallery_path, cut_video, t
         wait_until(lambda: daemon.status(port)["stats"]["scene_cuts"] >= 2, 5, "the cuts counted in stats")
     finally:
         assert daemon.stop() == 0
+
+
+# Obama (enrolled) and paul_rudd (a stranger) walk up to the camera: far away (faces tracked
+# but too small to embed) for 5 s, then near.
+APPROACH = [
+    Actor("obama", "obama2.jpg", (Appearance(0, 79, (100, 150), (105, 150), height=90),
+                                  Appearance(80, 129, (105, 140), (110, 140), height=110),
+                                  Appearance(130, 199, (110, 120), (115, 120), height=150))),
+    Actor("paul_rudd", "1.jpg", (Appearance(0, 79, (420, 150), (425, 150), height=90),
+                                 Appearance(80, 129, (425, 140), (430, 140), height=110),
+                                 Appearance(130, 199, (430, 120), (435, 120), height=150))),
+]
+FAR_QUALITY = 58  # px: the far faces (40 to 54 px) are tracked, the near ones (64 to 78 px) embedded
+
+
+@pytest.fixture(scope="module")
+def approach_video(engine, tmp_path_factory):
+    return render(tmp_path_factory.mktemp("approach") / "approach.mp4", APPROACH, 200, engine.detector)
+
+
+def alerts_of(engine, gallery_path, video, unidentified_after_s):
+    from edged.alerts import AlertEngine, AlertSettings
+    from edged.quality import QualitySettings
+
+    settings = TrackingSettings(detector=engine.detector.settings, quality=QualitySettings(min_face_px=FAR_QUALITY),
+                                unidentified_after_s=unidentified_after_s)
+    alerts_engine = AlertEngine(AlertSettings(mode="all"))
+    capture = cv2.VideoCapture(str(video))
+    alerts, events = [], []
+    with Gallery(gallery_path) as gallery:
+        tracking = FaceTracking(engine, gallery, settings)
+        index = 0
+        while True:
+            ok, image = capture.read()
+            if not ok:
+                break
+            if index % EVERY == 0:
+                for event in tracking.process(image, index / 25.0, index).events:
+                    events.append(event)
+                    alerts += [(index, a) for a in alerts_engine.handle(event)]
+            index += 1
+        tracking.finish()
+    return alerts, events
+
+
+def test_far_faces_are_not_yet_identified_and_raise_no_stranger_alert(engine, gallery_path, approach_video):
+    alerts, events = alerts_of(engine, gallery_path, approach_video, unidentified_after_s=0)
+    confirmed = [e for e in events if e.kind == "confirmed"]
+    assert len(confirmed) == 2 and all(not e.identified and e.person is None for e in confirmed)
+    assert sorted((a.reason, a.person) for _, a in alerts) == [("known", "obama"), ("unknown", None)]
+    assert all(index >= 130 for index, _ in alerts)  # only once the near faces answered
+
+
+def test_a_track_that_stays_unidentified_alerts_after_the_configured_time(engine, gallery_path, approach_video):
+    alerts, events = alerts_of(engine, gallery_path, approach_video, unidentified_after_s=2.0)
+    overdue = [(index, a) for index, a in alerts if a.reason == "unidentified"]
+    assert len(overdue) == 2 and all(50 <= index < 130 for index, _ in overdue)
+    assert all(a.who == "not yet identified" for _, a in overdue)
+    # Each track alerts once: obama's later answer adds no second alert by default.
+    assert len(alerts) == 2

@@ -55,3 +55,22 @@ def test_vote_is_weighted_by_quality_not_last_answer():
     assert identity.person == "alice" and identity.votes == 2 and identity.confirmed
     assert abs(identity.similarity - 0.7) < 1e-6
     assert reid.tracks[1].switches == 0
+
+
+def test_a_name_needs_a_clear_margin_over_the_runner_up_and_unknown():
+    reid = Reid()
+    assert not reid.identity(1, confirmed=True).identified  # never embedded: not yet identified
+    reid.record(1, Identity("alice", 0.5), np.ones(4) / 2, 0.5)
+    assert reid.identity(1).person == "alice"  # one clear answer decides
+    reid.record(1, Identity(None, 0.2), np.ones(4) / 2, 0.5)
+    tie = reid.identity(1)
+    assert tie.person is None and not tie.identified  # alice against unknown, a tie: no answer
+    reid.record(1, Identity("alice", 0.5), np.ones(4) / 2, 0.5)
+    assert reid.identity(1).person == "alice"  # 2 against 1: a margin of a third
+    reid.record(2, Identity(None, 0.1), np.ones(4) / 2, 0.5)
+    stranger = reid.identity(2)
+    assert stranger.person is None and stranger.identified  # a clear "unknown" is an answer
+    strict = Reid(ReidSettings(margin=0.5))
+    for person in ("alice", "alice", None):
+        strict.record(1, Identity(person, 0.5), np.ones(4) / 2, 0.5)
+    assert not strict.identity(1).identified

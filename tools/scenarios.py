@@ -25,6 +25,7 @@ class Appearance:
     last: int
     start: tuple[float, float]
     end: tuple[float, float]
+    height: int = 0  # the face patch's height in pixels; 0 = the scenario's face_height
 
     def position(self, frame: int) -> tuple[int, int]:
         share = (frame - self.first) / max(self.last - self.first, 1)
@@ -100,7 +101,9 @@ def render(path: Path, actors: list[Actor], frames: int, detector: Any, size: tu
     the list pass in front; `stamped` marks each frame with its number; at each frame in
     `cuts` a new shot begins (another backdrop, as a hard cut to another scene)."""
     width, height = size
-    patches = {(a.person, a.photo): face_patch(detector, a.person, a.photo, face_height) for a in actors}
+    patches = {(a.person, a.photo, s.height or face_height): face_patch(detector, a.person, a.photo,
+                                                                        s.height or face_height)
+               for a in actors for s in a.appearances}
     backdrops = [background(width, height, shot) for shot in range(len(cuts) + 1)]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), FPS, size)
     for frame in range(frames):
@@ -108,7 +111,7 @@ def render(path: Path, actors: list[Actor], frames: int, detector: Any, size: tu
         for actor in actors:
             for shown in actor.appearances:
                 if shown.first <= frame <= shown.last:
-                    patch = patches[(actor.person, actor.photo)]
+                    patch = patches[(actor.person, actor.photo, shown.height or face_height)]
                     x, y = shown.position(frame)
                     ph, pw = patch.shape[:2]
                     x0, y0 = max(x, 0), max(y, 0)

@@ -279,6 +279,8 @@ class MqttSink:
             return
         if not event.confirmed or event.kind not in ("confirmed", "identity_changed"):
             return
+        if not known and not event.identified:  # no answer yet: neither a stranger nor anyone
+            return
         if not known:
             self._live.pop(event.track_id, None)
             self._strangers_live.add(event.track_id)

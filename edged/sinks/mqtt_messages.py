@@ -106,7 +106,8 @@ def event_message(topics: Topics, event: TrackEvent) -> Message | None:
         "person": event.person, "similarity": round(event.similarity, 4), "confirmed": event.confirmed,
         "box": [round(v, 1) for v in event.box], "start_time": round(event.start_time, 3),
         "end_time": round(event.time, 3) if event.kind == "ended" else None,
-        "snapshot": event.snapshot, "clip": event.clip,
+        "snapshot": event.snapshot, "clip": event.clip, "identified": event.identified,
+        "reason": event.reason,
     }
     if event.previous is not None or event.kind == "identity_changed":
         body["previous"] = event.previous
@@ -123,7 +124,7 @@ EVENT_KINDS = ("known", "stranger", "unidentified")
 def face_event(topics: Topics, alert: Alert) -> Message:
     """The alert for Home Assistant's event entity: its kind as `event_type`, the alert's
     fields as the event's attributes."""
-    kind = "known" if alert.reason == "known" else ("stranger" if alert.person else "unidentified")
+    kind = {"known": "known", "unknown": "stranger"}.get(alert.reason, "unidentified")
     return topics.event, json.dumps({"event_type": kind, **alert.to_json()}), 1, False
 
 
