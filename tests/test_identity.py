@@ -50,21 +50,27 @@ def shot_of(frame: int) -> int:
     return sum(frame >= cut for cut in CUTS)
 
 
+def frames(video):
+    """(index, image) for every frame of a video, as a daemon reads a camera."""
+    capture = cv2.VideoCapture(str(video))
+    index = 0
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            return
+        yield index, image
+        index += 1
+
+
 def track_records(engine, gallery_path, video, settings: TrackingSettings):
     """Every track of the video, reading every frame and detecting on every EVERY-th."""
-    capture = cv2.VideoCapture(str(video))
     with Gallery(gallery_path) as gallery:
         tracking = FaceTracking(engine, gallery, settings)
-        index = 0
-        while True:
-            ok, image = capture.read()
-            if not ok:
-                break
+        for index, image in frames(video):
             if index % EVERY == 0:
                 tracking.process(image, index / 25.0, index)
             else:
                 tracking.observe(image, index / 25.0)
-            index += 1
         return tracking.finish(), tracking.cuts
 
 
@@ -174,20 +180,14 @@ def alerts_of(engine, gallery_path, video, unidentified_after_s):
     settings = TrackingSettings(detector=engine.detector.settings, quality=QualitySettings(min_face_px=FAR_QUALITY),
                                 unidentified_after_s=unidentified_after_s)
     alerts_engine = AlertEngine(AlertSettings(mode="all"))
-    capture = cv2.VideoCapture(str(video))
     alerts, events = [], []
     with Gallery(gallery_path) as gallery:
         tracking = FaceTracking(engine, gallery, settings)
-        index = 0
-        while True:
-            ok, image = capture.read()
-            if not ok:
-                break
+        for index, image in frames(video):
             if index % EVERY == 0:
                 for event in tracking.process(image, index / 25.0, index).events:
                     events.append(event)
                     alerts += [(index, a) for a in alerts_engine.handle(event)]
-            index += 1
         tracking.finish()
     return alerts, events
 
