@@ -182,6 +182,16 @@ def operating_point(scores: TrialScores, threshold: float) -> OperatingPoint:
     )
 
 
+def same_person_floor(vectors: np.ndarray, labels: np.ndarray, percentile: float = 5.0) -> tuple[float, int]:
+    """The cosine that all but `percentile`% of pairs of one person's photos exceed, and the
+    number of pairs: below it, two faces are almost never the same person."""
+    similarity = vectors @ vectors.T
+    upper = np.triu_indices(len(labels), 1)
+    same = (labels[:, None] == labels[None])[upper]
+    genuine = similarity[upper][same]
+    return math.floor(float(np.percentile(genuine, percentile)) * 1000) / 1000, int(len(genuine))
+
+
 def mirror_average(vectors: np.ndarray, mirrored: np.ndarray) -> np.ndarray:
     """Test-time augmentation: the mean of a face's and its mirror image's embeddings, unit length."""
     mean = vectors + mirrored

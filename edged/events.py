@@ -44,8 +44,9 @@ class TrackEvent:
 
 
 # Why a track ended: unseen for tracker.max_age_s; a hard cut (camera moved, switched or covered,
-# or an edit in a video); the source ended or the daemon stopped.
-END_REASONS = ("lost", "scene_cut", "finished")
+# or an edit in a video); its face became someone else's (the track split); the source ended
+# or the daemon stopped.
+END_REASONS = ("lost", "scene_cut", "appearance", "finished")
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,9 @@ class ModelSpec:
     # (20 enrolled people); 0 where the model was never calibrated.
     threshold_1pct: float = 0.0
     threshold_5pct: float = 0.0
+    # Cosine that 95% of pairs of a person's own photos exceed (tools/calibrate.py): a track's new
+    # face below this against all its earlier ones is someone else. 0 = not measured.
+    same_person_floor: float = 0.0
     calibration: str = ""  # what the thresholds were measured on, in a line
     source: str = ""
     untrained: bool = False
@@ -65,6 +68,12 @@ class ModelSpec:
         if false_accepts not in measured:
             raise ModelError(f"false_accepts '{false_accepts}' is not one of {sorted(measured)}")
         return measured[false_accepts] or self.match_threshold
+
+    @property
+    def split_floor(self) -> float:
+        """same_person_floor, or half the match threshold where it was never measured (the two
+        calibrated models measure 0.2 against thresholds of 0.38-0.42)."""
+        return self.same_person_floor or self.match_threshold / 2
 
     @property
     def is_embedder(self) -> bool:
@@ -119,7 +128,7 @@ def _check_spec(spec: ModelSpec, where: str) -> None:
             raise ModelError(f"{prefix}: input_size must be [width, height] > 0")
         if spec.output_size <= 0:
             raise ModelError(f"{prefix}: output_size must be > 0")
-        for key in ("match_threshold", "threshold_1pct", "threshold_5pct"):
+        for key in ("match_threshold", "threshold_1pct", "threshold_5pct", "same_person_floor"):
             if not -1.0 < getattr(spec, key) < 1.0:
                 raise ModelError(f"{prefix}: {key} {getattr(spec, key)} is not a cosine in (-1, 1)")
 

@@ -108,6 +108,12 @@ class Reid:
         else:
             state.interval = min(state.interval * 2, self.settings.max_interval)
 
+    def force(self, track_id: int) -> None:
+        """Embed this track at its next good face (its box just came free of another's)."""
+        state = self.tracks.get(track_id)
+        if state is not None:
+            state.interval = 1
+
     def identity(self, track_id: int, confirmed: bool = False) -> Identity:
         state = self.tracks.get(track_id)
         if state is None:

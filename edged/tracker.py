@@ -163,6 +163,16 @@ class Tracker:
         track.last_ts = ts
         track.hits += 1
 
+    def split(self, track_id: int) -> tuple[Track, int]:
+        """Ends a track where it stands and starts a new one on its newest detection (another
+        person took its place); returns the ended track and the new id."""
+        old = self.tracks.pop(track_id)
+        new = Track(self._next_id, old.xyxy.copy(), old.landmarks.copy(), old.score, old.last_ts, old.last_ts,
+                    confirmed=self.settings.credence <= 1)
+        self._next_id += 1
+        self.tracks[new.track_id] = new
+        return old, new.track_id
+
     def expire(self, ts: float) -> list[Track]:
         """Ends the tracks unseen for more than max_age_s at `ts`; returns them."""
         ended = [t for t in self.tracks.values() if ts - t.last_ts > self.settings.max_age_s]

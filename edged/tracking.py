@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edged.boxes import iou_matrix
 from edged.detector import DetectorSettings
 from edged.engine import FaceEngine
 from edged.events import TrackEvent
@@ -31,6 +32,9 @@ class TrackingSettings:
     # A confirmed track with no answer (never embedded, or no clear vote) this long after it
     # began gets one "unidentified" event, on which stranger alerts may fire; 0 = never.
     unidentified_after_s: float = 10.0
+    # An embedding this far from every earlier one of its track (cosine) is another person: the
+    # track splits there. 0 = the embedder spec's measured same_person_floor.
+    split_below: float = 0.0
     match_threshold: float = 0.0  # cosine similarity to name a face; 0 = the engine's
 
 
@@ -75,6 +79,15 @@ class FrameResult:
     events: list[TrackEvent] = field(default_factory=list)
 
 
+def overlapping(faces: Faces) -> set[int]:
+    """Track ids of faces whose boxes overlap another face's (crossing, occluding)."""
+    if len(faces) < 2:
+        return set()
+    iou = iou_matrix(faces.xyxy, faces.xyxy)
+    np.fill_diagonal(iou, 0.0)
+    return {int(t) for t in faces.track_id[iou.max(axis=1) > 0.0]}
+
+
 def face_thumbnail(image: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
     x1, y1, x2, y2 = xyxy
     pad = THUMBNAIL_MARGIN * max(x2 - x1, y2 - y1)
@@ -102,6 +115,8 @@ class FaceTracking:
         # Confirmed tracks: the identity last announced, (person, identified).
         self._announced: dict[int, tuple[str | None, bool]] = {}
         self._overdue: set[int] = set()  # tracks that got their "unidentified" event
+        self._crossing: set[int] = set()  # tracks whose box overlapped another's at the last detection
+        self.splits = 0  # tracks split because their face changed to someone else's
         self._strangers: dict[int, str] = {}  # track -> unknown-N
         self._events: list[TrackEvent] = []
         self.tracker = Tracker(self.settings.tracker)
@@ -147,6 +162,12 @@ class FaceTracking:
         self.detections += 1
         self.faces_seen += len(faces)
 
+        # While boxes overlap, faces are half hidden and may be swapped: no votes from them; as
+        # soon as a box comes free, its track is embedded again to check who it is.
+        crossing = overlapping(faces)
+        for track_id in self._crossing - crossing:
+            self.reid.force(track_id)
+        self._crossing = crossing
         due = []
         for i, track_id in enumerate(faces.track_id.tolist()):
             extra = self._extra.setdefault(track_id, _Extra(index, index))
@@ -154,7 +175,8 @@ class FaceTracking:
             if quality.score[i] > extra.thumbnail_quality:
                 extra.thumbnail = face_thumbnail(image_bgr, faces.xyxy[i])
                 extra.thumbnail_quality = float(quality.score[i])
-            if quality.passed[i] and self.reid.due(track_id, faces.xyxy[i], float(quality.score[i])):
+            if (track_id not in crossing and quality.passed[i]
+                    and self.reid.due(track_id, faces.xyxy[i], float(quality.score[i]))):
                 due.append(i)
         if due:
             embedder = self.engine.embedder_loaded()
@@ -162,6 +184,9 @@ class FaceTracking:
             matches = self.gallery.match(vectors, embedder.model_id, self.match_threshold)
             for i, vector, match in zip(due, vectors, matches, strict=True):
                 track_id = int(faces.track_id[i])
+                if self._someone_else(track_id, vector):
+                    track_id = self._split(track_id, index)
+                    faces.track_id[i] = track_id
                 self.reid.record(track_id, match, vector, float(quality.score[i]))
                 self._extra[track_id].qualities.append(float(quality.score[i]))
         for track_id in faces.track_id.tolist():
@@ -169,6 +194,27 @@ class FaceTracking:
         identities = [self.identity(int(t)) for t in faces.track_id]
         events, self._events = self._events, []
         return FrameResult(index, ts, faces, identities, len(due), events)
+
+    @property
+    def split_below(self) -> float:
+        return self.settings.split_below or self.engine.embedder_spec.split_floor
+
+    def _someone_else(self, track_id: int, vector: np.ndarray) -> bool:
+        """The new face is less like every earlier face of the track than a person's own photos
+        almost ever are (the embedder's calibration)."""
+        state = self.reid.tracks.get(track_id)
+        if state is None or not state.vectors:
+            return False
+        return float(np.max(np.stack(state.vectors) @ vector)) < self.split_below
+
+    def _split(self, track_id: int, index: int) -> int:
+        """Ends the track before this face and starts a new one with it; returns the new id."""
+        old, new_id = self.tracker.split(track_id)
+        self.splits += 1
+        self._close(old, "appearance")
+        self._extra[new_id] = _Extra(index, index)
+        self._emit("started", self.tracker.tracks[new_id])
+        return new_id
 
     @property
     def match_threshold(self) -> float:

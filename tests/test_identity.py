@@ -207,3 +207,63 @@ def test_a_track_that_stays_unidentified_alerts_after_the_configured_time(engine
     assert all(a.who == "not yet identified" for _, a in overdue)
     # Each track alerts once: obama's later answer adds no second alert by default.
     assert len(alerts) == 2
+
+
+# Obama and biden walk towards each other, meet (biden in front, hiding obama for 0.8 s) and
+# turn back: a motion model expects them to walk on through each other and swap their tracks.
+CROSSING = [
+    Actor("obama", "obama2.jpg", (Appearance(0, 69, (20, 110), (250, 110)), Appearance(70, 89, (250, 110), (250, 110)),
+                                  Appearance(90, 159, (250, 110), (20, 110)))),
+    Actor("biden", "biden2.jpg", (Appearance(0, 69, (480, 110), (250, 110)), Appearance(70, 89, (250, 110), (250, 110)),
+                                  Appearance(90, 159, (250, 110), (480, 110)))),
+]
+
+
+def truth_x(person: str, index: int) -> int:
+    actor = next(a for a in CROSSING if a.person == person)
+    return next(a.position(index)[0] for a in actor.appearances if a.first <= index <= a.last)
+
+
+@pytest.fixture(scope="module")
+def crossing_video(engine, tmp_path_factory):
+    return render(tmp_path_factory.mktemp("crossing") / "crossing.mp4", CROSSING, 160, engine.detector)
+
+
+def crossing_names(engine, gallery_path, video, settings):
+    """Frames each name was given on, asserting every named face is where that person is."""
+    named_at: dict[str, list[int]] = {"obama": [], "biden": []}
+    with Gallery(gallery_path) as gallery:
+        tracking = FaceTracking(engine, gallery, settings)
+        for index, image in frames(video):
+            if index % 2:
+                continue
+            result = tracking.process(image, index / 25.0, index)
+            truth = {person: truth_x(person, index) for person in named_at}
+            gap = abs(truth["obama"] - truth["biden"])
+            for box, identity in zip(result.faces.xyxy, result.identities, strict=True):
+                if identity.person not in named_at:
+                    continue
+                named_at[identity.person].append(index)
+                if 20 <= gap <= 110:
+                    continue  # half hidden: either could be the face seen
+                # Apart (more than a face), the nearest person; together, biden is in front.
+                nearest = min(truth, key=lambda p: abs(truth[p] - box[0])) if gap > 110 else "biden"
+                assert nearest == identity.person, f"frame {index}: {identity.person}'s name on {nearest}"
+        tracking.finish()
+    return named_at, tracking.splits
+
+
+def test_people_who_meet_and_turn_back_keep_their_names(engine, gallery_path, crossing_video):
+    """Every face named obama or biden is where that person is, before, while and after they
+    meet, and each is named after they part."""
+    named_at, splits = crossing_names(engine, gallery_path, crossing_video,
+                                      TrackingSettings(detector=engine.detector.settings))
+    for person, indices in named_at.items():
+        assert min(indices) < 60 and max(indices) > 110, f"{person} not named after they parted: {indices}"
+    assert splits >= 1  # obama's track took biden's face when he was hidden; appearance split it
+
+
+def test_without_appearance_checks_the_names_would_swap(engine, gallery_path, crossing_video):
+    settings = TrackingSettings(detector=engine.detector.settings, split_below=-1.0)
+    with pytest.raises(AssertionError, match="name on"):
+        crossing_names(engine, gallery_path, crossing_video, settings)

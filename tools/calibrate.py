@@ -28,6 +28,7 @@ from edged.calibration import (  # noqa: E402
     mirror_average,
     operating_point,
     run_trials,
+    same_person_floor,
     split_people,
     threshold_for,
 )
@@ -147,7 +148,9 @@ def calibrate(data: Embedded, trials: int, seed: int) -> dict[str, object]:
         scores = measure(data, check, product, size, trials, seed + 1)
         if scores is not None:
             by_size[size] = {label: point_json(operating_point(scores, t)) for label, t in points.items()}
-    return {"people": len(np.unique(data.labels)), "faces": len(data.labels), "photos": data.photos,
+    floor, pairs = same_person_floor(data.vectors, data.labels)
+    return {"people": len(np.unique(data.labels)),
+            "same_person_floor": floor, "same_person_pairs": pairs, "faces": len(data.labels), "photos": data.photos,
             "no_face": data.no_face, "fit_people": len(fit), "check_people": len(check), "seed": seed,
             "thresholds": points, "fits": {k: asdict(v) for k, v in fits.items()}, "held_out": held_out,
             "held_out_by_size": by_size, "table": table}
@@ -174,6 +177,9 @@ def print_report(name: str, result: dict[str, object]) -> None:
           f"{CONFIDENCE_Z} times its spread over samples of people: " + ", ".join(
               f"{k} -> cosine {v:.3f} ({fits[k]['raw']:.3f} + {CONFIDENCE_Z} x {fits[k]['spread']:.4f})"  # type: ignore[index]
               for k, v in thresholds.items()))  # type: ignore[attr-defined]
+    print(f"\nSame-person floor (a track's face below it against all its earlier faces splits the track): "
+          f"cosine {result['same_person_floor']:.3f}, exceeded by 95% of {result['same_person_pairs']} pairs "
+          f"of one person's photos")
     print("\nThose thresholds on the held-out people:\n")
     print("| enrolled people | false_accepts = \"1%\" | false_accepts = \"5%\" |")
     print("| --- | --- | --- |")
@@ -196,6 +202,7 @@ def write_spec(spec_path: Path, result: dict[str, object]) -> None:
              f"match_threshold = {points['1%']:.3f}",  # type: ignore[index]
              f"threshold_1pct = {points['1%']:.3f}",  # type: ignore[index]
              f"threshold_5pct = {points['5%']:.3f}",  # type: ignore[index]
+             f"same_person_floor = {result['same_person_floor']:.3f}",
              f'calibration = "{note}"']
     spec_path.write_text(head + "\n\n" + "\n".join(block) + "\n", encoding="utf-8")
 
