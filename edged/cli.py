@@ -175,6 +175,48 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_correct(args: argparse.Namespace) -> int:
+    """`gallery reject|confirm`: the owner's corrections, applied at once (a running daemon
+    sees them at its next match)."""
+    from edged import corrections
+
+    engine = _engine(args)
+    with _gallery(args) as gallery:
+        outcome = corrections.apply(gallery, engine, args.media or gallery.path.parent / "media", args.action,
+                                    args.name, event=args.event, photo=args.photo, stranger=args.stranger)
+    print(outcome.message)
+    return 0 if outcome.ok else 1
+
+
+def cmd_gallery_stats(args: argparse.Namespace) -> int:
+    from edged.corrections import in_situ_false_accepts
+
+    engine = _engine(args, need_embedder=False)
+    spec = engine.embedder_spec
+    with _gallery(args) as gallery:
+        people = gallery.people()
+        estimate = in_situ_false_accepts(gallery, spec.model_id, engine.match_threshold)
+        negatives = {p.name: gallery.negatives(p.name) for p in people}
+    enrolled = [p for p in people if not p.anonymous]
+    document = {"version": JSON_VERSION, "gallery": str(gallery.path), "model_id": spec.model_id,
+                "enrolled": len(enrolled), "strangers": len(people) - len(enrolled),
+                "negatives": sum(negatives.values()), "false_accepts_in_situ": estimate.to_json(),
+                "calibration": spec.calibration or None}
+    if args.json:
+        print(json.dumps(document, indent=2))
+        return 0
+    print(f"{gallery.path}: {len(enrolled)} enrolled, {document['strangers']} strangers (unknown-N), "
+          f"{document['negatives']} face(s) marked 'not X'")
+    print(f"  {engine.describe_threshold()}")
+    if estimate.faces:
+        print(f"  this box's own strangers: {estimate.false_accepts} of their {estimate.faces} faces "
+              f"({100 * (estimate.rate or 0):.1f}%) would be named as an enrolled person at "
+              f"{estimate.threshold:.3f} (a lower bound: strangers who were named never became unknown-N)")
+    else:
+        print("  no strangers seen yet: no estimate from this box's own faces")
+    return 0
+
+
 def cmd_gallery(args: argparse.Namespace) -> int:
     store = ModelStore(args.models_dir)
     try:
@@ -457,6 +499,23 @@ def build_parser() -> argparse.ArgumentParser:
     g = gsub.add_parser("import", parents=[common])
     g.add_argument("file", type=Path)
     p.set_defaults(run=cmd_gallery)
+    for action, what in (("reject", "a face that is NOT this person: it will not be named so again"),
+                         ("confirm", "a face (or a stranger's whole history) that IS this person")):
+        g = gsub.add_parser(action, parents=[common], help=what)
+        g.add_argument("name")
+        source = g.add_mutually_exclusive_group(required=True)
+        source.add_argument("--photo", type=Path, help="a photo of the face")
+        source.add_argument("--event", help="an event or alert id; its kept face is used")
+        if action == "confirm":
+            source.add_argument("--stranger", help="an unknown-N: its faces and sightings become this person's")
+        else:
+            g.set_defaults(stranger=None)
+        g.add_argument("--media", type=Path, help="where the daemon keeps faces (default: media/ beside the gallery)")
+        g.set_defaults(run=cmd_correct)
+    g = gsub.add_parser("stats", parents=[common], help="people, corrections, and the false-accept rate "
+                        "this box's own strangers imply")
+    g.add_argument("--json", action="store_true")
+    g.set_defaults(run=cmd_gallery_stats)
 
     p = sub.add_parser("run", help="run the daemon (as the systemd service does)")
     p.add_argument("--config", type=Path, help="main TOML file (default /etc/edged/edged.toml; conf.d/ beside it)")

@@ -113,7 +113,7 @@ def build_sinks(config: Config, state: Path, clip_link: Callable[[str], str] | N
     if config.mqtt.enabled:
         from edged.sinks.mqtt import MqttSink
 
-        sinks.append(MqttSink(config, state / "mqtt-outbox.jsonl", base))
+        sinks.append(MqttSink(config, state / "mqtt-outbox.jsonl", base, state / "media"))
     return sinks
 
 
@@ -229,8 +229,19 @@ class Daemon:
                 "embedder": self.engine.embedder_spec.model_id, "providers": dict(self.engine.store.providers),
                 "detection_enabled": self.pipeline.detection_enabled, "alerts_enabled": self.pipeline.alerts.enabled,
                 "config_sources": list(self.config.sources), "last_reload": self.last_reload,
+                "recognition": self._recognition(),
                 "stats": {**stats.to_json(), **live},
                 "recent_events": list(self.pipeline.recent)[-20:]}
+
+    def _recognition(self) -> dict[str, object]:
+        """The threshold in use, what it was measured on, and what this box's own strangers say."""
+        from edged.corrections import in_situ_false_accepts
+
+        tracking = self.pipeline.tracking
+        spec = self.engine.embedder_spec
+        estimate = in_situ_false_accepts(tracking.gallery, spec.model_id, tracking.match_threshold)
+        return {"threshold": round(tracking.match_threshold, 4), "false_accepts": self.config.recognition.false_accepts,
+                "calibration": spec.calibration or None, "false_accepts_in_situ": estimate.to_json()}
 
     def _clip_seconds_left(self, name: str) -> float | None:
         clips = self.pipeline.clips if hasattr(self, "pipeline") else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from edged.detector import Detector, DetectorSettings
@@ -143,15 +144,29 @@ class FaceEngine:
         return [FaceResult(faces.xyxy[i], float(faces.score[i]), faces.landmarks[i], identities[i])
                 for i in range(len(faces))]
 
-    def embed_for_enroll(self, image_bgr: np.ndarray, where: str) -> tuple[np.ndarray, str]:
-        """(D,) embedding of the face to enroll from a photo, and a note about the choice."""
-        faces = self.detector.detect(image_bgr)
-        choice = choose_enroll_face(faces, where)
-        chosen = faces[[choice.index]]
+    def find_face(self, image_bgr: np.ndarray, where: str) -> tuple[np.ndarray, Faces, str]:
+        """The photo (with a border added when the face fills it: a face crop, an event's
+        snapshot) and its largest confident face, with a note about the choice."""
+        try:
+            faces = self.detector.detect(image_bgr)
+            choice = choose_enroll_face(faces, where)
+        except EdgedError:
+            pad = image_bgr.shape[0] // 3  # MTCNN needs some context around a face
+            framed = cv2.copyMakeBorder(image_bgr, pad, pad, pad, pad, cv2.BORDER_CONSTANT)
+            faces = self.detector.detect(framed)
+            if not len(faces) or faces.score.max() < ENROLL_MIN_SCORE:
+                raise
+            image_bgr, choice = framed, choose_enroll_face(faces, where)
+        return image_bgr, faces[[choice.index]], choice.note
+
+    def embed_for_enroll(self, image_bgr: np.ndarray, where: str, check_quality: bool = True) -> tuple[np.ndarray, str]:
+        """(D,) embedding of the face to enroll from a photo, and a note about the choice.
+        `check_quality`: refuse a face the enrollment filters would not take."""
+        image_bgr, chosen, note = self.find_face(image_bgr, where)
         settings = QualitySettings()
         quality = assess(image_bgr, chosen, settings)
-        if not quality.passed[0]:
+        if check_quality and not quality.passed[0]:
             raise EdgedError(f"{where}: the face is not good enough to enroll: "
                              + ", ".join(failures(quality, 0, settings)))
         vector = self.embedder_loaded().embed(image_bgr, chosen)[0]
-        return vector, choice.note
+        return vector, note

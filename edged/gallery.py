@@ -20,7 +20,7 @@ from edged.errors import GalleryError
 from edged.names import check_person_name
 from edged.types import Identity
 
-SCHEMA_VERSION = 2  # 2: people.anonymous and sightings
+SCHEMA_VERSION = 3  # 2: people.anonymous and sightings; 3: negatives
 EXPORT_FORMAT = "edged-gallery"
 EXPORT_VERSION = 1
 
@@ -41,6 +41,16 @@ CREATE TABLE IF NOT EXISTS embeddings (
     created REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS embeddings_model ON embeddings(model_id);
+-- "Not this person": faces the owner said were not them. A face closer to one of a person's
+-- negatives than to their own embeddings is not given their name.
+CREATE TABLE IF NOT EXISTS negatives (
+    id INTEGER PRIMARY KEY,
+    person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    model_id TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    source TEXT NOT NULL DEFAULT '',
+    created REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sightings (
     id INTEGER PRIMARY KEY,
     person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
@@ -97,7 +107,8 @@ def is_anonymous_name(name: str) -> bool:
     return name.startswith(ANONYMOUS_PREFIX) and name[len(ANONYMOUS_PREFIX):].isdigit()
 
 
-ImportedPerson = tuple[str, list[tuple[bytes, str, float]]]  # name, [(vector, source, created)]
+ImportedVector = tuple[bytes, str, float]  # vector, source, created
+ImportedPerson = tuple[str, list[ImportedVector], list[ImportedVector]]  # name, embeddings, negatives
 
 
 def parse_export(document: dict[str, Any], dimension: int, path: Path) -> list[ImportedPerson]:
@@ -115,28 +126,34 @@ def parse_export(document: dict[str, Any], dimension: int, path: Path) -> list[I
             name = check_person_name(person.get("name"))
         except GalleryError as exc:
             raise GalleryError(f"{where}.name: {exc}") from exc
-        embeddings = []
-        for j, item in enumerate(person["embeddings"]):
-            at = f"{where}.embeddings[{j}]"
-            if not isinstance(item, dict) or not isinstance(item.get("vector"), str):
-                raise GalleryError(f"{at}: must be an object with a base64 \"vector\"")
-            source, created = item.get("source", ""), item.get("created", 0.0)
-            if not isinstance(source, str) or isinstance(created, bool) or not isinstance(created, int | float):
-                raise GalleryError(f"{at}: \"source\" must be text and \"created\" a number")
-            try:
-                blob = base64.b64decode(item["vector"], validate=True)
-            except ValueError as exc:
-                raise GalleryError(f"{at}.vector: not valid base64 ({exc})") from exc
-            if len(blob) != 4 * dimension:
-                raise GalleryError(f"{at}.vector: {len(blob)} bytes, but this model's embeddings are "
-                                   f"{dimension} float32 values ({4 * dimension} bytes)")
-            vector = _decode(blob)
-            norm = float(np.linalg.norm(vector)) if np.isfinite(vector).all() else float("nan")
-            if not abs(norm - 1.0) < 1e-3:
-                raise GalleryError(f"{at}.vector: not a unit-length embedding (length {norm:.4g})")
-            embeddings.append((blob, source, float(created)))
-        parsed.append((name, embeddings))
+        negatives = person.get("negatives", [])
+        if not isinstance(negatives, list):
+            raise GalleryError(f"{where}.negatives: must be a list")
+        embeddings = [_parse_vector(item, dimension, f"{where}.embeddings[{j}]")
+                      for j, item in enumerate(person["embeddings"])]
+        rejected = [_parse_vector(item, dimension, f"{where}.negatives[{j}]") for j, item in enumerate(negatives)]
+        parsed.append((name, embeddings, rejected))
     return parsed
+
+
+def _parse_vector(item: object, dimension: int, at: str) -> ImportedVector:
+    if not isinstance(item, dict) or not isinstance(item.get("vector"), str):
+        raise GalleryError(f"{at}: must be an object with a base64 \"vector\"")
+    source, created = item.get("source", ""), item.get("created", 0.0)
+    if not isinstance(source, str) or isinstance(created, bool) or not isinstance(created, int | float):
+        raise GalleryError(f"{at}: \"source\" must be text and \"created\" a number")
+    try:
+        blob = base64.b64decode(item["vector"], validate=True)
+    except ValueError as exc:
+        raise GalleryError(f"{at}.vector: not valid base64 ({exc})") from exc
+    if len(blob) != 4 * dimension:
+        raise GalleryError(f"{at}.vector: {len(blob)} bytes, but this model's embeddings are "
+                           f"{dimension} float32 values ({4 * dimension} bytes)")
+    vector = _decode(blob)
+    norm = float(np.linalg.norm(vector)) if np.isfinite(vector).all() else float("nan")
+    if not abs(norm - 1.0) < 1e-3:
+        raise GalleryError(f"{at}.vector: not a unit-length embedding (length {norm:.4g})")
+    return blob, source, float(created)
 
 
 class Gallery:
@@ -158,6 +175,8 @@ class Gallery:
         except sqlite3.DatabaseError as exc:
             raise GalleryError(f"{path}: not a usable gallery database ({exc})") from exc
         self._cache: dict[tuple[str, bool], tuple[np.ndarray, np.ndarray, list[str]]] = {}
+        self._negatives: dict[str, tuple[np.ndarray, list[str]]] = {}
+        self._data_version = -1  # SQLite's count of other connections' commits, to drop stale caches
 
     def _migrate(self) -> None:
         """Brings a gallery written by an older edged up to this schema, in one transaction."""
@@ -193,7 +212,7 @@ class Gallery:
             self._db.executemany(
                 "INSERT INTO embeddings(person_id, model_id, vector, source, created) VALUES (?, ?, ?, ?, ?)",
                 [(person_id, model_id, _encode(v), source, now) for v in vectors])
-        self._cache.clear()
+        self._forget()
         return len(vectors)
 
     @_locked
@@ -223,10 +242,27 @@ class Gallery:
             if target is None:
                 self._db.execute("UPDATE people SET name = ?, anonymous = 0 WHERE id = ?", (name, source_id))
             else:
-                for table in ("embeddings", "sightings"):
+                for table in ("embeddings", "negatives", "sightings"):
                     self._db.execute(f"UPDATE {table} SET person_id = ? WHERE person_id = ?", (target[0], source_id))
                 self._db.execute("DELETE FROM people WHERE id = ?", (source_id,))
-        self._cache.clear()
+        self._forget()
+        return int(count)
+
+    @_locked
+    def reject(self, name: str, vector: np.ndarray, model_id: str, source: str = "") -> int:
+        """Stores a face the owner says is not `name`; returns how many negatives `name` has."""
+        with self._transaction():
+            person_id = self._person_id(name)
+            self._db.execute("INSERT INTO negatives(person_id, model_id, vector, source, created) "
+                             "VALUES (?, ?, ?, ?, ?)", (person_id, model_id, _encode(vector), source, time.time()))
+            (count,) = self._db.execute("SELECT COUNT(*) FROM negatives WHERE person_id = ?", (person_id,)).fetchone()
+        self._forget()
+        return int(count)
+
+    @_locked
+    def negatives(self, name: str) -> int:
+        (count,) = self._db.execute("SELECT COUNT(*) FROM negatives WHERE person_id = ?",
+                                    (self._person_id(name),)).fetchone()
         return int(count)
 
     @_locked
@@ -257,7 +293,7 @@ class Gallery:
             (count,) = self._db.execute("SELECT COUNT(*) FROM embeddings WHERE person_id = ?",
                                         (person_id,)).fetchone()
             self._db.execute("DELETE FROM people WHERE id = ?", (person_id,))
-        self._cache.clear()
+        self._forget()
         return int(count)
 
     @_locked
@@ -270,7 +306,7 @@ class Gallery:
                                    "(remove it first, or enroll more photos under that name)")
             self._db.execute("UPDATE people SET name = ?, anonymous = ? WHERE id = ?",
                              (new, int(is_anonymous_name(new)), person_id))
-        self._cache.clear()
+        self._forget()
 
     # -- reading -------------------------------------------------------------------------
     @_locked
@@ -312,14 +348,46 @@ class Gallery:
         best_per_person = np.full((len(vectors), len(names)), -2.0, np.float32)
         for person_index in range(len(names)):
             best_per_person[:, person_index] = similarity[:, owner == person_index].max(axis=1)
+        # The owner's corrections: a face closer to one of X's negatives than to X is not X.
+        negatives, negative_owner = self._negative_matrix(model_id)
+        if len(negatives):
+            closeness = vectors @ negatives.T
+            for person_index, name in enumerate(names):
+                mine = [i for i, owner_name in enumerate(negative_owner) if owner_name == name]
+                if mine:
+                    rejected = closeness[:, mine].max(axis=1) >= best_per_person[:, person_index]
+                    best_per_person[rejected, person_index] = -2.0
         best = best_per_person.argmax(1)
         result = []
         for i, person_index in enumerate(best):
             score = float(best_per_person[i, person_index])
-            result.append(Identity(names[person_index] if score >= threshold else None, score))
+            result.append(Identity(names[person_index] if score >= threshold else None, max(score, -1.0)))
         return result
 
+    def _negative_matrix(self, model_id: str) -> tuple[np.ndarray, list[str]]:
+        self._drop_stale_cache()
+        if model_id not in self._negatives:
+            rows = self._db.execute(
+                "SELECT p.name, n.vector FROM negatives n JOIN people p ON p.id = n.person_id "
+                "WHERE n.model_id = ? ORDER BY n.id", (model_id,)).fetchall()
+            matrix = np.stack([_decode(blob) for _, blob in rows]) if rows else np.empty((0, 0), np.float32)
+            self._negatives[model_id] = (matrix, [name for name, _ in rows])
+        return self._negatives[model_id]
+
+    def _drop_stale_cache(self) -> None:
+        """Another process (the command line, while the daemon runs) changed the gallery: the
+        next match sees it at once."""
+        (version,) = self._db.execute("PRAGMA data_version").fetchone()
+        if version != self._data_version:
+            self._data_version = version
+            self._forget()
+
+    def _forget(self) -> None:
+        self._cache.clear()
+        self._negatives.clear()
+
     def _matrix(self, model_id: str, anonymous: bool) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        self._drop_stale_cache()
         key = (model_id, anonymous)
         if key not in self._cache:
             rows = self._db.execute(
@@ -336,20 +404,25 @@ class Gallery:
     # -- portable files ------------------------------------------------------------------
     @_locked
     def export(self, path: Path, model_id: str) -> int:
-        """Writes every embedding of `model_id` to a portable JSON file; returns the count."""
-        rows = self._db.execute(
-            "SELECT p.name, e.vector, e.source, e.created FROM embeddings e "
-            "JOIN people p ON p.id = e.person_id WHERE e.model_id = ? ORDER BY p.name, e.id",
-            (model_id,)).fetchall()
-        people: dict[str, list[dict[str, object]]] = {}
-        for name, blob, source, created in rows:
-            people.setdefault(name, []).append({
-                "vector": base64.b64encode(blob).decode("ascii"), "source": source, "created": created})
+        """Writes every embedding (and the owner's negatives) of `model_id` to a portable JSON
+        file; returns the count of embeddings."""
+        people: dict[str, dict[str, list[dict[str, object]]]] = {}
+        count = 0
+        for table in ("embeddings", "negatives"):
+            rows = self._db.execute(
+                f"SELECT p.name, t.vector, t.source, t.created FROM {table} t "
+                "JOIN people p ON p.id = t.person_id WHERE t.model_id = ? ORDER BY p.name, t.id",
+                (model_id,)).fetchall()
+            count += len(rows) if table == "embeddings" else 0
+            for name, blob, source, created in rows:
+                person = people.setdefault(name, {"embeddings": [], "negatives": []})
+                person[table].append({"vector": base64.b64encode(blob).decode("ascii"), "source": source,
+                                      "created": created})
         document = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "model_id": model_id,
                     "dtype": "float32-le-base64",
-                    "people": [{"name": n, "embeddings": e} for n, e in people.items()]}
+                    "people": [{"name": n, **vectors} for n, vectors in sorted(people.items())]}
         durable.write_text(path, json.dumps(document, indent=1))
-        return len(rows)
+        return count
 
     @_locked
     def import_file(self, path: Path, model_id: str, dimension: int) -> int:
@@ -367,24 +440,25 @@ class Gallery:
                 f"uses {model_id}; embeddings of different models cannot be compared. Re-enroll from "
                 "photos, or pick that embedder with --embedder")
         people = parse_export(document, dimension, path)
-        existing = {(p, bytes(v)) for p, v in self._db.execute(
-            "SELECT p.name, e.vector FROM embeddings e JOIN people p ON p.id = e.person_id "
-            "WHERE e.model_id = ?", (model_id,))}
+        existing = {(table, p, bytes(v)) for table in ("embeddings", "negatives") for p, v in self._db.execute(
+            f"SELECT p.name, t.vector FROM {table} t JOIN people p ON p.id = t.person_id "
+            "WHERE t.model_id = ?", (model_id,))}
         added = 0
         now = time.time()
         with self._transaction():
-            for name, embeddings in people:
+            for name, embeddings, negatives in people:
                 self._db.execute("INSERT OR IGNORE INTO people(name, created, anonymous) VALUES (?, ?, ?)",
                                  (name, now, int(is_anonymous_name(name))))
                 (person_id,) = self._db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
-                for blob, source, created in embeddings:
-                    if (name, blob) in existing:
-                        continue  # importing the same file twice adds nothing
-                    self._db.execute(
-                        "INSERT INTO embeddings(person_id, model_id, vector, source, created) "
-                        "VALUES (?, ?, ?, ?, ?)", (person_id, model_id, blob, source, created if created else now))
-                    added += 1
-        self._cache.clear()
+                for table, vectors in (("embeddings", embeddings), ("negatives", negatives)):
+                    for blob, source, created in vectors:
+                        if (table, name, blob) in existing:
+                            continue  # importing the same file twice adds nothing
+                        self._db.execute(
+                            f"INSERT INTO {table}(person_id, model_id, vector, source, created) "
+                            "VALUES (?, ?, ?, ?, ?)", (person_id, model_id, blob, source, created or now))
+                        added += table == "embeddings"
+        self._forget()
         return added
 
     # -- helpers -------------------------------------------------------------------------

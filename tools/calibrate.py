@@ -32,7 +32,8 @@ from edged.calibration import (  # noqa: E402
     split_people,
     threshold_for,
 )
-from edged.engine import ENROLL_MIN_SCORE, EngineOptions, FaceEngine  # noqa: E402
+from edged.engine import EngineOptions, FaceEngine  # noqa: E402
+from edged.errors import EdgedError  # noqa: E402
 from edged.types import Faces  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "calibration" / "faces"
@@ -54,15 +55,13 @@ class Embedded:
     no_face: list[str]
 
 
-def find_face(engine: FaceEngine, image: np.ndarray) -> tuple[np.ndarray, Faces] | None:
-    """The largest confident face; tight crops get a border first when none is found."""
-    for pad in (0, image.shape[0] // 3):
-        framed = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT) if pad else image
-        faces = engine.detector.detect(framed)
-        confident = np.flatnonzero(faces.score >= ENROLL_MIN_SCORE)
-        if len(confident):
-            return framed, faces[[int(confident[np.argmax(faces.area[confident])])]]
-    return None
+def find_face(engine: FaceEngine, image: np.ndarray, where: str) -> tuple[np.ndarray, Faces] | None:
+    """The largest confident face (a border added when the crop is too tight), or None."""
+    try:
+        framed, face, _ = engine.find_face(image, where)
+    except EdgedError:
+        return None
+    return framed, face
 
 
 def embed_photos(engine: FaceEngine, folder: Path, people_limit: int, seed: int) -> Embedded:
@@ -77,7 +76,7 @@ def embed_photos(engine: FaceEngine, folder: Path, people_limit: int, seed: int)
         for photo in sorted(person.glob("*.jpg")):
             photos += 1
             image = cv2.imread(str(photo))
-            found = find_face(engine, image) if image is not None else None
+            found = find_face(engine, image, str(photo)) if image is not None else None
             if found is None:
                 no_face.append(str(photo.relative_to(folder)))
                 continue

@@ -21,6 +21,7 @@ from typing import Any
 import cv2
 
 from edged.config import Config
+from edged.errors import EdgedError
 from edged.events import Alert, TrackEvent
 from edged.gallery import is_anonymous_name
 from edged.links import absolute
@@ -34,8 +35,9 @@ GALLERY_CHECK_S = 5.0  # how soon enrolling or removing someone shows in Home As
 
 
 class MqttSink:
-    def __init__(self, config: Config, outbox_path: Path, base_url: str = "") -> None:
-        """`base_url`: how phones reach the box, for the absolute links alerts and events carry."""
+    def __init__(self, config: Config, outbox_path: Path, base_url: str = "", media_dir: Path | None = None) -> None:
+        """`base_url`: how phones reach the box, for the absolute links alerts and events carry;
+        `media_dir`: where alert faces are kept, for corrections that name an event."""
         import paho.mqtt.client as mqtt
 
         self.mqtt = mqtt
@@ -45,6 +47,7 @@ class MqttSink:
         self.topics = m.Topics(c.prefix, device, config.camera.name)
         self.outbox = Outbox(outbox_path, c.outbox_max)
         self.base_url, self.token = base_url, config.stream.token
+        self.media_dir = media_dir or outbox_path.parent / "media"
         self._alerted: dict[int, tuple[str | None, str | None]] = {}  # track -> its alert's snapshot and clip
         self._strangers_live: set[int] = set()  # confirmed tracks of people not enrolled
         self._stranger_seen = 0.0  # when the last of them ended
@@ -113,6 +116,7 @@ class MqttSink:
         for what in ("detection", "alerts"):
             client.subscribe(self.topics.switch_command(what), qos=1)
             self._send_now(m.switch_state(self.topics, what, self._switch(what)))
+        client.subscribe(self.topics.gallery_command, qos=1)
         with self._lock:
             self.connected = True
             now = time.monotonic()
@@ -135,6 +139,11 @@ class MqttSink:
             self._outage_logged = True
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        if message.topic == self.topics.gallery_command:
+            # Embedding a face takes a moment: not on paho's network thread.
+            threading.Thread(target=self._correct, args=(bytes(message.payload),), name="edged-mqtt-correction",
+                             daemon=True).start()
+            return
         for what in ("detection", "alerts"):
             if message.topic == self.topics.switch_command(what):
                 wanted = message.payload.decode(errors="replace").strip().upper()
@@ -144,6 +153,25 @@ class MqttSink:
                 self._set_switch(what, wanted == m.ON)
                 self._send_now(m.switch_state(self.topics, what, wanted == m.ON))
                 log.info("%s switched %s over MQTT", what, wanted)
+
+    def _correct(self, payload: bytes) -> None:
+        """An owner's correction from MQTT, through the same functions as the command line;
+        the outcome is published on <p>/gallery/result."""
+        from edged import corrections
+
+        request = payload.decode(errors="replace")[:500]
+        try:
+            command = m.parse_gallery_command(payload)
+            if self.pipeline is None:
+                raise EdgedError("the daemon is still starting")
+            tracking = self.pipeline.tracking
+            outcome = corrections.apply(tracking.gallery, tracking.engine, self.media_dir, command.action,
+                                        command.person, event=command.event, stranger=command.stranger)
+            ok, message = outcome.ok, outcome.message
+        except (ValueError, EdgedError) as exc:
+            ok, message = False, str(exc)
+        log.info("gallery correction over MQTT: %s", message)
+        self._send_now(m.gallery_result(self.topics, request, ok, message))
 
     # -- switches ------------------------------------------------------------------------------
     def _switch(self, what: str) -> bool:

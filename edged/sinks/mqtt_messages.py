@@ -92,6 +92,15 @@ class Topics:
     def switch_command(self, what: str) -> str:
         return f"{self.base}/{what}/set"
 
+    @property
+    def gallery_command(self) -> str:
+        """The owner's corrections: {"action": "reject" | "confirm", "person", "event" | "stranger"}."""
+        return f"{self.base}/gallery/set"
+
+    @property
+    def gallery_result(self) -> str:
+        return f"{self.base}/gallery/result"
+
 
 def availability(topics: Topics, online: bool) -> Message:
     return topics.available, "online" if online else "offline", 1, True
@@ -150,6 +159,44 @@ def faces_in_view(topics: Topics, count: int) -> Message:
 
 def stats_message(topics: Topics, stats: dict[str, object]) -> Message:
     return topics.stats, json.dumps(stats), 0, False
+
+
+GALLERY_ACTIONS = ("reject", "confirm")
+
+
+@dataclass(frozen=True)
+class GalleryCommand:
+    action: str
+    person: str
+    event: str | None
+    stranger: str | None
+
+
+def parse_gallery_command(payload: bytes) -> GalleryCommand:
+    """A correction sent over MQTT, checked whole; a ValueError names what is wrong."""
+    try:
+        body = json.loads(payload)
+    except ValueError as exc:
+        raise ValueError(f"not JSON ({exc})") from None
+    if not isinstance(body, dict):
+        raise ValueError("expected a JSON object")
+    unknown = sorted(set(body) - {"action", "person", "event", "stranger"})
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown}")
+    action, person, event, stranger = (body.get(k) for k in ("action", "person", "event", "stranger"))
+    if action not in GALLERY_ACTIONS:
+        raise ValueError(f"\"action\" must be one of {list(GALLERY_ACTIONS)}")
+    if not isinstance(person, str) or not person:
+        raise ValueError("\"person\" must be a name")
+    if (event is None) == (stranger is None) or not isinstance(event or stranger, str):
+        raise ValueError("give exactly one of \"event\" (an event id) or \"stranger\" (an unknown-N)")
+    if stranger is not None and action != "confirm":
+        raise ValueError("\"stranger\" goes with \"confirm\" (this stranger is that person)")
+    return GalleryCommand(action, person, event, stranger)
+
+
+def gallery_result(topics: Topics, request: str, ok: bool, message: str) -> Message:
+    return topics.gallery_result, json.dumps({"ok": ok, "message": message, "request": request}), 1, False
 
 
 def switch_state(topics: Topics, what: str, on: bool) -> Message:
