@@ -26,6 +26,7 @@ from edged.engine import EngineOptions, FaceEngine
 from edged.errors import ConfigError
 from edged.gallery import Gallery
 from edged.instance import StateLock
+from edged.library import Library
 from edged.paths import default_gallery
 from edged.pipeline import Pipeline, Sink
 from edged.quality import QualitySettings
@@ -142,6 +143,9 @@ class Daemon:
             self.engine = self._engine(self.config)
             self.gallery = Gallery(gallery_path)
             self.pipeline = self._pipeline(self.config)
+            # The face library page acts through the daemon's own gallery and models.
+            self.web.library = Library(self.gallery, self.engine, self.state / "media",
+                                       lambda: list(self.pipeline.recent))
         except BaseException:
             self.web.stop()
             self.lock.release()
@@ -323,6 +327,7 @@ class Daemon:
         self.uploaders = []
         if (new.models, new.detector, new.runtime) != (self.config.models, self.config.detector, self.config.runtime):
             self.engine = self._engine(new)
+            self.web.library.engine = self.engine
         self.config = new
         self.pipeline = self._pipeline(new)
         self._start_pipeline()

@@ -3,6 +3,7 @@ One `process` call per frame on which detection runs; `finish` closes the remain
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -10,6 +11,7 @@ import numpy as np
 from edged.boxes import iou_matrix
 from edged.detector import DetectorSettings
 from edged.engine import FaceEngine
+from edged.errors import GalleryError
 from edged.events import TrackEvent
 from edged.gallery import Gallery
 from edged.quality import QualitySettings, assess
@@ -19,6 +21,7 @@ from edged.tracker import Track, Tracker, TrackerSettings
 from edged.types import Faces, Identity
 from edged.unknowns import CLUSTER_MARGIN
 
+log = logging.getLogger("edged.tracking")
 THUMBNAIL_MARGIN = 0.35  # of the face size, around the box
 
 
@@ -301,8 +304,11 @@ class FaceTracking:
         self._overdue.discard(track.track_id)
         stranger = self._strangers.pop(track.track_id, None)
         if stranger is not None:
-            self.gallery.add_sighting(stranger, self.camera, track.first_ts + self.time_offset,
-                                      track.last_ts + self.time_offset)
+            try:
+                self.gallery.add_sighting(stranger, self.camera, track.first_ts + self.time_offset,
+                                          track.last_ts + self.time_offset)
+            except GalleryError as exc:  # the owner named or removed the stranger while in view
+                log.info("sighting of %s not stored: %s", stranger, exc)
         extra = self._extra.pop(track.track_id)
         state = self.reid.forget(track.track_id)
         if not self.keep_records:

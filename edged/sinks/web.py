@@ -22,13 +22,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from edged.errors import ConfigError
+from edged.errors import ConfigError, EdgedError
 from edged.sinks.connections import ConnectionGuard, ConnectionLimits
 from edged.sinks.http_ranges import Unsatisfiable, parse_range
 from edged.sinks.stream import LiveView, check_exposure
 
 log = logging.getLogger("edged.web")
 PAGE = Path(__file__).with_name("page.html")
+LIBRARY_PAGE = Path(__file__).with_name("library.html")
+MAX_FORM = 4096  # bytes of a library action
 SERVED_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.(mp4|jpg)")  # no .part, no spool, no dot files
 KINDS = {".mp4": "video/mp4", ".jpg": "image/jpeg"}
 CHUNK = 256 * 1024
@@ -82,8 +84,10 @@ class WebServer:
     def __init__(self, bind: str, port: int, snapshot: Callable[[], dict[str, object]], view: LiveView,
                  token: str = "", username: str = "", password: str = "", max_fps: float = 10.0,
                  folders: dict[str, Path] | None = None, recording: Callable[[str], float | None] | None = None,
-                 limits: ConnectionLimits | None = None) -> None:
+                 limits: ConnectionLimits | None = None, library: Any = None) -> None:
+        """`library`: an edged.library.Library for the face library page (/library), or None."""
         check_exposure(bind, token, password)
+        self.library = library
         self.token, self.username, self.password = token, username, password
         self.view = view
         self.folders = folders or {}  # URL prefix -> folder whose files it serves
@@ -92,6 +96,8 @@ class WebServer:
         self.stopping = False
         page = PAGE.read_bytes()
         security = page_headers(page)
+        library_page = LIBRARY_PAGE.read_bytes()
+        library_security = page_headers(library_page)
         outer = self
         limits_in_use = self.guard.limits
 
@@ -118,13 +124,12 @@ class WebServer:
 
             def do_GET(self) -> None:  # noqa: N802
                 url = urlparse(self.path)
-                query = parse_qs(url.query)
-                if not outer.authorised(self.headers.get("Authorization", ""), query.get("token", [""])[0]):
-                    self._send(401, "application/json", b'{"error": "a token or a password is required"}',
-                               {"WWW-Authenticate": 'Basic realm="edged"'})
+                if self._refused(url.query):
                     return
                 routes = {"/": self._page, "/status": self._status, "/stream.mjpg": self._stream,
                           "/snapshot.jpg": self._snapshot}
+                if outer.library is not None:
+                    routes.update({"/library": self._library_page, "/library.json": self._library_view})
                 prefix, _, name = url.path.strip("/").partition("/")
                 if prefix in outer.folders and name:
                     self._file(outer.folders[prefix], name)
@@ -144,6 +149,54 @@ class WebServer:
                 self.end_headers()
                 if not self.head:
                     self.wfile.write(body)
+
+            def do_POST(self) -> None:  # noqa: N802
+                """A face library action: authorised, same-origin, a small form with the page's
+                token (CSRF); the answer is JSON."""
+                url = urlparse(self.path)
+                self.close_connection = True  # a body left unread must not be taken for a request
+                if self._refused(url.query):
+                    return
+                if url.path != "/library" or outer.library is None:
+                    self._send(404, "application/json", b'{"error": "not found"}')
+                    return
+                origin = self.headers.get("Origin")
+                if origin and urlparse(origin).netloc != self.headers.get("Host", ""):
+                    self._send(403, "application/json", b'{"error": "actions come from this box\'s own page"}')
+                    return
+                try:
+                    length = int(self.headers.get("Content-Length", "-1"))
+                except ValueError:
+                    length = -1
+                if not 0 <= length <= MAX_FORM:
+                    self._send(413, "application/json", b'{"error": "a form of at most 4096 bytes is expected"}')
+                    return
+                form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode("utf-8", "replace")).items()}
+                try:
+                    outcome = outer.library.act(form)
+                except PermissionError as exc:
+                    self._send(403, "application/json", json.dumps({"ok": False, "error": str(exc)}).encode())
+                    return
+                except (EdgedError, ValueError) as exc:
+                    self._send(400, "application/json", json.dumps({"ok": False, "error": str(exc)}).encode())
+                    return
+                log.info("face library: %s", outcome.message)
+                self._send(200 if outcome.ok else 400, "application/json", json.dumps(outcome.to_json()).encode())
+
+            def _refused(self, query: str) -> bool:
+                """Answers 401 unless the request carries the token or the password."""
+                token = parse_qs(query).get("token", [""])[0]
+                if outer.authorised(self.headers.get("Authorization", ""), token):
+                    return False
+                self._send(401, "application/json", b'{"error": "a token or a password is required"}',
+                           {"WWW-Authenticate": 'Basic realm="edged"'})
+                return True
+
+            def _library_page(self) -> None:
+                self._send(200, "text/html; charset=utf-8", library_page, library_security)
+
+            def _library_view(self) -> None:
+                self._send(200, "application/json", json.dumps(outer.library.view()).encode())
 
             def _page(self) -> None:
                 self._send(200, "text/html; charset=utf-8", page, security)
