@@ -173,6 +173,15 @@ class Tracker:
         self.tracks[new.track_id] = new
         return old, new.track_id
 
+    def swap(self, a: int, b: int) -> None:
+        """Two tracks exchange where they are (boxes, motion): appearance showed that the
+        association gave each the other's face while they overlapped."""
+        ta, tb = self.tracks[a], self.tracks[b]
+        for name in ("xyxy", "landmarks", "score", "velocity", "last_ts"):
+            first, second = getattr(ta, name), getattr(tb, name)
+            setattr(ta, name, second)
+            setattr(tb, name, first)
+
     def expire(self, ts: float) -> list[Track]:
         """Ends the tracks unseen for more than max_age_s at `ts`; returns them."""
         ended = [t for t in self.tracks.values() if ts - t.last_ts > self.settings.max_age_s]

@@ -38,6 +38,7 @@ class TrackingSettings:
     # An embedding this far from every earlier one of its track (cosine) is another person: the
     # track splits there. 0 = the embedder spec's measured same_person_floor.
     split_below: float = 0.0
+    appearance: bool = True  # False: association by geometry alone, no splits (for comparison)
     match_threshold: float = 0.0  # cosine similarity to name a face; 0 = the engine's
 
 
@@ -82,13 +83,35 @@ class FrameResult:
     events: list[TrackEvent] = field(default_factory=list)
 
 
+CLOSE = 1.2  # centre distance, in face sizes, at which two tracks could take each other's face
+
+
 def overlapping(faces: Faces) -> set[int]:
-    """Track ids of faces whose boxes overlap another face's (crossing, occluding)."""
+    """Track ids of faces whose boxes overlap another face's (one hiding part of the other)."""
     if len(faces) < 2:
         return set()
     iou = iou_matrix(faces.xyxy, faces.xyxy)
     np.fill_diagonal(iou, 0.0)
     return {int(t) for t in faces.track_id[iou.max(axis=1) > 0.0]}
+
+
+def close_partners(faces: Faces) -> dict[int, int]:
+    """For each face within CLOSE face sizes of another (crossing, passing): its track id ->
+    the track id of the nearest such face."""
+    if len(faces) < 2:
+        return {}
+    centres = (faces.xyxy[:, :2] + faces.xyxy[:, 2:]) / 2
+    sizes = np.sqrt(np.maximum(faces.area, 1.0))
+    distance = np.linalg.norm(centres[:, None] - centres[None], axis=2) / np.maximum(sizes[:, None], sizes[None])
+    np.fill_diagonal(distance, np.inf)
+    return {int(faces.track_id[i]): int(faces.track_id[int(distance[i].argmin())])
+            for i in np.flatnonzero(distance.min(axis=1) < CLOSE)}
+
+
+def crossed(own: tuple[float, float], swapped: tuple[float, float], floor: float) -> bool:
+    """Two tracks that just parted took each other's faces: each face is more like the other
+    track's earlier faces than its own track's are, and like them as one person's faces are."""
+    return sum(swapped) > sum(own) and min(swapped) >= floor
 
 
 def face_thumbnail(image: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
@@ -118,7 +141,10 @@ class FaceTracking:
         # Confirmed tracks: the identity last announced, (person, identified).
         self._announced: dict[int, tuple[str | None, bool]] = {}
         self._overdue: set[int] = set()  # tracks that got their "unidentified" event
-        self._crossing: set[int] = set()  # tracks whose box overlapped another's at the last detection
+        # Tracks close to another at the last detection, and which one.
+        self._near: dict[int, int] = {}
+        self._parted: dict[int, int] = {}  # tracks come apart, waiting for their next embedding
+        self.swaps = 0  # pairs of tracks given back their own faces after a crossing
         self.splits = 0  # tracks split because their face changed to someone else's
         self._strangers: dict[int, str] = {}  # track -> unknown-N
         self._events: list[TrackEvent] = []
@@ -165,12 +191,15 @@ class FaceTracking:
         self.detections += 1
         self.faces_seen += len(faces)
 
-        # While boxes overlap, faces are half hidden and may be swapped: no votes from them; as
-        # soon as a box comes free, its track is embedded again to check who it is.
-        crossing = overlapping(faces)
-        for track_id in self._crossing - crossing:
+        # Two faces close together may be swapped by the tracker: as soon as they part, both
+        # are embedded again to check who each is. While boxes overlap, faces are half hidden:
+        # no votes from them.
+        close = close_partners(faces)
+        for track_id in set(self._near) - set(close):
             self.reid.force(track_id)
-        self._crossing = crossing
+            self._parted[track_id] = self._near[track_id]
+        self._near = close
+        crossing = overlapping(faces)
         due = []
         for i, track_id in enumerate(faces.track_id.tolist()):
             extra = self._extra.setdefault(track_id, _Extra(index, index))
@@ -185,6 +214,8 @@ class FaceTracking:
             embedder = self.engine.embedder_loaded()
             vectors = embedder.embed(image_bgr, faces[due])
             matches = self.gallery.match(vectors, embedder.model_id, self.match_threshold)
+            if self.settings.appearance:
+                self._give_back_faces(faces, due, vectors)
             for i, vector, match in zip(due, vectors, matches, strict=True):
                 track_id = int(faces.track_id[i])
                 if self._someone_else(track_id, vector):
@@ -202,13 +233,37 @@ class FaceTracking:
     def split_below(self) -> float:
         return self.settings.split_below or self.engine.embedder_spec.split_floor
 
+    def _likeness(self, track_id: int, vector: np.ndarray) -> float:
+        """The face's cosine to the most similar earlier face of the track (-1: none yet)."""
+        state = self.reid.tracks.get(track_id)
+        if state is None or not state.vectors:
+            return -1.0
+        return float(np.max(np.stack(state.vectors) @ vector))
+
+    def _give_back_faces(self, faces: Faces, due: list[int], vectors: np.ndarray) -> None:
+        """Association by appearance after a crossing: when two tracks that just came apart
+        are both embedded and each face is the other track's person, the tracker swapped them
+        while they overlapped; the two tracks swap places, so each keeps its person."""
+        fresh = {int(faces.track_id[i]): (i, vector) for i, vector in zip(due, vectors, strict=True)}
+        for a in list(fresh):
+            b = self._parted.get(a)
+            if b is None or b not in fresh or a > b:
+                continue
+            (ia, va), (ib, vb) = fresh[a], fresh[b]
+            own = (self._likeness(a, va), self._likeness(b, vb))
+            swapped = (self._likeness(b, va), self._likeness(a, vb))
+            if crossed(own, swapped, self.split_below):
+                self.tracker.swap(a, b)
+                faces.track_id[ia], faces.track_id[ib] = b, a
+                self.swaps += 1
+        for track_id in fresh:
+            self._parted.pop(track_id, None)
+
     def _someone_else(self, track_id: int, vector: np.ndarray) -> bool:
         """The new face is less like every earlier face of the track than a person's own photos
         almost ever are (the embedder's calibration)."""
-        state = self.reid.tracks.get(track_id)
-        if state is None or not state.vectors:
-            return False
-        return float(np.max(np.stack(state.vectors) @ vector)) < self.split_below
+        likeness = self._likeness(track_id, vector)
+        return self.settings.appearance and -1.0 < likeness < self.split_below
 
     def _split(self, track_id: int, index: int) -> int:
         """Ends the track before this face and starts a new one with it; returns the new id."""
@@ -302,6 +357,7 @@ class FaceTracking:
         self._emit("ended", track, reason=reason)
         self._announced.pop(track.track_id, None)
         self._overdue.discard(track.track_id)
+        self._parted.pop(track.track_id, None)
         stranger = self._strangers.pop(track.track_id, None)
         if stranger is not None:
             try:

@@ -264,6 +264,50 @@ def test_people_who_meet_and_turn_back_keep_their_names(engine, gallery_path, cr
 
 
 def test_without_appearance_checks_the_names_would_swap(engine, gallery_path, crossing_video):
-    settings = TrackingSettings(detector=engine.detector.settings, split_below=-1.0)
+    settings = TrackingSettings(detector=engine.detector.settings, appearance=False)
     with pytest.raises(AssertionError, match="name on"):
         crossing_names(engine, gallery_path, crossing_video, settings)
+
+
+# Obama and biden stand side by side, then change places faster than detection follows (at
+# 0.08 s between detections, a quick step around each other) and walk apart: geometry alone
+# hands each track the other's face.
+SWAP = [
+    Actor("obama", "obama2.jpg", (Appearance(0, 59, (230, 100), (235, 100)),
+                                  Appearance(60, 119, (295, 135), (500, 135)))),
+    Actor("biden", "biden2.jpg", (Appearance(0, 59, (290, 135), (295, 135)),
+                                  Appearance(60, 119, (235, 100), (20, 100)))),
+]
+
+
+@pytest.fixture(scope="module")
+def swap_video(engine, tmp_path_factory):
+    return render(tmp_path_factory.mktemp("swap") / "swap.mp4", SWAP, 120, engine.detector)
+
+
+def swap_tracks(engine, gallery_path, video, settings):
+    """(frame, track id, name, x) of every named face."""
+    seen = []
+    with Gallery(gallery_path) as gallery:
+        tracking = FaceTracking(engine, gallery, settings)
+        for index, image in frames(video):
+            if index % 2 == 0:
+                result = tracking.process(image, index / 25.0, index)
+                seen += [(index, int(t), i.person, float(b[0]))
+                         for t, i, b in zip(result.faces.track_id, result.identities, result.faces.xyxy, strict=True)]
+        tracking.finish()
+    return seen, tracking
+
+
+def test_tracks_that_took_each_others_faces_are_swapped_back(engine, gallery_path, swap_video):
+    """Appearance in association: when the two are embedded again after parting, each track
+    is given back its own person's face; no track ends, nobody is renamed."""
+    seen, tracking = swap_tracks(engine, gallery_path, swap_video, TrackingSettings(detector=engine.detector.settings))
+    assert tracking.swaps == 1 and tracking.splits == 0
+    tracks_of = {name: {t for _, t, n, _ in seen if n == name} for name in ("obama", "biden")}
+    assert all(len(ids) == 1 for ids in tracks_of.values()), tracks_of  # one track each, all along
+    after = [(n, x) for index, _, n, x in seen if index >= 70]
+    assert after and all((x > 300) == (n == "obama") for n, x in after if n)  # obama walks right
+    geometry_only, _ = swap_tracks(engine, gallery_path, swap_video,
+                                   TrackingSettings(detector=engine.detector.settings, appearance=False))
+    assert any(n == "obama" and x < 250 for index, _, n, x in geometry_only if index >= 70)
