@@ -152,24 +152,26 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         return _enroll_from_video(args, engine)
     if not args.images:
         raise EdgedError("enroll needs photos, or --from-video VIDEO")
-    vectors = []
+    faces = []
     sources = []
     failed = 0
     for path in args.images:
         try:
-            vector, note = engine.embed_for_enroll(load_image(path), str(path))
+            face = engine.enroll_face(load_image(path), str(path))
         except EdgedError as exc:
             failed += 1
             _say(str(exc))
             continue
-        if note:
-            _say(note)
-        vectors.append(vector)
+        if face.note:
+            _say(face.note)
+        faces.append(face)
         sources.append(str(path))
     assert engine.embedder is not None
+    vectors = [face.vector for face in faces]
     with _gallery(args) as gallery:
-        for vector, source in zip(vectors, sources, strict=True):
-            gallery.enroll(args.name, vector[None], engine.embedder.model_id, source)
+        for face, source in zip(faces, sources, strict=True):
+            gallery.enroll(args.name, face.vector[None], engine.embedder.model_id, source)
+            gallery.set_picture(args.name, face.picture, face.quality)
         print(f"enrolled {len(vectors)} photo(s) as '{args.name}' in {gallery.path}"
               + (f"; {failed} photo(s) failed (see above)" if failed else ""))
     return 1 if failed else 0

@@ -68,10 +68,11 @@ def reject(gallery: Gallery, person: str, face: Face, model_id: str) -> Outcome:
 def confirm(gallery: Gallery, engine: FaceEngine, person: str, face: Face) -> Outcome:
     """"This is X": the face is added to X when it passes the enrollment filters."""
     try:
-        vector, _ = engine.embed_for_enroll(face.image, face.source)
+        enrolled = engine.enroll_face(face.image, face.source)
     except EdgedError as exc:
         return Outcome(False, f"{exc}; {person} left as they were")
-    gallery.enroll(person, vector[None], engine.embedder_loaded().model_id, face.source)
+    gallery.enroll(person, enrolled.vector[None], engine.embedder_loaded().model_id, face.source)
+    gallery.set_picture(person, enrolled.picture, enrolled.quality)
     return Outcome(True, f"{face.source} added to {person}")
 
 

@@ -13,6 +13,7 @@ from edged.embedder import Embedder
 from edged.errors import EdgedError, ModelError
 from edged.gallery import Gallery
 from edged.manifest import ModelSpec, choose_embedder
+from edged.pictures import card_jpeg, face_thumbnail
 from edged.quality import QualitySettings, assess, failures
 from edged.runtime import ModelStore, RuntimeOptions
 from edged.types import Faces, Identity
@@ -52,6 +53,14 @@ class FaceResult:
             out["person"] = self.identity.person
             out["similarity"] = round(self.identity.similarity, 4)
         return out
+
+
+@dataclass(frozen=True)
+class EnrolledFace:
+    vector: np.ndarray  # (D,)
+    note: str  # which face of several was taken
+    picture: bytes  # JPEG of the face, for the person's card
+    quality: float
 
 
 @dataclass(frozen=True)
@@ -159,8 +168,8 @@ class FaceEngine:
             image_bgr, choice = framed, choose_enroll_face(faces, where)
         return image_bgr, faces[[choice.index]], choice.note
 
-    def embed_for_enroll(self, image_bgr: np.ndarray, where: str, check_quality: bool = True) -> tuple[np.ndarray, str]:
-        """(D,) embedding of the face to enroll from a photo, and a note about the choice.
+    def enroll_face(self, image_bgr: np.ndarray, where: str, check_quality: bool = True) -> EnrolledFace:
+        """The face to enroll from a photo: embedding, a note about the choice, a picture.
         `check_quality`: refuse a face the enrollment filters would not take."""
         image_bgr, chosen, note = self.find_face(image_bgr, where)
         settings = QualitySettings()
@@ -169,4 +178,10 @@ class FaceEngine:
             raise EdgedError(f"{where}: the face is not good enough to enroll: "
                              + ", ".join(failures(quality, 0, settings)))
         vector = self.embedder_loaded().embed(image_bgr, chosen)[0]
-        return vector, note
+        picture = card_jpeg(face_thumbnail(image_bgr, chosen.xyxy[0]))
+        return EnrolledFace(vector, note, picture, float(quality.score[0]))
+
+    def embed_for_enroll(self, image_bgr: np.ndarray, where: str, check_quality: bool = True) -> tuple[np.ndarray, str]:
+        """(D,) embedding of the face to enroll from a photo, and a note about the choice."""
+        face = self.enroll_face(image_bgr, where, check_quality)
+        return face.vector, face.note

@@ -20,7 +20,7 @@ from edged.errors import GalleryError
 from edged.names import check_person_name
 from edged.types import Identity
 
-SCHEMA_VERSION = 3  # 2: people.anonymous and sightings; 3: negatives
+SCHEMA_VERSION = 4  # 2: people.anonymous and sightings; 3: negatives; 4: pictures
 EXPORT_FORMAT = "edged-gallery"
 EXPORT_VERSION = 1
 
@@ -50,6 +50,12 @@ CREATE TABLE IF NOT EXISTS negatives (
     vector BLOB NOT NULL,
     source TEXT NOT NULL DEFAULT '',
     created REAL NOT NULL
+);
+-- One picture per person for the face library: the best-quality face seen or enrolled.
+CREATE TABLE IF NOT EXISTS pictures (
+    person_id INTEGER PRIMARY KEY REFERENCES people(id) ON DELETE CASCADE,
+    jpeg BLOB NOT NULL,
+    quality REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS sightings (
     id INTEGER PRIMARY KEY,
@@ -244,6 +250,8 @@ class Gallery:
             else:
                 for table in ("embeddings", "negatives", "sightings"):
                     self._db.execute(f"UPDATE {table} SET person_id = ? WHERE person_id = ?", (target[0], source_id))
+                self._db.execute("INSERT OR IGNORE INTO pictures SELECT ?, jpeg, quality FROM pictures "
+                                 "WHERE person_id = ?", (target[0], source_id))
                 self._db.execute("DELETE FROM people WHERE id = ?", (source_id,))
         self._forget()
         return int(count)
@@ -258,6 +266,26 @@ class Gallery:
             (count,) = self._db.execute("SELECT COUNT(*) FROM negatives WHERE person_id = ?", (person_id,)).fetchone()
         self._forget()
         return int(count)
+
+    @_locked
+    def set_picture(self, name: str, jpeg: bytes, quality: float) -> None:
+        """Keeps `jpeg` as the person's picture unless the one they have is of better quality."""
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO pictures(person_id, jpeg, quality) VALUES (?, ?, ?) ON CONFLICT(person_id) DO UPDATE "
+                "SET jpeg = excluded.jpeg, quality = excluded.quality WHERE excluded.quality > pictures.quality",
+                (self._person_id(name), jpeg, quality))
+
+    @_locked
+    def pictures(self) -> dict[str, int]:
+        """People who have a picture: name -> the id their picture is fetched by."""
+        return {name: int(pid) for name, pid in self._db.execute(
+            "SELECT p.name, p.id FROM pictures x JOIN people p ON p.id = x.person_id")}
+
+    @_locked
+    def picture(self, person_id: int) -> bytes | None:
+        row = self._db.execute("SELECT jpeg FROM pictures WHERE person_id = ?", (person_id,)).fetchone()
+        return bytes(row[0]) if row else None
 
     @_locked
     def negatives(self, name: str) -> int:

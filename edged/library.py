@@ -33,10 +33,12 @@ def latest_faces(recent: Iterable[dict[str, object]]) -> dict[str, str]:
 def library_view(gallery: Gallery, model_id: str, recent: list[dict[str, object]]) -> dict[str, object]:
     """Everything the page shows, as plain data (names are data: the page sets them as text)."""
     faces = latest_faces(recent)
+    pictures = gallery.pictures()
     people, strangers = [], []
     for person in gallery.people():
+        picture = f"library/face/{pictures[person.name]}.jpg" if person.name in pictures else None
         row = {"name": person.name, "embeddings": person.embeddings.get(model_id, 0),
-               "sightings": person.sightings, "face": faces.get(person.name)}
+               "sightings": person.sightings, "face": picture or faces.get(person.name)}
         if person.anonymous:
             strangers.append(row)
         else:
@@ -63,6 +65,9 @@ class Library:
     def view(self) -> dict[str, object]:
         view = library_view(self.gallery, self.engine.embedder_loaded().model_id, self.recent())
         return {**view, "csrf": self.csrf}
+
+    def picture(self, person_id: int) -> bytes | None:
+        return self.gallery.picture(person_id)
 
     def act(self, form: dict[str, str]) -> Outcome:
         """One action from the page; every field is checked before anything changes."""

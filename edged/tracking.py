@@ -14,6 +14,7 @@ from edged.engine import FaceEngine
 from edged.errors import GalleryError
 from edged.events import TrackEvent
 from edged.gallery import Gallery
+from edged.pictures import card_jpeg, face_thumbnail
 from edged.quality import QualitySettings, assess
 from edged.reid import Reid, ReidSettings
 from edged.shots import CutDetector, CutSettings
@@ -22,7 +23,6 @@ from edged.types import Faces, Identity
 from edged.unknowns import CLUSTER_MARGIN
 
 log = logging.getLogger("edged.tracking")
-THUMBNAIL_MARGIN = 0.35  # of the face size, around the box
 
 
 @dataclass(frozen=True)
@@ -112,15 +112,6 @@ def crossed(own: tuple[float, float], swapped: tuple[float, float], floor: float
     """Two tracks that just parted took each other's faces: each face is more like the other
     track's earlier faces than its own track's are, and like them as one person's faces are."""
     return sum(swapped) > sum(own) and min(swapped) >= floor
-
-
-def face_thumbnail(image: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
-    x1, y1, x2, y2 = xyxy
-    pad = THUMBNAIL_MARGIN * max(x2 - x1, y2 - y1)
-    h, w = image.shape[:2]
-    left, top = int(max(x1 - pad, 0)), int(max(y1 - pad, 0))
-    right, bottom = int(min(x2 + pad, w)), int(min(y2 + pad, h))
-    return image[top:bottom, left:right].copy()
 
 
 class FaceTracking:
@@ -322,6 +313,9 @@ class FaceTracking:
                                    anonymous=True)[0]
         name = match.person or self.gallery.new_anonymous(vectors, embedder.model_id, self.camera)
         self._strangers[track_id] = name
+        extra = self._extra.get(track_id)
+        if extra is not None and extra.thumbnail is not None and extra.thumbnail.size:
+            self.gallery.set_picture(name, card_jpeg(extra.thumbnail), extra.thumbnail_quality)
 
     def _emit(self, kind: str, track: Track, previous: str | None = None, reason: str | None = None) -> None:
         identity = self.identity(track.track_id)

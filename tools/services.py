@@ -272,8 +272,9 @@ def enroll_first_photos(engine, path: Path, people: list[tuple[str, str]]) -> Pa
     with Gallery(path) as gallery:
         for person, photo in people:
             image = DATA / "faces" / person / photo
-            vector, _ = engine.embed_for_enroll(load_image(image), str(image))
-            gallery.enroll(person, vector[None], engine.embedder_loaded().model_id, str(image))
+            face = engine.enroll_face(load_image(image), str(image))
+            gallery.enroll(person, face.vector[None], engine.embedder_loaded().model_id, str(image))
+            gallery.set_picture(person, face.picture, face.quality)
     return path
 
 

@@ -31,6 +31,7 @@ log = logging.getLogger("edged.web")
 PAGE = Path(__file__).with_name("page.html")
 LIBRARY_PAGE = Path(__file__).with_name("library.html")
 MAX_FORM = 4096  # bytes of a library action
+LIBRARY_FACE = re.compile(r"/library/face/([0-9]{1,12})\.jpg")
 SERVED_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.(mp4|jpg)")  # no .part, no spool, no dot files
 KINDS = {".mp4": "video/mp4", ".jpg": "image/jpeg"}
 CHUNK = 256 * 1024
@@ -131,7 +132,10 @@ class WebServer:
                 if outer.library is not None:
                     routes.update({"/library": self._library_page, "/library.json": self._library_view})
                 prefix, _, name = url.path.strip("/").partition("/")
-                if prefix in outer.folders and name:
+                picture = LIBRARY_FACE.fullmatch(url.path)
+                if picture and outer.library is not None:
+                    self._library_face(int(picture.group(1)))
+                elif prefix in outer.folders and name:
                     self._file(outer.folders[prefix], name)
                 elif url.path in routes:
                     routes[url.path]()
@@ -194,6 +198,13 @@ class WebServer:
 
             def _library_page(self) -> None:
                 self._send(200, "text/html; charset=utf-8", library_page, library_security)
+
+            def _library_face(self, person_id: int) -> None:
+                jpeg = outer.library.picture(person_id)
+                if jpeg is None:
+                    self._send(404, "application/json", b'{"error": "no picture"}')
+                else:
+                    self._send(200, "image/jpeg", jpeg)
 
             def _library_view(self) -> None:
                 self._send(200, "application/json", json.dumps(outer.library.view()).encode())
