@@ -219,8 +219,8 @@ CROSSING = [
 ]
 
 
-def truth_x(person: str, index: int) -> int:
-    actor = next(a for a in CROSSING if a.person == person)
+def truth_x(person: str, index: int, actors=CROSSING) -> int:
+    actor = next(a for a in actors if a.person == person)
     return next(a.position(index)[0] for a in actor.appearances if a.first <= index <= a.last)
 
 
@@ -229,7 +229,7 @@ def crossing_video(engine, tmp_path_factory):
     return render(tmp_path_factory.mktemp("crossing") / "crossing.mp4", CROSSING, 160, engine.detector)
 
 
-def crossing_names(engine, gallery_path, video, settings):
+def crossing_names(engine, gallery_path, video, settings, actors=CROSSING):
     """Frames each name was given on, asserting every named face is where that person is."""
     named_at: dict[str, list[int]] = {"obama": [], "biden": []}
     with Gallery(gallery_path) as gallery:
@@ -238,7 +238,7 @@ def crossing_names(engine, gallery_path, video, settings):
             if index % 2:
                 continue
             result = tracking.process(image, index / 25.0, index)
-            truth = {person: truth_x(person, index) for person in named_at}
+            truth = {person: truth_x(person, index, actors) for person in named_at}
             gap = abs(truth["obama"] - truth["biden"])
             for box, identity in zip(result.faces.xyxy, result.identities, strict=True):
                 if identity.person not in named_at:
@@ -311,3 +311,18 @@ def test_tracks_that_took_each_others_faces_are_swapped_back(engine, gallery_pat
     geometry_only, _ = swap_tracks(engine, gallery_path, swap_video,
                                    TrackingSettings(detector=engine.detector.settings, appearance=False))
     assert any(n == "obama" and x < 250 for index, _, n, x in geometry_only if index >= 70)
+
+
+# The classic crossing: they swap sides, biden passing in front of obama.
+PASSING = [
+    Actor("obama", "obama2.jpg", (Appearance(0, 149, (20, 110), (500, 110)),)),
+    Actor("biden", "biden2.jpg", (Appearance(0, 149, (500, 122), (20, 122)),)),
+]
+
+
+def test_people_who_swap_sides_are_named_on_both_sides(engine, gallery_path, tmp_path):
+    video = render(tmp_path / "passing.mp4", PASSING, 150, engine.detector)
+    named_at, _ = crossing_names(engine, gallery_path, video, TrackingSettings(detector=engine.detector.settings),
+                                 PASSING)
+    for person, indices in named_at.items():
+        assert min(indices) < 50 and max(indices) > 100, f"{person} not named on both sides: {indices}"
