@@ -46,7 +46,6 @@ def stall_after_s() -> float:
     the watchdog stops being fed: half of systemd's WatchdogSec, between 2 and 10 s."""
     interval = watchdog_interval()  # half of WatchdogSec
     return 10.0 if interval is None else max(2.0, min(10.0, interval))
-FAULT_STALL_FILE = "EDGED_FAULT_STALL_FILE"  # test hook: while this file exists, inference stalls
 
 
 def setup_logging(level: int = logging.INFO) -> None:
@@ -303,12 +302,6 @@ class Daemon:
 
     def _start_pipeline(self) -> None:
         self.pipeline.live = self.live
-        stall_file = os.environ.get(FAULT_STALL_FILE)
-        if stall_file:
-            def stall(_result: object) -> None:
-                while os.path.exists(stall_file):
-                    time.sleep(0.1)
-            self.pipeline.on_frame.append(stall)
         self.pipeline.start()
 
     def reload(self) -> None:

@@ -4,7 +4,9 @@ configuration errors and reloads, and an RTSP camera that drops and comes back."
 import json
 import signal
 import socket
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from services import Daemon, RtspServer, config, datagrams, free_port, gallery_copy, wait_until
@@ -26,8 +28,10 @@ def test_ready_after_warm_up_watchdog_and_a_stall(scenario_video, enrolled_galle
     sock, path = notify_socket
     stall = tmp_path / "stall"
     port = free_port()
+    # The stall is injected from outside: the daemon runs under tests/stalling.py.
     daemon = Daemon(tmp_path, config(scenario_video, gallery_copy(enrolled_gallery, tmp_path), port),
-                    env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "2000000", "EDGED_FAULT_STALL_FILE": str(stall)})
+                    env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "2000000", "EDGED_TEST_STALL_FILE": str(stall)},
+                    wrapper=[sys.executable, str(Path(__file__).with_name("stalling.py"))])
     daemon.start()
     try:
         messages: list[str] = []
