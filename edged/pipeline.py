@@ -44,6 +44,8 @@ class Stats:
     rss_mb: float
     source_connected: bool
     scene_cuts: int = 0  # hard cuts seen since start: the camera moved, switched or covered
+    camera_fps: float = 0.0  # frames read from the source per second
+    detect_fps_target: float = 0.0  # detections per second asked for (fps is what was achieved)
 
     def to_json(self) -> dict[str, object]:
         return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -109,6 +111,7 @@ class Pipeline:
         self._threads: list[threading.Thread] = []
         self._last_detect = float("-inf")
         self._processed: deque[float] = deque(maxlen=100)
+        self._read: deque[float] = deque(maxlen=100)  # when recent frames arrived, for the camera's fps
         self._latency_ms = 0.0
         self._embeddings_mark = (time.monotonic(), 0)
         self._cpu_mark = (time.monotonic(), sum(os.times()[:2]))
@@ -156,6 +159,7 @@ class Pipeline:
             frame = self.source.next_frame(timeout=0.25)
             now = time.monotonic()
             if frame is not None:
+                self._read.append(now)
                 self._check_cut(frame)
             if frame is not None and self.detection_enabled and frame.ts - self._last_detect >= self.detect_interval:
                 # Ideal ticks, not "since the last frame used", so the rate asked for is the rate run.
@@ -206,9 +210,10 @@ class Pipeline:
         if self.live is not None:
             self.live.update(image, faces, identities, self.recent_fps())
 
-    def recent_fps(self) -> float:
+    def recent_fps(self, times: deque[float] | None = None) -> float:
+        """Events per second over the last 10 s: detections by default, or frames read."""
         now = time.monotonic()
-        recent = [t for t in self._processed if now - t <= 10]
+        recent = [t for t in (self._processed if times is None else times) if now - t <= 10]
         return (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
 
     def _failed(self, index: int) -> None:
@@ -270,5 +275,6 @@ class Pipeline:
                            "confirmed": track.confirmed, "box": [round(float(v), 1) for v in track.xyxy]})
         self.last_stats = Stats(time.time(), self.source.settings.camera, fps, self.source.stats.frames,
                                 self.source.stats.skipped, self._latency_ms, per_s, len(tracks), tracks, cpu,
-                                rss_mb(), self.source.stats.connected, self.tracking.cut_count)
+                                rss_mb(), self.source.stats.connected, self.tracking.cut_count,
+                                self.recent_fps(self._read), 1.0 / self.detect_interval)
         return self.last_stats

@@ -63,6 +63,35 @@ def test_many_viewers_share_one_encoding_per_frame(detector):
     assert [view.watch() for _ in range(4)] == [True, True, True, False], "viewers are bounded"
 
 
+def test_each_viewer_may_ask_for_a_narrower_picture(detector):
+    image, faces = frame_and_faces(detector)
+    view = LiveView(max_width=1280)
+    view.update(image, faces, [Identity("obama", 0.7)] * len(faces), 5.0)
+
+    def width(asked):
+        frame = view.jpeg(0, timeout=5, width=asked)
+        return cv2.imdecode(np.frombuffer(frame[1], np.uint8), cv2.IMREAD_COLOR).shape[1]
+
+    assert [width(a) for a in (500, 480, 100, 5000, 0)] == [480, 480, 320, 1280, 1280]
+    assert view.encoded == 3  # one encoding per width and frame, shared by every viewer at it
+
+
+def test_labels_fit_their_faces_and_do_not_overlap():
+    from edged.draw import MIN_SCALE, fit_label, place_label
+
+    scale, _, width, _, _ = fit_label("#12 José Núñez-Fernández 0.83", 60, 2)
+    assert width <= 1.25 * 60 or scale == MIN_SCALE
+    assert fit_label("#1 bob 0.91", 300, 2)[0] == 1.0  # a big face keeps the normal size
+    taken = []
+    boxes = [(100, 100, 180, 180), (150, 110, 230, 190), (120, 95, 200, 175)]  # three faces close together
+    for box in boxes:
+        taken.append(place_label(box, (70, 14), (640, 360), taken))
+    for i, a in enumerate(taken):
+        for b in taken[i + 1:]:
+            assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), taken
+    assert all(r[1] >= 0 and r[3] <= 360 for r in taken)
+
+
 def test_privacy_blur_hides_only_people_not_enrolled(detector):
     image, faces = frame_and_faces(detector)
     identities = [Identity("obama", 0.7), Identity(None, 0.1)]
@@ -144,6 +173,9 @@ def test_daemon_stream_status_and_page_in_chromium(scenario_video, enrolled_gall
         assert fetch(f"{base}/stream.mjpg")[0] == 401
         frames = mjpeg_frames(f"{base}/stream.mjpg?token=let-me-in-0123456789", 5)
         assert all(f is not None and f.shape == (360, 640, 3) for f in frames)
+        phone = mjpeg_frames(f"{base}/stream.mjpg?token=let-me-in-0123456789&width=360", 2)
+        assert all(f is not None and f.shape == (180, 320, 3) for f in phone)  # snapped down to 320
+        assert fetch(f"{base}/stream.mjpg?token=let-me-in-0123456789&width=big")[0] == 400
         alerts = wait_until(lambda: [e for e in json.loads(fetch(f"{base}/status?token=let-me-in-0123456789")[1])[
             "recent_events"] if e["type"] == "alert"], 30, "an alert")
         for picture in (alerts[0]["snapshot"], alerts[0]["frame"]):
@@ -168,7 +200,9 @@ def test_daemon_stream_status_and_page_in_chromium(scenario_video, enrolled_gall
         daemon.stop()
     assert 'class="event"' in dom and "track" in dom, "the page lists no events"
     assert 'src="media/' in dom, "the page shows no alert snapshot"
-    assert "detections/s" in dom and "faces in view" in dom
+    assert "camera" in dom and " fps · detections " in dom and "faces in view" in dom
+    # Alerts lead the list: the first row is an alert.
+    assert dom.index('class="alert"') < dom.index('class="event"') + 400
     picture = cv2.imread(str(shot))
     assert picture is not None, "chromium took no screenshot"
     # The live image sits at the top left (16 px margin, 960 px wide): a real frame there is

@@ -1,6 +1,7 @@
 """The live view: frames annotated (boxes, names, privacy blur) and JPEG-encoded only while
-someone watches, once per frame for all viewers, at most `max_width` pixels wide; a bounded
-number of viewers. The web server (web.py) serves it."""
+someone watches, once per frame and width for all viewers, at most `max_width` pixels wide (a
+viewer may ask for less: `?width=`, snapped to a few fixed widths so encodings stay shared); a
+bounded number of viewers. The web server (web.py) serves it."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from edged.types import Faces, Identity
 
 log = logging.getLogger("edged.stream")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+WIDTHS = (320, 480, 640, 960, 1280, 1920)  # the widths a viewer may ask for (snapped down to one)
 MIN_TOKEN_LENGTH = 16
 TOKEN_ADVICE = "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(24))'"
 
@@ -56,6 +58,7 @@ def annotate(image: np.ndarray, faces: Faces, identities: list[Identity], fps: f
     canvas = image.copy()
     if blur:
         blur_faces(canvas, faces, identities)
+    taken: list[tuple[int, int, int, int]] = []  # labels placed so far: the next avoids them
     for i in range(len(faces)):
         identity = identities[i] if i < len(identities) else Identity(None, -1.0)
         track = int(faces.track_id[i])
@@ -65,7 +68,7 @@ def annotate(image: np.ndarray, faces: Faces, identities: list[Identity], fps: f
             label, color = f"#{track} {identity.person}", UNKNOWN
         else:
             label, color = f"#{track}", PLAIN if not identity.confirmed else UNKNOWN
-        draw_face(canvas, faces.xyxy[i], None, label, color)
+        draw_face(canvas, faces.xyxy[i], None, label, color, taken)
     cv2.putText(canvas, f"{fps:.1f} fps", (10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2, cv2.LINE_AA)
     return canvas
 
@@ -92,9 +95,17 @@ class LiveView:
         self.watchers = 0
         self.encoded = 0  # frames encoded so far: stays put while nobody watches
         self._latest = _Latest()
-        self._cache: tuple[int, bytes] | None = None
-        self._encoding = False
+        self._cache: dict[int, tuple[int, bytes]] = {}  # width -> (sequence, JPEG)
+        self._encoding: set[int] = set()  # widths being encoded now
         self._cond = threading.Condition()
+
+    def width_for(self, asked: int) -> int:
+        """The width a viewer gets: `asked` snapped down to one of WIDTHS (at least the
+        smallest), never above max_width; 0 asks for max_width (0 there: as captured)."""
+        if asked <= 0:
+            return self.max_width
+        snapped = max([w for w in WIDTHS if w <= asked] or [WIDTHS[0]])
+        return min(snapped, self.max_width) if self.max_width else snapped
 
     def watch(self) -> bool:
         """A viewer arrives; False when there are `max_viewers` already."""
@@ -117,41 +128,44 @@ class LiveView:
             self.fps = fps
             self._cond.notify_all()
 
-    def jpeg(self, after: int = 0, timeout: float = 5.0) -> tuple[int, bytes] | None:
-        """The newest frame later than `after`, annotated and encoded: (sequence, JPEG)."""
+    def jpeg(self, after: int = 0, timeout: float = 5.0, width: int = 0) -> tuple[int, bytes] | None:
+        """The newest frame later than `after`, annotated and encoded at the viewer's width
+        (see width_for): (sequence, JPEG)."""
+        width = self.width_for(width)
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
                 latest = self._latest
                 if latest.image is not None and latest.sequence > after:
-                    if self._cache and self._cache[0] == latest.sequence:
-                        return self._cache
-                    if not self._encoding:
-                        break  # this thread encodes it, for everyone
+                    cached = self._cache.get(width)
+                    if cached and cached[0] == latest.sequence:
+                        return cached
+                    if width not in self._encoding:
+                        break  # this thread encodes it, for everyone at this width
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return None
                 self._cond.wait(remaining)
-            self._encoding = True
+            self._encoding.add(width)
         data = None
         try:
-            data = self._encode(latest)
+            data = self._encode(latest, width)
         finally:
             with self._cond:
-                self._encoding = False
+                self._encoding.discard(width)
                 if data is not None:
                     self.encoded += 1
-                    self._cache = (latest.sequence, data)
+                    self._cache[width] = (latest.sequence, data)
                 self._cond.notify_all()
         return None if data is None else (latest.sequence, data)
 
-    def _encode(self, latest: _Latest) -> bytes | None:
+    def _encode(self, latest: _Latest, target: int) -> bytes | None:
         assert latest.image is not None
         image, faces = latest.image, latest.faces or Faces.empty()
         width = image.shape[1]
-        if self.max_width and width > self.max_width:  # scale first: cheaper, and labels stay readable
-            scale = self.max_width / width
-            image = cv2.resize(image, (self.max_width, round(image.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+        if target and width > target:  # scale first: cheaper, and labels stay readable
+            scale = target / width
+            image = cv2.resize(image, (target, round(image.shape[0] * scale)), interpolation=cv2.INTER_AREA)
             faces = replace(faces, xyxy=faces.xyxy * scale, landmarks=faces.landmarks * scale)
         picture = annotate(image, faces, latest.identities or [], self.fps, self.blur_unknowns)
         ok, data = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, self.quality])

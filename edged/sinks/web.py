@@ -107,6 +107,7 @@ class WebServer:
             sys_version = ""
             timeout = limits_in_use.request_timeout_s  # no single read waits longer than the whole request may
             head = False
+            width = 0  # the live view width this viewer asked for (0: the configured one)
 
             def parse_request(self) -> bool:
                 if not super().parse_request():
@@ -129,6 +130,11 @@ class WebServer:
                     return
                 routes = {"/": self._page, "/status": self._status, "/stream.mjpg": self._stream,
                           "/snapshot.jpg": self._snapshot}
+                try:  # ?width= asks the live view for a narrower picture (a phone's)
+                    self.width = int(parse_qs(url.query).get("width", ["0"])[0])
+                except ValueError:
+                    self._send(400, "application/json", b'{"error": "width must be a number of pixels"}')
+                    return
                 if outer.library is not None:
                     routes.update({"/library": self._library_page, "/library.json": self._library_view})
                 prefix, _, name = url.path.strip("/").partition("/")
@@ -216,7 +222,7 @@ class WebServer:
                 self._send(200, "application/json", json.dumps(snapshot(), default=str).encode())
 
             def _snapshot(self) -> None:
-                frame = outer.view.jpeg(0, timeout=5)
+                frame = outer.view.jpeg(0, timeout=5, width=self.width)
                 if frame is None:
                     self._send(503, "application/json", b'{"error": "no frame yet"}')
                 else:
@@ -274,7 +280,7 @@ class WebServer:
                     sequence, interval = 0, 1.0 / max_fps
                     while not outer.stopping:
                         started = time.monotonic()
-                        frame = outer.view.jpeg(sequence, timeout=2)
+                        frame = outer.view.jpeg(sequence, timeout=2, width=self.width)
                         if frame is None:
                             continue
                         sequence, data = frame
