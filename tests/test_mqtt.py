@@ -60,6 +60,34 @@ def test_names_become_ascii_slugs_in_topics_and_ids(name, expected):
     assert m.person_discovery(TOPICS, "homeassistant", name, removed=True)[1] == ""
 
 
+# Home Assistant's published discovery rules (integrations/mqtt, "Discovery messages", and each
+# platform's page): the topic is <prefix>/<component>/[<node_id>/]<object_id>/config with ids of
+# [a-zA-Z0-9_-]; each platform's required keys; entities need a unique_id to join a device;
+# a device needs identifiers or connections; a device trigger's automation_type is "trigger".
+DISCOVERY_TOPIC = re.compile(r"^homeassistant/(?P<component>[a-z_]+)/(?:[a-zA-Z0-9_-]+/)?[a-zA-Z0-9_-]+/config$")
+REQUIRED = {"sensor": {"state_topic"}, "binary_sensor": {"state_topic"}, "switch": {"command_topic"},
+            "event": {"state_topic", "event_types"}, "image": {"image_topic"},
+            "device_automation": {"automation_type", "topic", "type", "subtype"}}
+WILDCARDS = set("+#")
+
+
+def check_home_assistant_rules(topic: str, body: dict) -> None:
+    match = DISCOVERY_TOPIC.match(topic)
+    assert match, f"{topic}: not a discovery topic Home Assistant accepts"
+    component = match["component"]
+    assert component in REQUIRED, f"{topic}: component {component} not used by edged"
+    missing = REQUIRED[component] - set(body)
+    assert not missing, f"{topic}: lacks {missing}"
+    assert body["device"].get("identifiers"), f"{topic}: a device needs identifiers"
+    if component == "device_automation":
+        assert body["automation_type"] == "trigger"
+    else:
+        assert re.fullmatch(r"[a-zA-Z0-9_-]+", body["unique_id"]), f"{topic}: unique_id {body['unique_id']!r}"
+    for key, value in body.items():
+        if key.endswith("topic"):
+            assert isinstance(value, str) and not WILDCARDS & set(value), f"{topic}: {key} {value!r}"
+
+
 def test_discovery_payloads():
     messages = {topic: json.loads(payload) for topic, payload, _, retain in m.discovery(TOPICS, "homeassistant",
                                                                                        ["alice"])}
@@ -72,7 +100,17 @@ def test_discovery_payloads():
     switch = messages["homeassistant/switch/edged_box1/alerts/config"]
     assert switch["command_topic"] == "edged/box1/alerts/set"
     assert "homeassistant/sensor/edged_box1/door_faces/config" in messages
-    assert len({s["unique_id"] for s in messages.values()}) == len(messages)
+    entities = [s for t, s in messages.items() if "/device_automation/" not in t]
+    assert len({s["unique_id"] for s in entities}) == len(entities)
+    for topic, body in messages.items():
+        check_home_assistant_rules(topic, body)
+    triggers = {b["type"]: b for t, b in messages.items() if "/device_automation/" in t}
+    assert set(triggers) == {"known_seen", "stranger_seen", "unidentified_seen"}
+    assert {(b["topic"], b["subtype"], b["payload"]) for b in triggers.values()} == {
+        ("edged/box1/door/trigger", "door", kind) for kind in ("known", "stranger", "unidentified")}
+    # Names Home Assistant would drop or that would be wildcards still give valid topics and ids.
+    for topic, payload, _, _ in m.discovery(TOPICS, "homeassistant", ["José Núñez", "a+b", "küche #1"]):
+        check_home_assistant_rules(topic, json.loads(payload))
 
 
 @pytest.mark.parametrize("mode, alerted", [("knowns", {"obama", "biden", "rose_leslie"}), ("unknowns", {"unknown-1"})])
@@ -116,6 +154,8 @@ def test_events_alerts_discovery_and_presence(broker, scenario_video, enrolled_g
     fired = subscriber.json(TOPICS.event)
     kinds = {"knowns": {"known"}, "unknowns": {"stranger"}}[mode]
     assert {e["event_type"] for e in fired} == kinds and len(fired) == len(alerts)
+    triggered = subscriber.on(TOPICS.trigger)
+    assert {t.decode() for t in triggered} == kinds and len(triggered) == len(alerts)
     assert subscriber.on(TOPICS.stranger)[:2] == [b"OFF", b"ON"]  # none at connect, then unknown-1
     assert json.loads(subscriber.on(TOPICS.last_person_attributes)[-1])["person"] in {"obama", "biden", "rose_leslie"}
     stats = subscriber.json(TOPICS.stats)

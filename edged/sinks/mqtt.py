@@ -285,6 +285,7 @@ class MqttSink:
             self._alerted[alert.track_id] = (alert.snapshot, alert.clip)
             self._send_kept(m.alert_message(self.topics, alert))
             self._send_kept(m.face_event(self.topics, alert))
+            self._send_kept(m.face_trigger(self.topics, alert))
             if alert.reason == "known" and alert.person:
                 self._send_now(m.last_person_attributes(self.topics, {
                     "person": alert.person, "time": alert.time, "similarity": round(alert.similarity, 4),

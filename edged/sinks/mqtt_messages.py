@@ -69,6 +69,11 @@ class Topics:
         return f"{self.base}/stats"
 
     @property
+    def trigger(self) -> str:
+        """Home Assistant's device triggers: per alert its kind as plain text."""
+        return f"{self.base}/{self.camera}/trigger"
+
+    @property
     def event(self) -> str:
         """Home Assistant's event entity: one message per alert, {"event_type": ...}."""
         return f"{self.base}/{self.camera}/event"
@@ -130,11 +135,19 @@ def alert_message(topics: Topics, alert: Alert) -> Message:
 EVENT_KINDS = ("known", "stranger", "unidentified")
 
 
+def alert_kind(alert: Alert) -> str:
+    return {"known": "known", "unknown": "stranger"}.get(alert.reason, "unidentified")
+
+
 def face_event(topics: Topics, alert: Alert) -> Message:
     """The alert for Home Assistant's event entity: its kind as `event_type`, the alert's
     fields as the event's attributes."""
-    kind = {"known": "known", "unknown": "stranger"}.get(alert.reason, "unidentified")
-    return topics.event, json.dumps({"event_type": kind, **alert.to_json()}), 1, False
+    return topics.event, json.dumps({"event_type": alert_kind(alert), **alert.to_json()}), 1, False
+
+
+def face_trigger(topics: Topics, alert: Alert) -> Message:
+    """The alert for Home Assistant's device triggers: its kind alone, matched by `payload`."""
+    return topics.trigger, alert_kind(alert), 1, False
 
 
 def stranger_present(topics: Topics, present: bool) -> Message:
@@ -255,6 +268,13 @@ def discovery(topics: Topics, discovery_prefix: str, people: list[str]) -> list[
             "command_topic": topics.switch_command(what), "payload_on": ON, "payload_off": OFF}))
     messages = [(f"{discovery_prefix}/{path}/config", json.dumps({**body, **common}), 1, True)
                 for path, body in configs]
+    # Device triggers ("When edged <camera> saw a stranger" in the automation editor): one per
+    # alert kind, on a topic carrying the kind as plain text. Triggers take no availability.
+    for kind in EVENT_KINDS:
+        trigger = {"automation_type": "trigger", "topic": topics.trigger, "type": f"{kind}_seen",
+                   "subtype": cam, "payload": kind, "qos": 1, "device": device}
+        messages.append((f"{discovery_prefix}/device_automation/{node}/{cam}_{kind}/config", json.dumps(trigger), 1,
+                         True))
     return messages + [person_discovery(topics, discovery_prefix, name) for name in people]
 
 
