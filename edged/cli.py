@@ -13,19 +13,19 @@ import cv2
 
 from edged import __version__
 from edged.config import CONFIG_EXIT, load_config, show
-from edged.detector import DetectorSettings
-from edged.draw import KNOWN, PLAIN, UNKNOWN, draw_face
 from edged.engine import EngineOptions, FaceEngine, FaceResult
 from edged.errors import ConfigError, EdgedError, ImageError
 from edged.gallery import Gallery
-from edged.images import load_image
+from edged.io.images import load_image
+from edged.io.s3 import fetched
 from edged.manifest import choose_embedder
 from edged.paths import default_gallery
 from edged.report import write_report
 from edged.runtime import ModelStore, available_providers, choose_providers
-from edged.s3 import fetched
 from edged.scan import DEFAULT_DETECT_FPS, ScanProgress, ScanResult, detect_every, scan_video
-from edged.tracking import TrackingSettings
+from edged.tracking.faces import TrackingSettings
+from edged.vision.detector import DetectorSettings
+from edged.vision.draw import KNOWN, PLAIN, UNKNOWN, draw_face
 
 JSON_VERSION = 1
 
@@ -394,7 +394,7 @@ def _clips_dir(args: argparse.Namespace) -> Path:
 
 
 def cmd_clips(args: argparse.Namespace) -> int:
-    from edged.video import probe
+    from edged.io.video import probe
 
     folder = _clips_dir(args)
     if args.action == "list":

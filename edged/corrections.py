@@ -12,7 +12,7 @@ import numpy as np
 from edged.engine import FaceEngine
 from edged.errors import EdgedError, GalleryError
 from edged.gallery import Gallery, is_anonymous_name
-from edged.images import load_image
+from edged.io.images import load_image
 
 # Event ids are "<start time>-<camera>-<track>": digits, a dot, camera letters, dashes.
 EVENT_ID = re.compile(r"^[0-9]+\.[0-9]{3}-[A-Za-z0-9_-]+-[0-9]+$")

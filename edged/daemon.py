@@ -21,24 +21,24 @@ import numpy as np
 from edged import __version__
 from edged.alerts import AlertEngine, AlertSettings
 from edged.config import Config, load_config
-from edged.detector import DetectorSettings
 from edged.engine import EngineOptions, FaceEngine
 from edged.errors import ConfigError
 from edged.gallery import Gallery
 from edged.instance import StateLock
+from edged.io.source import FrameSource, SourceSettings
 from edged.library import Library
 from edged.paths import default_gallery
 from edged.pipeline import Pipeline, Sink
-from edged.quality import QualitySettings
 from edged.redact import mask_url
-from edged.reid import ReidSettings
 from edged.service import Watchdog, notify, watchdog_interval
 from edged.sinks.clips import ClipRecorder, ClipSettings
 from edged.sinks.stream import LiveView, annotate, blur_faces, check_exposure
 from edged.sinks.web import WebServer
-from edged.source import FrameSource, SourceSettings
-from edged.tracker import TrackerSettings
-from edged.tracking import FaceTracking, TrackingSettings
+from edged.tracking.faces import FaceTracking, TrackingSettings
+from edged.tracking.quality import QualitySettings
+from edged.tracking.reid import ReidSettings
+from edged.tracking.tracker import TrackerSettings
+from edged.vision.detector import DetectorSettings
 
 log = logging.getLogger("edged")
 def stall_after_s() -> float:
@@ -175,7 +175,7 @@ class Daemon:
                                                  blur_unknowns=blur),
                                     self.state / "clips", c.name, offset)
             if k.s3_bucket:
-                from edged.s3 import ClipUploader
+                from edged.io.s3 import ClipUploader
 
                 uploader = ClipUploader(self.state / "clips", k.s3_bucket, k.s3_prefix, k.s3_url_expiry_s,
                                         k.s3_endpoint, k.s3_access_key, k.s3_secret_key)

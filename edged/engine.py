@@ -8,15 +8,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edged.detector import Detector, DetectorSettings
-from edged.embedder import Embedder
 from edged.errors import EdgedError, ModelError
 from edged.gallery import Gallery
 from edged.manifest import ModelSpec, choose_embedder
-from edged.pictures import card_jpeg, face_thumbnail
-from edged.quality import QualitySettings, assess, failures
 from edged.runtime import ModelStore, RuntimeOptions
+from edged.tracking.quality import QualitySettings, assess, failures
 from edged.types import Faces, Identity
+from edged.vision.detector import Detector, DetectorSettings
+from edged.vision.embedder import Embedder
+from edged.vision.pictures import card_jpeg, face_thumbnail
 
 # A face this confident is taken for enrollment; MTCNN's doubtful extras sit at 0.80-0.85.
 ENROLL_MIN_SCORE = 0.95

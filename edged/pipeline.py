@@ -20,8 +20,8 @@ import numpy as np
 
 from edged.alerts import AlertEngine
 from edged.events import Alert, TrackEvent
-from edged.source import FrameSource
-from edged.tracking import FaceTracking, FrameResult
+from edged.io.source import FrameSource
+from edged.tracking.faces import FaceTracking, FrameResult
 from edged.types import Faces, Frame, Identity
 
 log = logging.getLogger("edged.pipeline")

@@ -22,8 +22,8 @@ import numpy as np
 from edged.engine import FaceEngine
 from edged.errors import EdgedError
 from edged.gallery import Gallery
-from edged.tracking import FaceTracking, TrackingSettings, TrackRecord
-from edged.unknowns import UnknownClusters
+from edged.tracking.faces import FaceTracking, TrackingSettings, TrackRecord
+from edged.tracking.unknowns import UnknownClusters
 
 # Four detections a second: people on foot cross a frame in seconds, and tracks carry their
 # faces in between. It is what lets a 2-core box scan 1080p video at twice real time.

@@ -30,7 +30,7 @@ def store():
 
 @pytest.fixture(scope="session")
 def detector(store):
-    from edged.detector import Detector
+    from edged.vision.detector import Detector
 
     return Detector(store)
 

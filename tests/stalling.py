@@ -7,8 +7,8 @@ import os
 import sys
 import time
 
-from edged import tracking
 from edged.cli import main
+from edged.tracking import faces as tracking
 
 STALL_FILE = os.environ["EDGED_TEST_STALL_FILE"]
 _process = tracking.FaceTracking.process

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from edged.boxes import crop_windows, iou_matrix, nms, regress, square
+from edged.vision.boxes import crop_windows, iou_matrix, nms, regress, square
 
 
 def test_iou_matrix_known_values():

@@ -7,11 +7,12 @@ import signal
 import time
 
 import cv2
+import numpy as np
 import pytest
 from scenarios import read_stamp
 from services import Daemon, RtspServer, config, free_port, gallery_copy, wait_until
 
-from edged.video import probe
+from edged.io.video import probe
 
 FPS = 25
 LOOP = 250  # frames in the stamped scenario
@@ -140,4 +141,9 @@ def test_a_camera_that_reconnects_keeps_making_whole_clips(stamped_videos, enrol
     stamps = stamps_of(after[0])
     # The stream restarts its times after the reconnect: the clip still spans pre- and post-roll.
     assert len(stamps) >= (pre + post - 0.5) * FPS, (after[0].name, len(stamps))
-    assert abs(probe(after[0]).seconds - len(stamps) / FPS) < 0.3
+    # Frames lost on the way (UDP, a busy machine) may leave gaps that the clip keeps as time:
+    # it lasts at least its frames and at most the span of source frames it covers (a loop
+    # back to 0 counts as one step).
+    span = 1 + sum(step if step > 0 else 1 for step in np.diff(stamps))
+    seconds = probe(after[0]).seconds
+    assert len(stamps) / FPS - 0.3 < seconds < span / FPS + 0.3, (after[0].name, seconds, len(stamps), span)

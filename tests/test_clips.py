@@ -11,8 +11,8 @@ import pytest
 from scenarios import read_stamp
 from services import Daemon, config, free_port, gallery_copy, wait_until
 
+from edged.io.video import Packet, probe
 from edged.sinks.clips import JpegFrame, JpegRing, PacketRing, retain
-from edged.video import Packet, probe
 
 from .conftest import CLIP_GOP, run_edged
 

@@ -16,7 +16,7 @@ from edged import corrections
 from edged.engine import EngineOptions, FaceEngine
 from edged.errors import EdgedError
 from edged.gallery import Gallery
-from edged.images import load_image
+from edged.io.images import load_image
 from edged.sinks import mqtt_messages as m
 
 from .conftest import DATA, run_edged

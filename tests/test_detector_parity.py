@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edged.boxes import iou_matrix
-from edged.detector import Detector, DetectorSettings
+from edged.vision.boxes import iou_matrix
+from edged.vision.detector import Detector, DetectorSettings
 
 from .conftest import DATA
 

@@ -8,12 +8,12 @@ import pytest
 from scenarios import Actor, Appearance, render
 from services import enroll_first_photos
 
-from edged.detector import DetectorSettings
 from edged.engine import EngineOptions, FaceEngine
 from edged.gallery import Gallery
 from edged.scan import scan_video
-from edged.shots import CutDetector, CutSettings
-from edged.tracking import FaceTracking, TrackingSettings
+from edged.tracking.faces import FaceTracking, TrackingSettings
+from edged.tracking.shots import CutDetector, CutSettings
+from edged.vision.detector import DetectorSettings
 
 from .conftest import DATA
 
@@ -175,7 +175,7 @@ def approach_video(engine, tmp_path_factory):
 
 def alerts_of(engine, gallery_path, video, unidentified_after_s):
     from edged.alerts import AlertEngine, AlertSettings
-    from edged.quality import QualitySettings
+    from edged.tracking.quality import QualitySettings
 
     settings = TrackingSettings(detector=engine.detector.settings, quality=QualitySettings(min_face_px=FAR_QUALITY),
                                 unidentified_after_s=unidentified_after_s)

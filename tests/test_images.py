@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from edged.errors import ImageError
-from edged.images import load_image
+from edged.io.images import load_image
 
 from .conftest import DATA
 
@@ -61,7 +61,7 @@ def test_unreadable_files_are_named(tmp_path, make, message):
 
 
 def test_formats_are_measured_from_their_headers(tmp_path, photo):
-    from edged.image_header import image_dimensions
+    from edged.io.image_header import image_dimensions
 
     small = photo[:123, :77]
     for ext in (".jpg", ".png", ".bmp", ".tiff", ".webp", ".ppm"):

@@ -3,8 +3,8 @@
 import cv2
 import numpy as np
 
-from edged.quality import QualitySettings, assess, yaw_ratio
-from edged.unknowns import UnknownClusters
+from edged.tracking.quality import QualitySettings, assess, yaw_ratio
+from edged.tracking.unknowns import UnknownClusters
 
 from .conftest import DATA
 

@@ -5,7 +5,7 @@ import pytest
 
 from edged.engine import EngineOptions, FaceEngine
 from edged.gallery import Gallery
-from edged.images import load_image
+from edged.io.images import load_image
 
 from .conftest import DATA
 
@@ -87,7 +87,7 @@ def test_batch_and_single_embeddings_agree(engine):
 
 def test_aligned_crop_puts_eyes_on_the_template(engine):
     """The five-point alignment really moves the landmarks onto the template."""
-    from edged.align import ARCFACE_TEMPLATE_112, similarity_transform
+    from edged.vision.align import ARCFACE_TEMPLATE_112, similarity_transform
 
     image = load_image(DATA / "images" / "obama1.jpg")
     faces = engine.detector.detect(image)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from edged.reid import Reid, ReidSettings
+from edged.tracking.reid import Reid, ReidSettings
 from edged.types import Identity
 
 BOX = np.array([100, 100, 180, 180], np.float32)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from edged.resample import crops_area, integral, resize_area
+from edged.vision.resample import crops_area, integral, resize_area
 
 
 def reference_area(image: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from services import wait_for_port, wait_until
 
-from edged.s3 import ClipUploader
+from edged.io.s3 import ClipUploader
 from edged.sinks.clip_writers import retain
 
 

@@ -11,12 +11,12 @@ import pytest
 from scenarios import Actor, Appearance, render, walk
 from services import enroll_first_photos
 
-from edged.detector import DetectorSettings
 from edged.engine import EngineOptions, FaceEngine
 from edged.gallery import Gallery
-from edged.reid import ReidSettings
 from edged.scan import scan_video
-from edged.tracking import FaceTracking, TrackingSettings
+from edged.tracking.faces import FaceTracking, TrackingSettings
+from edged.tracking.reid import ReidSettings
+from edged.vision.detector import DetectorSettings
 
 from .conftest import DATA, run_edged
 

@@ -77,7 +77,7 @@ def test_each_viewer_may_ask_for_a_narrower_picture(detector):
 
 
 def test_labels_fit_their_faces_and_do_not_overlap():
-    from edged.draw import MIN_SCALE, fit_label, place_label
+    from edged.vision.draw import MIN_SCALE, fit_label, place_label
 
     scale, _, width, _, _ = fit_label("#12 José Núñez-Fernández 0.83", 60, 2)
     assert width <= 1.25 * 60 or scale == MIN_SCALE

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from edged.tracker import Tracker, TrackerSettings
+from edged.tracking.tracker import Tracker, TrackerSettings
 from edged.types import Faces
 
 

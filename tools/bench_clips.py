@@ -15,10 +15,10 @@ import cv2
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from edged.io.video import Packet, PacketMuxer, StreamTemplate, VideoInput, encode  # noqa: E402
 from edged.sinks.clip_rings import PacketTimeline  # noqa: E402
 from edged.sinks.clip_writers import FrameEncoder  # noqa: E402
 from edged.sinks.clips import ClipRecorder, ClipSettings, JpegFrame, PacketRing  # noqa: E402
-from edged.video import Packet, PacketMuxer, StreamTemplate, VideoInput, encode  # noqa: E402
 
 CROWD = ROOT.parent / "shared" / "data" / "video" / "crowd_1080p.mp4"
 FPS = 25.0

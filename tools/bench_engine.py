@@ -25,14 +25,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
-from edged.detector import Detector, DetectorSettings  # noqa: E402
-from edged.embedder import Embedder  # noqa: E402
 from edged.runtime import (  # noqa: E402
     PREFERRED_PROVIDERS,
     ModelStore,
     RuntimeOptions,
     available_providers,
 )
+from edged.vision.detector import Detector, DetectorSettings  # noqa: E402
+from edged.vision.embedder import Embedder  # noqa: E402
 
 VIDEO = ROOT.parent / "shared" / "data" / "video" / "crowd_1080p.mp4"
 ALIGNED = ROOT.parent / "shared" / "data" / "aligned"

@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 from services import Daemon, free_port, wait_until  # noqa: E402
 
-from edged.video import probe  # noqa: E402
+from edged.io.video import probe  # noqa: E402
 
 VIDEO = ROOT.parent / "shared" / "data" / "video" / "crowd_1080p.mp4"
 PRE, POST = 5.0, 5.0

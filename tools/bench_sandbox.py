@@ -19,7 +19,7 @@ CHILD = """
 import json, sys, time
 sys.path.insert(0, {root!r})
 import cv2
-from edged.detector import Detector, DetectorSettings
+from edged.vision.detector import Detector, DetectorSettings
 from pathlib import Path
 from edged.runtime import ModelStore
 capture = cv2.VideoCapture({video!r})

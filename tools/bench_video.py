@@ -19,13 +19,13 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 from scenarios import DATA, Actor, Appearance, render, walk  # noqa: E402
 
-from edged.detector import DetectorSettings  # noqa: E402
 from edged.engine import EngineOptions, FaceEngine  # noqa: E402
 from edged.gallery import Gallery  # noqa: E402
-from edged.images import load_image  # noqa: E402
-from edged.reid import ReidSettings  # noqa: E402
+from edged.io.images import load_image  # noqa: E402
 from edged.scan import DEFAULT_DETECT_FPS, ScanResult, scan_video  # noqa: E402
-from edged.tracking import TrackingSettings  # noqa: E402
+from edged.tracking.faces import TrackingSettings  # noqa: E402
+from edged.tracking.reid import ReidSettings  # noqa: E402
+from edged.vision.detector import DetectorSettings  # noqa: E402
 
 CROWD = DATA / "video" / "crowd_1080p.mp4"
 ENROLLED = [("obama", "obama.jpg"), ("biden", "biden.jpg"), ("rose_leslie", "img1.jpg"),

@@ -131,7 +131,7 @@ def walk(first: int, last: int, x0: float, x1: float, y: float = 110) -> Appeara
 
 def to_h264(source: Path, target: Path, gop: int) -> Path:
     """The same video as H.264 with a keyframe every `gop` frames (for the clips' packet path)."""
-    from edged.video import encode
+    from edged.io.video import encode
 
     capture = cv2.VideoCapture(str(source))
     frames = []

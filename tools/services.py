@@ -267,7 +267,7 @@ def enroll_first_photos(engine, path: Path, people: list[tuple[str, str]]) -> Pa
     """A gallery at `path` with one photo of each (person, photo) of shared/data/faces."""
     from scenarios import DATA
 
-    from edged.images import load_image
+    from edged.io.images import load_image
 
     with Gallery(path) as gallery:
         for person, photo in people:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from edged.video import Packet
+from edged.io.video import Packet
 
 
 class PacketRing:

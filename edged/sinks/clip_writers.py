@@ -18,8 +18,8 @@ import cv2
 import numpy as np
 
 from edged import durable
+from edged.io.video import H264Writer, Packet, PacketMuxer
 from edged.sinks.clip_rings import JpegFrame
-from edged.video import H264Writer, Packet, PacketMuxer
 
 log = logging.getLogger("edged.clips")
 

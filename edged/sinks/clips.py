@@ -22,9 +22,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edged.io.video import Packet, StreamTemplate
 from edged.sinks.clip_rings import JpegFrame, JpegRing, PacketRing, PacketTimeline
 from edged.sinks.clip_writers import FrameEncoder, PacketClipWriter, remove_unfinished, retain
-from edged.video import Packet, StreamTemplate
 
 log = logging.getLogger("edged.clips")
 

@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 
 from edged import durable
-from edged.draw import KNOWN, UNKNOWN, draw_face
 from edged.pipeline import AlertPictures, SinkItem
+from edged.vision.draw import KNOWN, UNKNOWN, draw_face
 
 log = logging.getLogger("edged.media")
 

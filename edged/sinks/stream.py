@@ -13,11 +13,11 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from edged.draw import KNOWN, PLAIN, UNKNOWN, draw_face
 from edged.errors import ConfigError
 from edged.gallery import is_anonymous_name
 from edged.memory import release_free_memory
 from edged.types import Faces, Identity
+from edged.vision.draw import KNOWN, PLAIN, UNKNOWN, draw_face
 
 log = logging.getLogger("edged.stream")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}

@@ -17,11 +17,11 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from edged.io.video import Packet, VideoInput
 from edged.redact import mask_url
 from edged.types import Frame
-from edged.video import Packet, VideoInput
 
-log = logging.getLogger("edged.source")
+log = logging.getLogger("edged.io.source")
 
 
 class ClipFeed(Protocol):

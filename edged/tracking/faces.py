@@ -8,21 +8,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edged.boxes import iou_matrix
-from edged.detector import DetectorSettings
 from edged.engine import FaceEngine
 from edged.errors import GalleryError
 from edged.events import TrackEvent
 from edged.gallery import Gallery
-from edged.pictures import card_jpeg, face_thumbnail
-from edged.quality import QualitySettings, assess
-from edged.reid import Reid, ReidSettings
-from edged.shots import CutDetector, CutSettings
-from edged.tracker import Track, Tracker, TrackerSettings
+from edged.tracking.quality import QualitySettings, assess
+from edged.tracking.reid import Reid, ReidSettings
+from edged.tracking.shots import CutDetector, CutSettings
+from edged.tracking.tracker import Track, Tracker, TrackerSettings
+from edged.tracking.unknowns import CLUSTER_MARGIN
 from edged.types import Faces, Identity
-from edged.unknowns import CLUSTER_MARGIN
+from edged.vision.boxes import iou_matrix
+from edged.vision.detector import DetectorSettings
+from edged.vision.pictures import card_jpeg, face_thumbnail
 
-log = logging.getLogger("edged.tracking")
+log = logging.getLogger("edged.tracking.faces")
 
 
 @dataclass(frozen=True)

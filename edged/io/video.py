@@ -16,7 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-log = logging.getLogger("edged.video")
+log = logging.getLogger("edged.io.video")
 
 
 @dataclass

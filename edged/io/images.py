@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from edged.errors import ImageError
-from edged.image_header import FORMATS, image_dimensions
+from edged.io.image_header import FORMATS, image_dimensions
 
 # Larger photos are refused before decoding: 50 megapixels is a 48 MP phone camera's full
 # size; decoded, it takes 150 MB (more on the way, for 16-bit or alpha images).

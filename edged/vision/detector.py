@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from edged.boxes import crop_windows, nms, regress, square
-from edged.resample import crops_area, integral, resize_area
 from edged.runtime import ModelStore
 from edged.types import Faces
+from edged.vision.boxes import crop_windows, nms, regress, square
+from edged.vision.resample import crops_area, integral, resize_area
 
 # P-Net looks at 12x12 windows with a stride of 2 pixels.
 PNET_CELL = 12

@@ -15,7 +15,7 @@ from pathlib import Path
 from edged import durable
 from edged.errors import EdgedError
 
-log = logging.getLogger("edged.s3")
+log = logging.getLogger("edged.io.s3")
 
 
 def split_url(url: str) -> tuple[str, str]:

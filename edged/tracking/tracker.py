@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edged.boxes import iou_matrix
 from edged.types import Faces
+from edged.vision.boxes import iou_matrix
 
 
 @dataclass(frozen=True)

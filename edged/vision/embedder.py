@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from edged.align import crop_faces
 from edged.manifest import ModelSpec
 from edged.runtime import ModelStore
 from edged.types import Faces
+from edged.vision.align import crop_faces
 
 
 class Embedder:

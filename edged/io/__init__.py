@@ -1,0 +1,1 @@
+"""Where pictures come from: cameras and files, video, photos, S3."""

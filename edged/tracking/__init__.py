@@ -1,0 +1,1 @@
+"""Faces through time: the tracker, identity votes, quality, strangers, scene cuts."""

@@ -1,0 +1,1 @@
+"""Seeing faces: detection (MTCNN), boxes, alignment, embeddings, drawing."""
