@@ -57,6 +57,9 @@ class CameraConfig:
     name: str = field(default="camera", metadata=check("letters, digits, - or _",
                                                        lambda v: v.replace("-", "").replace("_", "").isalnum()))
     source: str = field(default="/dev/video0", metadata=check("a device, a file, or an rtsp:// URL", bool))
+    # The camera's substream for detection and tracking ("" = detect on `source`); `source` is
+    # then recorded for clips (its packets, never decoded) and must be a file or a stream.
+    detect_source: str = ""
     loop: bool = False  # video files: start again at the end
     realtime: bool = True  # video files: paced at their own fps (False: as fast as possible)
     rtsp_transport: str = field(default="tcp", metadata=check("tcp or udp", lambda v: v in ("tcp", "udp")))
@@ -390,10 +393,23 @@ def load_config(main: Path | None = None, environ: dict[str, str] | None = None)
             errors.append(f"{where}: {name} must be a table ([{name}])")
         else:
             built[name] = _build(get_type_hints(Config)[name], value, name, origins, errors)
+    if not errors:
+        errors += _cross_checks(Config(**built), origins)
     if errors:
         raise ConfigError(mask_url(errors[0] if len(errors) == 1 else f"{len(errors)} problems in the configuration:\n"
                                    + "\n".join(f"  {e}" for e in errors)))
     return Config(**built, sources=tuple(str(p) for p in files) + tuple(sorted(set(env_names.values()))))
+
+
+def _cross_checks(config: Config, origins: dict[str, str]) -> list[str]:
+    """Rules between keys, each naming where the key was set."""
+    c = config.camera
+    local = c.source.isdigit() or c.source.startswith("/dev/video")
+    if c.detect_source and config.clips.enabled and local:
+        where = origins.get("camera.detect_source", origins.get("camera", "configuration"))
+        return [f"{where}: camera.detect_source is set, so camera.source ({c.source!r}) is recorded for clips, "
+                "which needs an rtsp:// stream or a file, not a local camera"]
+    return []
 
 
 # -- showing ------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -181,8 +182,14 @@ class Daemon:
                                         k.s3_endpoint, k.s3_access_key, k.s3_secret_key)
                 recorder.waiting_uploads = uploader.pending
                 self.uploaders.append(uploader)
-        source = FrameSource(SourceSettings(c.source, c.name, c.loop, c.realtime, c.rtsp_transport, c.open_timeout_s,
-                                            c.reconnect_max_s), clips=recorder)
+        main = SourceSettings(c.source, c.name, c.loop, c.realtime, c.rtsp_transport, c.open_timeout_s,
+                              c.reconnect_max_s)
+        record = None
+        if c.detect_source:  # detect on the substream; the main stream only feeds clips
+            source = FrameSource(replace(main, source=c.detect_source))
+            record = FrameSource(main, clips=recorder, record_only=True) if recorder is not None else None
+        else:
+            source = FrameSource(main, clips=recorder)
         tracking = FaceTracking(self.engine, self.gallery, tracking_settings(config), camera=c.name,
                                 time_offset=offset, name_strangers=True, keep_records=False)
         alerts = AlertEngine(AlertSettings(config.alerts.mode, config.alerts.cooldown_s, tuple(config.alerts.ignore)))
@@ -191,6 +198,7 @@ class Daemon:
                             config.mqtt.stats_interval_s)
         pipeline.keep_pictures = True
         pipeline.clips = recorder
+        pipeline.record_source = record
         if recorder is not None:
             told = [s for s in sinks if hasattr(s, "clip_ready")]
 
@@ -208,10 +216,11 @@ class Daemon:
             def overlay(image: np.ndarray) -> np.ndarray:
                 # The newest boxes the pipeline has (detected or predicted): the frame being
                 # recorded is at most one detection interval newer than them.
+                view = pipeline.view_scaled((image.shape[1], image.shape[0]))
                 if drawn:
-                    return annotate(image, pipeline.view, pipeline.view_identities, pipeline.recent_fps(), blur)
+                    return annotate(image, view, pipeline.view_identities, pipeline.recent_fps(), blur)
                 image = image.copy()
-                blur_faces(image, pipeline.view, pipeline.view_identities)
+                blur_faces(image, view, pipeline.view_identities)
                 return image
 
             recorder.overlay = overlay
@@ -228,6 +237,7 @@ class Daemon:
         live = {"frames": source.frames, "skipped": source.skipped, "source_connected": source.connected}
         return {"version": 1, "edged": __version__, "device": self.config.device.resolved_name,
                 "camera": self.config.camera.name, "source": mask_url(self.config.camera.source),
+                "detect_source": mask_url(self.config.camera.detect_source) or None,
                 "started": self.started, "uptime_s": round(time.time() - self.started, 1),
                 "embedder": self.engine.embedder_spec.model_id, "providers": dict(self.engine.store.providers),
                 "detection_enabled": self.pipeline.detection_enabled, "alerts_enabled": self.pipeline.alerts.enabled,
@@ -321,10 +331,12 @@ class Daemon:
         if (new.models, new.detector, new.runtime) != (self.config.models, self.config.detector, self.config.runtime):
             self.engine = self._engine(new)
             self.web.library.engine = self.engine
-        self.config = new
         self.pipeline = self._pipeline(new)
         self._start_pipeline()
         log.info("configuration reloaded from %s", ", ".join(new.sources) or "defaults")
+        # The outcome first, then the configuration /status shows: a client that sees the new
+        # configuration also sees the reload recorded.
         self.last_reload = {"time": time.time(), "ok": True, "message": "reloaded from " + (", ".join(new.sources)
                                                                                             or "defaults")}
+        self.config = new
         notify("READY=1")

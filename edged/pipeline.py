@@ -91,6 +91,10 @@ class Pipeline:
     def __init__(self, source: FrameSource, tracking: FaceTracking, alerts: AlertEngine, sinks: list[Sink],
                  detect_fps: float, stats_interval_s: float = 10.0, queue_size: int = 1000) -> None:
         self.source = source
+        # With detect and record roles: the main stream, recorded for clips and never decoded
+        # here; boxes found on `source` (the substream) are scaled to its pictures.
+        self.record_source: FrameSource | None = None
+        self._detect_size: tuple[int, int] | None = None
         self.tracking = tracking
         self.alerts = alerts
         self.sinks = sinks
@@ -122,6 +126,8 @@ class Pipeline:
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
         self.source.start()
+        if self.record_source is not None:
+            self.record_source.start()
         for target, name in ((self._infer, "edged-inference"), (self._dispatch, "edged-sinks")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -131,6 +137,8 @@ class Pipeline:
         """Stops reading, ends every track (their events still reach the sinks), flushes."""
         self._stop.set()
         self.source.stop()
+        if self.record_source is not None:
+            self.record_source.stop()
         self._threads[0].join(timeout)
         self.tracking.finish()
         for event in self.tracking.take_events():
@@ -160,6 +168,7 @@ class Pipeline:
             now = time.monotonic()
             if frame is not None:
                 self._read.append(now)
+                self._detect_size = (frame.image.shape[1], frame.image.shape[0])
                 self._check_cut(frame)
             if frame is not None and self.detection_enabled and frame.ts - self._last_detect >= self.detect_interval:
                 # Ideal ticks, not "since the last frame used", so the rate asked for is the rate run.
@@ -223,7 +232,27 @@ class Pipeline:
             self._last_failure_log = now
             log.exception("processing frame %d failed (%d frames failed so far)", index, self.failed_frames)
 
+    def box_scale(self) -> tuple[float, float]:
+        """From detection pixels to the recorded stream's: (1, 1) without a separate one."""
+        record = self.record_source.size if self.record_source is not None else None
+        if record is None or self._detect_size is None:
+            return 1.0, 1.0
+        return record[0] / self._detect_size[0], record[1] / self._detect_size[1]
+
+    def view_scaled(self, size: tuple[int, int]) -> Faces:
+        """The faces in view with boxes in the pixels of a picture `size` = (width, height) wide
+        (the recorded stream's, when detection runs on a substream)."""
+        if self._detect_size is None or size == self._detect_size:
+            return self.view
+        sx, sy = size[0] / self._detect_size[0], size[1] / self._detect_size[1]
+        scale = np.array([sx, sy, sx, sy], np.float32)
+        return replace(self.view, xyxy=self.view.xyxy * scale, landmarks=self.view.landmarks * scale[:2])
+
     def _emit(self, event: TrackEvent, frame: Frame | None = None) -> None:
+        sx, sy = self.box_scale()
+        if (sx, sy) != (1.0, 1.0):  # events speak in the recorded stream's pixels, like its clips
+            x1, y1, x2, y2 = event.box
+            event = replace(event, box=(x1 * sx, y1 * sy, x2 * sx, y2 * sy))
         self.recent.append({"type": event.kind, **event.to_json()})
         self._put(event)
         for alert in self.alerts.handle(event):

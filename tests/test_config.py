@@ -60,6 +60,8 @@ def test_secret_files_and_credentials_directory(etc, monkeypatch):
     ('[mqtt]\npassword_file = "/nonexistent/pw"\n', "mqtt.password_file: cannot read secret file /nonexistent/pw"),
     ("[mqtt\n", "edged.toml: not valid TOML"),
     ("[quality]\nzone = [[1, 2], [3, 4]]\n", "quality.zone: [[1, 2], [3, 4]] is out of range"),
+    ('[camera]\ndetect_source = "rtsp://cam/sub"\n', "edged.toml: camera.detect_source is set, so camera.source "
+     "('/dev/video0') is recorded for clips, which needs an rtsp:// stream or a file"),
 ])
 def test_each_kind_of_error_names_file_and_key(etc, text, message):
     main = write(etc / "edged.toml", text)

@@ -151,10 +151,17 @@ class RtspServer:
     """Debian's rtsp-server-perl, fed a looped video by ffmpeg (publishing over UDP, which is
     what that server takes); clients read rtsp://127.0.0.1:PORT/cam."""
 
-    def __init__(self, video: Path) -> None:
+    def __init__(self, video: Path, substream: tuple[int, int] | None = None,
+                 size: tuple[int, int] | None = None) -> None:
+        """`substream`: also publish the same pictures at this (width, height) on /sub, from
+        the same ffmpeg, so both streams show each moment together (a camera's main and
+        substream); `size`: scale the main stream to this (width, height)."""
         self.video = video
+        self.substream = substream
+        self.size = size
         self.client_port, self.source_port, self.rtp_port = free_port(), free_port(), free_port()
         self.url = f"rtsp://127.0.0.1:{self.client_port}/cam"
+        self.sub_url = f"rtsp://127.0.0.1:{self.client_port}/sub"
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def start_server(self) -> None:
@@ -172,10 +179,17 @@ class RtspServer:
     def start(self) -> None:
         """The server, and ffmpeg publishing the looped video to it."""
         self.start_server()
+        encode = ["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-f", "rtsp",
+                  "-rtsp_transport", "udp"]
+        scale = ["-vf", f"scale={self.size[0]}:{self.size[1]}"] if self.size else []
+        outputs = ["-map", "0:v", *scale, *encode, f"rtsp://127.0.0.1:{self.source_port}/cam"]
+        if self.substream:
+            width, height = self.substream
+            outputs += ["-map", "0:v", "-vf", f"scale={width}:{height}", *encode,
+                        f"rtsp://127.0.0.1:{self.source_port}/sub"]
         self.processes.append(subprocess.Popen(
-            ["ffmpeg", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(self.video), "-c:v", "libx264",
-             "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-f", "rtsp", "-rtsp_transport", "udp",
-             f"rtsp://127.0.0.1:{self.source_port}/cam"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            ["ffmpeg", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(self.video), *outputs],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
     def stop(self) -> None:
         for process in reversed(self.processes):

@@ -66,11 +66,14 @@ def kind_of(source: str) -> str:
 class FrameSource:
     """`start()`, then `next_frame(timeout)` from the inference thread; `stop()` to finish."""
 
-    def __init__(self, settings: SourceSettings, clips: ClipFeed | None = None) -> None:
+    def __init__(self, settings: SourceSettings, clips: ClipFeed | None = None, record_only: bool = False) -> None:
         """`clips`, when given, also receives every packet (H.264 files and streams, read with
-        PyAV) or frame (cameras), for the pre-roll of clips."""
+        PyAV) or frame (cameras), for the pre-roll of clips. `record_only`: the source feeds
+        the clips alone (its packets, never decoded) while another one is watched."""
         self.settings = settings
         self.clips = clips
+        self.record_only = record_only
+        self.size: tuple[int, int] | None = None  # (width, height), once known
         self.kind = kind_of(settings.source)
         self.stats = SourceStats()
         self._frame: Frame | None = None
@@ -103,7 +106,7 @@ class FrameSource:
     # -- the reading thread ---------------------------------------------------------------
     def _open(self) -> cv2.VideoCapture | VideoInput | None:
         s = self.settings
-        if self.kind != "camera" and self.clips is not None:
+        if self.kind != "camera" and (self.clips is not None or self.record_only):
             if self.kind == "file" and not Path(s.source).is_file():
                 return None
             try:
@@ -151,6 +154,7 @@ class FrameSource:
             backoff = 1.0
             self.stats.connected = True
             if isinstance(capture, VideoInput):
+                self.size = capture.size
                 finished = self._read_av(capture)
                 capture.close()
             else:
@@ -187,6 +191,7 @@ class FrameSource:
                 if delay > 0:
                     self._stop.wait(delay)
             read += 1
+            self.size = (image.shape[1], image.shape[0])
             now = time.monotonic()
             if self.clips is not None:
                 self.clips.add_frame(now, image, fps)
@@ -202,9 +207,18 @@ class FrameSource:
             start, shown = time.monotonic(), 0
             self._segment += 1
             try:
-                for packet, images in video.read():
+                # Recording only: H.264 packets are kept as they are; anything else is decoded
+                # for the clip's frames, never handed to inference.
+                packets_only = self.record_only and video.codec == "h264"
+                for packet, images in video.read(decode=not packets_only):
                     if self._stop.is_set():
                         return False
+                    if packets_only and paced and packet is not None:
+                        # Packets only: pace a file by its packets, one picture each.
+                        delay = start + shown / video.fps - time.monotonic()
+                        if delay > 0:
+                            self._stop.wait(delay)
+                        shown += 1
                     now = time.monotonic()
                     keep_packets = video.codec == "h264" and self.clips is not None and self.clips.wants_packets
                     if packet is not None and keep_packets and self.clips is not None:
@@ -219,7 +233,8 @@ class FrameSource:
                         captured = time.monotonic()  # one capture time for clips and inference alike
                         if self.clips is not None and not keep_packets:
                             self.clips.add_frame(captured, image, video.fps)
-                        self._put(Frame(s.camera, self._index, captured, image), blocking)
+                        if not self.record_only:
+                            self._put(Frame(s.camera, self._index, captured, image), blocking)
             except Exception as exc:  # a dropped stream surfaces as PyAV's own errors
                 log.debug("reading %s failed: %s", mask_url(s.source), mask_url(str(exc)))
                 return False

@@ -67,9 +67,15 @@ class VideoInput:
         self.codec = self.stream.codec_context.name
         self.time_base = self.stream.time_base
 
-    def read(self) -> Iterator[tuple[Any, list[np.ndarray]]]:
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the stream's pictures."""
+        return int(self.stream.codec_context.width), int(self.stream.codec_context.height)
+
+    def read(self, decode: bool = True) -> Iterator[tuple[Any, list[np.ndarray]]]:
+        """`decode` False: packets only (a stream recorded, not watched), no decoding cost."""
         for packet in self.container.demux(self.stream):
-            frames = [frame.to_ndarray(format="bgr24") for frame in packet.decode()]
+            frames = [frame.to_ndarray(format="bgr24") for frame in packet.decode()] if decode else []
             # The empty packet at the end only flushes the decoder's last frames.
             yield (packet if packet.size else None), frames
 
