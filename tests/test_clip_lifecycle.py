@@ -144,12 +144,13 @@ def test_a_camera_that_reconnects_keeps_making_whole_clips(stamped_videos, enrol
     stamps = stamps_of(after[0])
     # The stream restarts its times after the reconnect: the clip still spans pre- and post-roll.
     assert len(stamps) >= (pre + post - 0.5) * FPS, (after[0].name, len(stamps))
-    # Frames lost on the way (UDP, a busy machine) may leave gaps that the clip keeps as time:
-    # it lasts at least its frames and at most the span of source frames it covers (a loop
-    # back to 0 counts as one step).
+    # Clip times are arrival (capture) times: frames lost on the way (UDP) leave gaps the clip
+    # keeps as time, and a publisher just restarted delivers unevenly (measured up to 0.32 s
+    # over 5.8 s on a busy CI machine). So the clip lasts at least its frames, and at most the
+    # span of source frames it covers (a loop back to 0 counts as one step) plus 10%.
     span = 1 + sum(step if step > 0 else 1 for step in np.diff(stamps))
     seconds = probe(after[0]).seconds
-    assert len(stamps) / FPS - 0.3 < seconds < span / FPS + 0.3, (after[0].name, seconds, len(stamps), span)
+    assert len(stamps) / FPS - 0.3 < seconds < 1.1 * span / FPS + 0.3, (after[0].name, seconds, len(stamps), span)
 
 
 def test_detection_on_the_substream_and_clips_from_the_main_stream(stamped_videos, enrolled_gallery, tmp_path):
