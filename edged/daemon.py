@@ -42,6 +42,7 @@ from edged.tracking.tracker import TrackerSettings
 from edged.vision.detector import DetectorSettings
 
 log = logging.getLogger("edged")
+IN_SITU_EVERY_S = 60.0  # how often /status recomputes the in-situ false-accept estimate
 def stall_after_s() -> float:
     """How long the inference loop (which turns at least every 0.25 s) may stand still before
     the watchdog stops being fed: half of systemd's WatchdogSec, between 2 and 10 s."""
@@ -128,6 +129,7 @@ class Daemon:
         self._reload = threading.Event()
         self.uploaders: list[Any] = []  # S3 clip uploaders, closed on stop
         self.last_reload: dict[str, object] | None = None  # the last SIGHUP's outcome, for /status
+        self._in_situ: tuple[float, dict[str, object]] | None = None  # (when, estimate) for /status
         gallery_path = Path(self.config.recognition.gallery) if self.config.recognition.gallery else default_gallery()
         self.state = gallery_path.parent
         self.lock = StateLock(self.state)  # before anything is written there
@@ -252,9 +254,14 @@ class Daemon:
 
         tracking = self.pipeline.tracking
         spec = self.engine.embedder_spec
-        estimate = in_situ_false_accepts(tracking.gallery, spec.model_id, tracking.match_threshold)
+        # The page polls /status every 2 s per viewer; matching every stranger's faces again
+        # each time is work a minute-old answer spares.
+        now = time.monotonic()
+        if self._in_situ is None or now - self._in_situ[0] >= IN_SITU_EVERY_S:
+            estimate = in_situ_false_accepts(tracking.gallery, spec.model_id, tracking.match_threshold)
+            self._in_situ = (now, estimate.to_json())
         return {"threshold": round(tracking.match_threshold, 4), "false_accepts": self.config.recognition.false_accepts,
-                "calibration": spec.calibration or None, "false_accepts_in_situ": estimate.to_json()}
+                "calibration": spec.calibration or None, "false_accepts_in_situ": self._in_situ[1]}
 
     def _clip_seconds_left(self, name: str) -> float | None:
         clips = self.pipeline.clips if hasattr(self, "pipeline") else None
