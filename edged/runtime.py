@@ -71,6 +71,20 @@ class RuntimeOptions:
     optimization: str = "all"  # disable | basic | extended | all
     verify_hash: bool = True
     providers: tuple[str, ...] = ("auto",)  # "auto", or provider names in order of preference
+    # cuDNN's convolution algorithm search under CUDA: DEFAULT | HEURISTIC | EXHAUSTIVE, or
+    # "" for per model: ONNX Runtime's EXHAUSTIVE times every algorithm once per input shape,
+    # which pays off for an embedder (batches of 1-8 faces) but not for the MTCNN networks, whose
+    # shapes change with every pyramid level and candidate count; there cuDNN's fixed DEFAULT
+    # algorithm measured fastest, while it is 50x slower on MobileFaceNet's depthwise layers
+    # (H100, bench_engine.py --providers measures each choice).
+    cudnn_search: str = ""
+
+
+def cudnn_search_for(spec: ModelSpec, options: RuntimeOptions) -> str:
+    """The cuDNN algorithm search a model's CUDA session uses (see RuntimeOptions.cudnn_search)."""
+    if options.cudnn_search:
+        return options.cudnn_search
+    return "DEFAULT" if spec.kind.startswith("mtcnn") else "EXHAUSTIVE"
 
 
 _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
@@ -108,8 +122,11 @@ class Session:
             log.warning("model %s: provider(s) %s are not in this onnxruntime (it has %s)", spec.name,
                         ", ".join(unknown), ", ".join(available))
         wanted = choose_providers(options.providers, available)
+        with_options = [(p, {"cudnn_conv_algo_search": cudnn_search_for(spec, options)}) if p == "CUDAExecutionProvider"
+                        else p for p in wanted]
         try:
-            self._session: onnxruntime.InferenceSession = ort.InferenceSession(str(path), so, providers=wanted)
+            self._session: onnxruntime.InferenceSession = ort.InferenceSession(str(path), so,
+                                                                               providers=with_options)
         except Exception as exc:  # a provider that cannot take this model, or a corrupt file
             if wanted == [CPU]:
                 raise ModelError(f"model '{spec.name}': {path} cannot be loaded: {exc}") from exc

@@ -4,6 +4,7 @@ warning. This machine has no GPU: selection is checked on lists of providers, th
 a provider whose session creation fails, and the daemon with a provider it does not have."""
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -48,6 +49,31 @@ def test_a_provider_that_fails_to_load_a_model_falls_back_to_the_cpu(monkeypatch
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "CUDAExecutionProvider failed to load it" in warnings[0], warnings
     assert session.run(np.zeros((1, 3, 24, 24), np.float32))[1].shape == (1, 2)
+
+
+def test_cuda_sessions_get_a_cudnn_search_per_model(monkeypatch):
+    """Measured on an H100 (README): cuDNN's DEFAULT algorithm for MTCNN, whose input shapes
+    change every frame, and ONNX Runtime's EXHAUSTIVE search for the embedder."""
+    import onnxruntime as ort
+
+    real = ort.InferenceSession
+    asked: dict[str, list] = {}
+
+    def cuda_box(path, options, providers):
+        asked[path] = providers
+        return real(path, options, providers=[CPU])  # no GPU here: build it on the CPU
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", CPU])
+    monkeypatch.setattr(ort, "InferenceSession", cuda_box)
+    for options, detector, embedder in ((RuntimeOptions(), "DEFAULT", "EXHAUSTIVE"),
+                                        (RuntimeOptions(cudnn_search="HEURISTIC"), "HEURISTIC", "HEURISTIC")):
+        store = ModelStore(options=options)
+        store.session("mtcnn_pnet")
+        store.session("mobilefacenet")
+        by_model = {Path(path).stem: providers for path, providers in asked.items()}
+        assert by_model["mtcnn_pnet"] == [("CUDAExecutionProvider", {"cudnn_conv_algo_search": detector}), CPU]
+        assert by_model["mobilefacenet"] == [("CUDAExecutionProvider", {"cudnn_conv_algo_search": embedder}), CPU]
+        asked.clear()
 
 
 def test_the_daemon_says_what_each_model_runs_on(scenario_video, enrolled_gallery, tmp_path):

@@ -183,17 +183,34 @@ def bench_providers(frames: list[np.ndarray]) -> dict[str, dict[str, float]]:
     available = [p for p in PREFERRED_PROVIDERS if p in available_providers()]
     print(f"\n== execution providers (onnxruntime offers {', '.join(available_providers())}) ==")
     rows: dict[str, dict[str, float]] = {}
-    for provider in available:
-        store = ModelStore(options=RuntimeOptions(providers=(provider,)))
-        row = {"facenet_fps": bench_detector(store, frames, DetectorSettings())["fps"],
-               "edge_fps": bench_detector(store, frames, DetectorSettings.edge())["fps"]}
+    runs = []
+    for name in available:
+        runs.append((name, RuntimeOptions(providers=(name,))))
+        if name == "CUDAExecutionProvider":  # edged's per-model cuDNN search against each fixed one
+            runs += [(f"CUDA, {search} cuDNN search", RuntimeOptions(providers=(name,), cudnn_search=search))
+                     for search in ("DEFAULT", "HEURISTIC", "EXHAUSTIVE")]
+    for label, options in runs:
+        provider = options.providers[0]
+        store = ModelStore(options=options)
+        # A provider the wheel lists can still fail to load (TensorRT without libnvinfer): the
+        # session then runs on the CPU, and its figures must not be reported under its name.
+        for model in ("mtcnn_pnet", "mobilefacenet"):
+            store.session(model)
+        fell_back = {m: p for m, p in store.providers.items() if p != provider}
+        if fell_back:
+            print(f"{label:34s} not usable here: {', '.join(f'{m} ran on {p}' for m, p in fell_back.items())}")
+            continue
+        facenet = bench_detector(store, frames, DetectorSettings())
+        row = {"facenet_fps": facenet["fps"], "edge_fps": bench_detector(store, frames, DetectorSettings.edge())["fps"],
+               **{f"facenet_{stage}_ms": facenet[f"{stage}_ms"] for stage in ("pnet", "rnet", "onet", "nms")}}
         crops_frames, faces = face_crops(Detector(store), 6)
         row.update(bench_embedder(store, "mobilefacenet", crops_frames, faces))
-        rows[provider] = row
+        rows[label] = row
     cpu = rows["CPUExecutionProvider"]
-    for provider, row in rows.items():
+    for label, row in rows.items():
         ratio = row["facenet_fps"] / cpu["facenet_fps"]
-        print(f"{provider:28s} detector 1080p facenet {row['facenet_fps']:5.2f} fps (x{ratio:.2f})"
+        stages = "/".join(f"{row[f'facenet_{s}_ms']:.0f}" for s in ("pnet", "rnet", "onet", "nms"))
+        print(f"{label:34s} detector 1080p facenet {row['facenet_fps']:5.2f} fps (x{ratio:.2f}; P/R/O/NMS ms {stages})"
               f"  edge {row['edge_fps']:5.2f} fps (x{row['edge_fps'] / cpu['edge_fps']:.2f})"
               f"  mobilefacenet b1 {row['b1_plain_ms']:.2f} ms (x{cpu['b1_plain_ms'] / row['b1_plain_ms']:.2f})"
               f"  b8 {row['b8_plain_ms']:.2f} ms/face (x{cpu['b8_plain_ms'] / row['b8_plain_ms']:.2f})")
