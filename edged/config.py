@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import os
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
@@ -65,6 +65,9 @@ class CameraConfig:
     rtsp_transport: str = field(default="tcp", metadata=check("tcp or udp", lambda v: v in ("tcp", "udp")))
     open_timeout_s: float = field(default=10.0, metadata=check("> 0", _positive))
     reconnect_max_s: float = field(default=30.0, metadata=check("> 0", _positive))
+    # Detections per second for this camera; 0 = [detector] detect_fps.
+    detect_fps: float = field(default=0.0, metadata=check("0 ([detector] detect_fps) or between 0.1 and 60",
+                                                          lambda v: v == 0 or 0.1 <= v <= 60))
 
 
 @dataclass(frozen=True)
@@ -217,6 +220,24 @@ class Config:
     notify: NotifyConfig = NotifyConfig()
     stream: StreamConfig = StreamConfig()
     sources: tuple[str, ...] = ()  # the files and variables it came from, for messages
+    # With [cameras.NAME] tables: one whole configuration per camera (its camera table, and its
+    # alerts, clips, quality, stream and tracker tables over the global ones); () = [camera] alone.
+    cameras: tuple[Config, ...] = ()
+
+    def camera_configs(self) -> list[Config]:
+        """The configuration of each camera, in the order the file gives them."""
+        return list(self.cameras) or [self]
+
+    @property
+    def detect_fps(self) -> float:
+        return self.camera.detect_fps or self.detector.detect_fps
+
+
+NOT_SECTIONS = ("sources", "cameras")
+# What a [cameras.NAME] table may hold besides the camera's own keys; server-wide stream keys
+# stay in [stream] (one web server serves every camera).
+PER_CAMERA_TABLES = ("alerts", "clips", "quality", "stream", "tracker")
+SERVER_STREAM_KEYS = ("bind", "port", "token", "username", "password", "max_viewers")
 
 
 # -- loading ------------------------------------------------------------------------------------
@@ -269,7 +290,7 @@ def _note(value: Any, path: str, origin: str, origins: dict[str, str]) -> None:
 def _env_layer(environ: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
     """EDGED_SECTION_KEY=value -> {section: {key: value}}; values are TOML literals where they
     parse as one (5, 0.5, true, ["a"]), else plain strings."""
-    sections = {f.name for f in fields(Config) if f.name != "sources"}
+    sections = {f.name for f in fields(Config) if f.name not in NOT_SECTIONS}
     layer: dict[str, Any] = {}
     names: dict[str, str] = {}
     for name, raw in environ.items():
@@ -381,24 +402,89 @@ def load_config(main: Path | None = None, environ: dict[str, str] | None = None)
     env_layer, env_names = _env_layer(dict(os.environ if environ is None else environ))
     _merge(merged, env_layer, "environment", origins)
     origins.update(env_names)
-    sections = {f.name: f for f in fields(Config) if f.name != "sources"}
+    sections = {f.name: f for f in fields(Config) if f.name not in NOT_SECTIONS}
     built: dict[str, Any] = {}
     errors: list[str] = []
+    cameras = merged.pop("cameras", None)
     for name, value in merged.items():
         where = origins.get(name, "configuration")
         if name not in sections:
-            errors.append(f"{where}: [{name}] is not a section; {_suggest(name, set(sections))}"
-                          f"expected one of {sorted(sections)}")
+            errors.append(f"{where}: [{name}] is not a section; {_suggest(name, set(sections) | {'cameras'})}"
+                          f"expected one of {sorted([*sections, 'cameras'])}")
         elif not isinstance(value, dict):
             errors.append(f"{where}: {name} must be a table ([{name}])")
         else:
             built[name] = _build(get_type_hints(Config)[name], value, name, origins, errors)
+    views: list[Config] = []
+    if cameras is not None and not errors:
+        views = _camera_views(Config(**built), cameras, merged, origins, errors)
     if not errors:
-        errors += _cross_checks(Config(**built), origins)
+        for view in views or [Config(**built)]:
+            errors += _cross_checks(view, origins)
+        errors += _shared_sources(views, origins)
     if errors:
         raise ConfigError(mask_url(errors[0] if len(errors) == 1 else f"{len(errors)} problems in the configuration:\n"
                                    + "\n".join(f"  {e}" for e in errors)))
-    return Config(**built, sources=tuple(str(p) for p in files) + tuple(sorted(set(env_names.values()))))
+    sources = tuple(str(p) for p in files) + tuple(sorted(set(env_names.values())))
+    views = [replace(view, sources=sources) for view in views]
+    if views:  # the global camera fields follow the first camera, for what names "the" camera
+        built["camera"] = views[0].camera
+    return Config(**built, sources=sources, cameras=tuple(views))
+
+
+def _camera_views(base: Config, cameras: Any, merged: dict[str, Any], origins: dict[str, str],
+                  errors: list[str]) -> list[Config]:
+    """One Config per [cameras.NAME] table: [camera]'s keys are defaults for every camera, the
+    camera's own tables override the global sections key by key."""
+    where = origins.get("cameras", "configuration")
+    if not isinstance(cameras, dict) or not cameras or not all(isinstance(t, dict) for t in cameras.values()):
+        errors.append(f"{where}: cameras takes one table per camera: [cameras.NAME] with source = ...")
+        return []
+    name_rule = next(f for f in fields(CameraConfig) if f.name == "name").metadata
+    views = []
+    for name, table in cameras.items():
+        section = f"cameras.{name}"
+        here = origins.get(section, where)
+        if not name_rule["ok"](name):
+            errors.append(f"{here}: [{section}]: camera names are {name_rule['expect']}")
+            continue
+        own = {k: v for k, v in table.items() if not isinstance(v, dict)}
+        if "name" in own:
+            errors.append(f"{here}: {section}.name: the table's name is the camera's name; leave name out")
+            continue
+        camera_table = {**{k: v for k, v in merged.get("camera", {}).items() if k != "name"}, **own}
+        overrides: dict[str, Any] = {"camera": _build(CameraConfig, camera_table, section, origins, errors)}
+        overrides["camera"] = replace(overrides["camera"], name=name)
+        for key, value in table.items():
+            if not isinstance(value, dict):
+                continue
+            path = f"{section}.{key}"
+            if key not in PER_CAMERA_TABLES:
+                errors.append(f"{origins.get(path, here)}: [{path}] is not a per-camera table; a camera may "
+                              f"override {', '.join(PER_CAMERA_TABLES)}")
+                continue
+            if key == "stream":
+                for server_key in sorted(set(value) & set(SERVER_STREAM_KEYS)):
+                    errors.append(f"{origins.get(f'{path}.{server_key}', here)}: {path}.{server_key}: set in "
+                                  "[stream] only (one web server serves every camera)")
+            values = {**merged.get(key, {}), **value}
+            overrides[key] = _build(get_type_hints(Config)[key], values, path, origins, errors)
+        views.append(replace(base, **overrides))
+    return views
+
+
+def _shared_sources(views: list[Config], origins: dict[str, str]) -> list[str]:
+    """Two cameras reading one device or stream would fight over it (a local camera opens once)."""
+    seen: dict[str, str] = {}
+    errors = []
+    for view in views:
+        c = view.camera
+        for source in filter(None, (c.source, c.detect_source)):
+            if source in seen and seen[source] != c.name:
+                where = origins.get(f"cameras.{c.name}.source", "configuration")
+                errors.append(f"{where}: cameras {seen[source]} and {c.name} both read {mask_url(source)!r}")
+            seen.setdefault(source, c.name)
+    return errors
 
 
 def _cross_checks(config: Config, origins: dict[str, str]) -> list[str]:
@@ -406,9 +492,10 @@ def _cross_checks(config: Config, origins: dict[str, str]) -> list[str]:
     c = config.camera
     local = c.source.isdigit() or c.source.startswith("/dev/video")
     if c.detect_source and config.clips.enabled and local:
-        where = origins.get("camera.detect_source", origins.get("camera", "configuration"))
-        return [f"{where}: camera.detect_source is set, so camera.source ({c.source!r}) is recorded for clips, "
-                "which needs an rtsp:// stream or a file, not a local camera"]
+        section = f"cameras.{c.name}" if f"cameras.{c.name}" in origins else "camera"
+        where = origins.get(f"{section}.detect_source", origins.get(section, "configuration"))
+        return [f"{where}: {section}.detect_source is set, so {section}.source ({c.source!r}) is recorded for "
+                "clips, which needs an rtsp:// stream or a file, not a local camera"]
     return []
 
 
@@ -420,18 +507,31 @@ def show(config: Config) -> str:
     secrets masked and passwords in URLs hidden."""
     import tomli_w
 
-    document: dict[str, dict[str, Any]] = {}
-    for section in fields(Config):
-        if section.name == "sources":
-            continue
-        table = getattr(config, section.name)
-        document[section.name] = {}
+    def shown(table: Any, unlike: Any = None) -> dict[str, Any]:
+        values: dict[str, Any] = {}
         for item in fields(table):
             value = getattr(table, item.name)
+            if unlike is not None and value == getattr(unlike, item.name):
+                continue
             if item.name in SECRET_KEYS and value:
                 value = "***" if isinstance(value, str) else ["***"] * len(value)
             elif isinstance(value, str):
                 value = mask_url(value)
-            document[section.name][item.name] = value
+            values[item.name] = value
+        return values
+
+    document: dict[str, dict[str, Any]] = {}
+    for section in fields(Config):
+        if section.name not in NOT_SECTIONS and not (section.name == "camera" and config.cameras):
+            document[section.name] = shown(getattr(config, section.name))
+    if config.cameras:  # each camera whole, then only what its own tables change
+        document["cameras"] = {}
+        for view in config.cameras:
+            table = {k: v for k, v in shown(view.camera).items() if k != "name"}
+            for key in PER_CAMERA_TABLES:
+                changed = shown(getattr(view, key), getattr(config, key))
+                if changed:
+                    table[key] = changed
+            document["cameras"][view.camera.name] = table
     header = f"# merged from: {', '.join(config.sources) or 'built-in defaults'}".replace("\n", " ")
     return header + "\n\n" + tomli_w.dumps(document)

@@ -1,6 +1,8 @@
 """Configuration: layering, environment, secrets, and an error naming file and key for each
 kind of mistake."""
 
+from dataclasses import replace
+
 import pytest
 
 from edged.config import Config, ConfigError, load_config, show
@@ -55,7 +57,19 @@ def test_secret_files_and_credentials_directory(etc, monkeypatch):
     ("[mqtt]\nport = 70000\n", "edged.toml: mqtt.port: 70000 is out of range; expected 1 to 65535"),
     ('[alerts]\nmode = "loud"\n', "alerts.mode: 'loud' is out of range; expected none, unknowns, knowns or all"),
     ("[tracker]\ncredence = true\n", "tracker.credence: expected a whole number, got True"),
-    ('[cameras]\nname = "x"\n', "edged.toml: [cameras] is not a section"),
+    ('[cameras]\nname = "x"\n', "edged.toml: cameras takes one table per camera: [cameras.NAME]"),
+    ('[camras.door]\nsource = "x"\n', "edged.toml: [camras] is not a section; did you mean 'cameras'?"),
+    ('[cameras.door]\nsorce = "x"\n', "edged.toml: cameras.door.sorce: unknown key; did you mean 'source'?"),
+    ('[cameras.door]\nname = "x"\n', "edged.toml: cameras.door.name: the table's name is the camera's name"),
+    ('[cameras."front door"]\nsource = "x"\n', "edged.toml: [cameras.front door]: camera names are letters"),
+    ('[cameras.door]\nsource = "x"\n[cameras.door.mqtt]\nport = 1\n',
+     "edged.toml: [cameras.door.mqtt] is not a per-camera table; a camera may override alerts, clips"),
+    ('[cameras.door]\nsource = "x"\n[cameras.door.stream]\nport = 1\n',
+     "edged.toml: cameras.door.stream.port: set in [stream] only (one web server serves every camera)"),
+    ('[cameras.door.alerts]\nmode = "some"\n', "edged.toml: cameras.door.alerts.mode: 'some' is out of range"),
+    ('[cameras.a]\nsource = "rtsp://cam/1"\n[cameras.b]\nsource = "rtsp://cam/1"\n',
+     "edged.toml: cameras a and b both read 'rtsp://cam/1'"),
+    ('[cameras.a]\ndetect_fps = 100\n', "edged.toml: cameras.a.detect_fps: 100.0 is out of range"),
     ("camera = 3\n", "edged.toml: camera must be a table"),
     ('[mqtt]\npassword_file = "/nonexistent/pw"\n', "mqtt.password_file: cannot read secret file /nonexistent/pw"),
     ("[mqtt\n", "edged.toml: not valid TOML"),
@@ -89,8 +103,9 @@ def test_example_documents_every_key_and_loads():
     example = ROOT / "systemd" / "edged.toml"
     config = load_config(example, {})
     text = example.read_text()
+    assert "# [cameras.door]" in text and "# [cameras.door.alerts]" in text
     for section_name, section in vars(Config()).items():
-        if section_name == "sources":
+        if section_name in ("sources", "cameras"):
             continue
         assert f"[{section_name}]" in text
         for key, value in vars(section).items():
@@ -154,3 +169,36 @@ def test_the_camera_url_may_come_from_a_credential_file(etc, monkeypatch):
     config = load_config(main, {})
     assert config.camera.source == "rtsp://admin:hunter2@cam.lan/stream1"
     assert "hunter2" not in show(config)
+
+
+def test_cameras_tables_override_the_global_sections_per_camera(etc):
+    main = write(etc / "edged.toml", '[camera]\nrtsp_transport = "udp"\n[alerts]\nmode = "all"\n'
+                 '[quality]\nmin_face_px = 30\n[detector]\ndetect_fps = 4\n'
+                 '[cameras.door]\nsource = "rtsp://cam/door"\ndetect_fps = 2\n'
+                 '[cameras.door.alerts]\nmode = "knowns"\ncooldown_s = 30\n'
+                 '[cameras.yard]\nsource = "rtsp://cam/yard"\ndetect_source = "rtsp://cam/yard-sub"\n'
+                 '[cameras.yard.quality]\nzone = [[0, 0], [1, 0], [1, 1]]\n[cameras.yard.stream]\nmax_width = 640\n')
+    # A drop-in changes one camera's key, as fleets do.
+    write(etc / "conf.d" / "50-door.toml", '[cameras.door.clips]\npre_roll_s = 2\n')
+    config = load_config(main, {})
+    door, yard = config.camera_configs()
+    assert (door.camera.name, door.camera.source, door.camera.rtsp_transport) == ("door", "rtsp://cam/door", "udp")
+    assert (door.detect_fps, yard.detect_fps) == (2.0, 4.0)
+    assert (door.alerts.mode, door.alerts.cooldown_s, yard.alerts.mode) == ("knowns", 30.0, "all")
+    assert (door.clips.pre_roll_s, yard.clips.pre_roll_s) == (2.0, 5.0)
+    assert (door.quality.zone, yard.quality.zone) == ([], [[0, 0], [1, 0], [1, 1]])
+    assert (door.quality.min_face_px, yard.quality.min_face_px) == (30.0, 30.0)
+    assert (door.stream.max_width, yard.stream.max_width) == (1280, 640)
+    assert yard.camera.detect_source == "rtsp://cam/yard-sub"
+    assert config.camera.name == "door"  # "the" camera of the box is the first
+    # Shown as TOML that reads back to the same cameras.
+    shown = show(config)
+    assert "[cameras.door.alerts]" in shown and "[camera]\n" not in shown
+    (etc / "shown").mkdir()
+    again = load_config(write(etc / "shown" / "edged.toml", shown), {})
+    assert again.camera_configs() == [replace(v, sources=again.sources) for v in config.camera_configs()]
+
+
+def test_one_camera_table_alone_is_still_one_camera(etc):
+    config = load_config(write(etc / "edged.toml", '[camera]\nname = "porch"\nsource = "rtsp://cam/1"\n'), {})
+    assert [c.camera.name for c in config.camera_configs()] == ["porch"] and config.cameras == ()
