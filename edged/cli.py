@@ -370,14 +370,17 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(document, indent=2))
         return 0
     stats = document["stats"]
-    print(f"edged {document['edged']} on {document['device']}, camera {document['camera']} ({document['source']}), "
-          f"up {document['uptime_s']:.0f} s, embedder {document['embedder']}")
-    print(f"  {stats['fps']:.1f} fps, {stats['skipped']} frames skipped, latency {stats['latency_ms']:.0f} ms, "
-          f"{stats['embeddings_per_s']:.2f} embeddings/s, CPU {stats['cpu_percent']:.0f}%, RSS {stats['rss_mb']:.0f} MB"
-          + ("" if stats["source_connected"] else ", CAMERA NOT CONNECTED"))
-    for track in stats["tracks"]:
-        print(f"  track {track['track_id']}: {track['person'] or 'unknown'}"
-              f"{'' if track['confirmed'] else ' (not yet confirmed)'}")
+    print(f"edged {document['edged']} on {document['device']}, up {document['uptime_s']:.0f} s, embedder "
+          f"{document['embedder']}, CPU {stats['cpu_percent']:.0f}%, RSS {stats['rss_mb']:.0f} MB")
+    for camera in document.get("cameras") or [document]:
+        c = camera["stats"]
+        print(f"  camera {camera['camera']} ({camera['source']}): detections {c['fps']:.1f} of "
+              f"{c.get('detect_fps_target', 0):.1f}/s" + (" (FALLING BEHIND)" if c.get("falling_behind") else "")
+              + f", camera {c.get('camera_fps', 0):.1f} fps, latency {c['latency_ms']:.0f} ms, "
+              f"{c['embeddings_per_s']:.2f} embeddings/s" + ("" if c["source_connected"] else ", NOT CONNECTED"))
+        for track in c["tracks"]:
+            print(f"    track {track['track_id']}: {track['person'] or 'unknown'}"
+                  f"{'' if track['confirmed'] else ' (not yet confirmed)'}")
     for event in document["recent_events"][-5:]:
         print(f"  event: {event['type']} {event.get('person') or 'unknown'} (track {event['track_id']})")
     return 0

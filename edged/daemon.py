@@ -21,7 +21,7 @@ import numpy as np
 
 from edged import __version__
 from edged.alerts import AlertEngine, AlertSettings
-from edged.config import Config, load_config
+from edged.config import CONFIG_EXIT, Config, load_config
 from edged.engine import EngineOptions, FaceEngine
 from edged.errors import ConfigError
 from edged.gallery import Gallery
@@ -31,6 +31,7 @@ from edged.library import Library
 from edged.paths import default_gallery
 from edged.pipeline import Pipeline, Sink
 from edged.redact import mask_url
+from edged.scheduler import Scheduler
 from edged.service import Watchdog, notify, watchdog_interval
 from edged.sinks.clips import ClipRecorder, ClipSettings
 from edged.sinks.stream import LiveView, annotate, blur_faces, check_exposure
@@ -102,7 +103,10 @@ def public_base_url(config: Config) -> str:
     return f"http://{host}:{s.port}"
 
 
-def build_sinks(config: Config, state: Path, clip_link: Callable[[str], str] | None = None) -> list[Sink]:
+def build_sinks(config: Config, state: Path, clip_link: Callable[[str], str] | None = None,
+                primary: bool = True) -> list[Sink]:
+    """One camera's sinks; `primary`: the first camera's, which alone answers the box-wide
+    MQTT gallery corrections."""
     from edged.sinks.media import MediaStore
 
     sinks: list[Sink] = [MediaStore(state / "media")]  # first: the pictures exist before others link them
@@ -115,7 +119,8 @@ def build_sinks(config: Config, state: Path, clip_link: Callable[[str], str] | N
     if config.mqtt.enabled:
         from edged.sinks.mqtt import MqttSink
 
-        sinks.append(MqttSink(config, state / "mqtt-outbox.jsonl", base, state / "media"))
+        outbox = "mqtt-outbox.jsonl" if primary else f"mqtt-outbox-{config.camera.name}.jsonl"
+        sinks.append(MqttSink(config, state / outbox, base, state / "media", primary=primary))
     return sinks
 
 
@@ -137,23 +142,55 @@ class Daemon:
         # Listening first: a port in use or an address not on this box is a configuration
         # error (exit 78), found before seconds of model loading, not a crash after them.
         s = self.config.stream
-        self.live = LiveView(s.quality, s.privacy_blur == "unknowns", s.max_width, s.max_viewers)
-        self.web = WebServer(s.bind, s.port, self.snapshot, self.live, s.token, s.username, s.password, s.fps,
+        self.lives: dict[str, LiveView] = {}  # each camera's live view, kept across reloads
+        self._live_views(self.config)
+        self.web = WebServer(s.bind, s.port, self.snapshot, self.lives[self.config.camera.name], s.token,
+                             s.username, s.password, s.fps,
                              folders={"media": self.state / "media", "clips": self.state / "clips"},
-                             recording=self._clip_seconds_left)
+                             recording=self._clip_seconds_left, cameras=self.lives, camera_status=self.camera_status)
         try:
             self.engine = self._engine(self.config)
             self.gallery = Gallery(gallery_path)
-            self.pipeline = self._pipeline(self.config)
+            self.pipelines = self._pipelines(self.config)
+            self.scheduler = Scheduler(self.pipelines)
             # The face library page acts through the daemon's own gallery and models.
-            self.web.library = Library(self.gallery, self.engine, self.state / "media",
-                                       lambda: list(self.pipeline.recent))
+            self.web.library = Library(self.gallery, self.engine, self.state / "media", self._recent_events)
         except BaseException:
             self.web.stop()
             self.lock.release()
             raise
 
+    @property
+    def pipeline(self) -> Pipeline:
+        """The first camera's pipeline: what / and the top of /status show."""
+        return self.pipelines[0]
+
     # -- building ---------------------------------------------------------------------------
+    def _live_views(self, config: Config) -> None:
+        for view in config.camera_configs():
+            s = view.stream
+            live = self.lives.get(view.camera.name)
+            if live is None or (live.quality, live.blur_unknowns, live.max_width) != (
+                    s.quality, s.privacy_blur == "unknowns", s.max_width):
+                self.lives[view.camera.name] = LiveView(s.quality, s.privacy_blur == "unknowns", s.max_width,
+                                                        s.max_viewers)
+        for gone in set(self.lives) - {v.camera.name for v in config.camera_configs()}:
+            del self.lives[gone]
+
+    def _pipelines(self, config: Config) -> list[Pipeline]:
+        views = config.camera_configs()
+        # One uploader per camera, each with its own waiting list; retention in the shared clips
+        # folder keeps every camera's waiting clips.
+        pipelines = [self._pipeline(view, primary=i == 0, several=len(views) > 1) for i, view in enumerate(views)]
+        return pipelines
+
+    def _waiting_uploads(self) -> list[str]:
+        return [name for uploader in self.uploaders for name in uploader.pending()]
+
+    def _recent_events(self) -> list[dict[str, object]]:
+        events = [e for p in self.pipelines for e in p.recent]
+        return sorted(events, key=lambda e: float(e.get("time") or e.get("start_time") or 0))  # type: ignore[arg-type]
+
     def _engine(self, config: Config) -> FaceEngine:
         models = Path(config.models.dir) if config.models.dir else None
         engine = FaceEngine(EngineOptions(models, config.models.embedder or None, detector_settings(config),
@@ -165,7 +202,7 @@ class Daemon:
         log.info("%s", engine.describe_threshold())
         return engine
 
-    def _pipeline(self, config: Config) -> Pipeline:
+    def _pipeline(self, config: Config, primary: bool = True, several: bool = False) -> Pipeline:
         c = config.camera
         offset = time.time() - time.monotonic()
         recorder = None
@@ -181,9 +218,10 @@ class Daemon:
                 from edged.io.s3 import ClipUploader
 
                 uploader = ClipUploader(self.state / "clips", k.s3_bucket, k.s3_prefix, k.s3_url_expiry_s,
-                                        k.s3_endpoint, k.s3_access_key, k.s3_secret_key)
-                recorder.waiting_uploads = uploader.pending
+                                        k.s3_endpoint, k.s3_access_key, k.s3_secret_key,
+                                        pending_name=f"s3-pending-{c.name}.txt" if several else "s3-pending.txt")
                 self.uploaders.append(uploader)
+            recorder.waiting_uploads = self._waiting_uploads
         main = SourceSettings(c.source, c.name, c.loop, c.realtime, c.rtsp_transport, c.open_timeout_s,
                               c.reconnect_max_s)
         record = None
@@ -195,9 +233,9 @@ class Daemon:
         tracking = FaceTracking(self.engine, self.gallery, tracking_settings(config), camera=c.name,
                                 time_offset=offset, name_strangers=True, keep_records=False)
         alerts = AlertEngine(AlertSettings(config.alerts.mode, config.alerts.cooldown_s, tuple(config.alerts.ignore)))
-        sinks = build_sinks(config, self.state, uploader.url_for if uploader else None)
-        pipeline = Pipeline(source, tracking, alerts, sinks, config.detector.detect_fps,
-                            config.mqtt.stats_interval_s)
+        sinks = build_sinks(config, self.state, uploader.url_for if uploader else None, primary)
+        pipeline = Pipeline(source, tracking, alerts, sinks, config.detect_fps, config.mqtt.stats_interval_s)
+        pipeline.live = self.lives[c.name]
         pipeline.keep_pictures = True
         pipeline.clips = recorder
         pipeline.record_source = record
@@ -234,19 +272,37 @@ class Daemon:
 
     # -- running ----------------------------------------------------------------------------
     def snapshot(self) -> dict[str, object]:
-        stats = self.pipeline.last_stats or self.pipeline.stats()
-        source = self.pipeline.source.stats
-        live = {"frames": source.frames, "skipped": source.skipped, "source_connected": source.connected}
+        """/status: the box, the first camera as before, and every camera in `cameras`."""
+        pipelines = self.pipelines
         return {"version": 1, "edged": __version__, "device": self.config.device.resolved_name,
-                "camera": self.config.camera.name, "source": mask_url(self.config.camera.source),
-                "detect_source": mask_url(self.config.camera.detect_source) or None,
+                **self._camera_part(pipelines[0]),
                 "started": self.started, "uptime_s": round(time.time() - self.started, 1),
                 "embedder": self.engine.embedder_spec.model_id, "providers": dict(self.engine.store.providers),
-                "detection_enabled": self.pipeline.detection_enabled, "alerts_enabled": self.pipeline.alerts.enabled,
                 "config_sources": list(self.config.sources), "last_reload": self.last_reload,
                 "recognition": self._recognition(),
-                "stats": {**stats.to_json(), **live},
-                "recent_events": list(self.pipeline.recent)[-20:]}
+                "cameras": [self._camera_part(p, events=False) for p in pipelines]}
+
+    def camera_status(self, name: str) -> dict[str, object]:
+        """/cameras/<name>/status: /status with that camera's part on top."""
+        pipeline = next((p for p in self.pipelines if p.camera == name), self.pipelines[0])
+        return {**self.snapshot(), **self._camera_part(pipeline)}
+
+    def _camera_part(self, pipeline: Pipeline, events: bool = True) -> dict[str, object]:
+        stats = pipeline.last_stats or pipeline.stats()
+        source = pipeline.source.stats
+        settings = pipeline.source.settings
+        detect = pipeline.record_source is not None
+        live = {"frames": source.frames, "skipped": source.skipped, "source_connected": source.connected}
+        part: dict[str, object] = {
+            "camera": pipeline.camera,
+            "source": mask_url(pipeline.record_source.settings.source if detect and pipeline.record_source
+                               else settings.source),
+            "detect_source": mask_url(settings.source) if detect else None,
+            "detection_enabled": pipeline.detection_enabled, "alerts_enabled": pipeline.alerts.enabled,
+            "stats": {**stats.to_json(), **live}}
+        if events:
+            part["recent_events"] = list(pipeline.recent)[-20:]
+        return part
 
     def _recognition(self) -> dict[str, object]:
         """The threshold in use, what it was measured on, and what this box's own strangers say."""
@@ -264,15 +320,21 @@ class Daemon:
                 "calibration": spec.calibration or None, "false_accepts_in_situ": self._in_situ[1]}
 
     def _clip_seconds_left(self, name: str) -> float | None:
-        clips = self.pipeline.clips if hasattr(self, "pipeline") else None
-        seconds_left = getattr(clips, "seconds_left", None)
-        return seconds_left(name) if seconds_left is not None else None
+        for pipeline in getattr(self, "pipelines", []):
+            seconds_left = getattr(pipeline.clips, "seconds_left", None)
+            left = seconds_left(name) if seconds_left is not None else None
+            if left is not None:
+                return left
+        return None
 
     def status_line(self) -> str:
-        stats = self.pipeline.last_stats
-        if stats is None:
-            return "starting"
-        return f"{stats.fps:.1f} fps, {stats.faces_in_view} faces in view, {stats.skipped} frames skipped"
+        parts = []
+        for pipeline in self.pipelines:
+            stats = pipeline.last_stats
+            if stats is not None:
+                parts.append(f"{stats.camera}: {stats.fps:.1f} of {stats.detect_fps_target:.1f} detections/s, "
+                             f"{stats.faces_in_view} faces in view")
+        return "; ".join(parts) or "starting"
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
@@ -281,45 +343,62 @@ class Daemon:
         s = self.config.stream
         web = self.web
         web.start()
-        push = None
-        if s.rtsp_url:
-            from edged.sinks.rtsp_out import RtspPush
+        pushes = []
+        for view in self.config.camera_configs():  # each camera's annotated view re-published, where asked
+            if view.stream.rtsp_url:
+                from edged.sinks.rtsp_out import RtspPush
 
-            push = RtspPush(self.live, s.rtsp_url, s.fps, s.rtsp_transport)
-            push.start()
-        self._start_pipeline()
+                push = RtspPush(self.lives[view.camera.name], view.stream.rtsp_url, view.stream.fps,
+                                view.stream.rtsp_transport)
+                push.start()
+                pushes.append(push)
+        self.scheduler.start()
         host = "127.0.0.1" if s.bind in ("0.0.0.0", "::") else s.bind
         host = f"[{host}]" if ":" in host else host
-        log.info("running: camera %s from %s; live view at http://%s:%d/ (status: /status)", self.config.camera.name,
-                 mask_url(self.config.camera.source), host, web.port)
-        notify(f"READY=1\nSTATUS=running: {mask_url(self.config.camera.source)}\nMAINPID={os.getpid()}")
-        watchdog = Watchdog(lambda: self.pipeline.heartbeat, stall_after_s(), self.status_line)
+        for view in self.config.camera_configs():
+            where = "/" if view.camera.name == self.config.camera.name else f"/cameras/{view.camera.name}/"
+            log.info("running: camera %s from %s; live view at http://%s:%d%s (status: /status)", view.camera.name,
+                     mask_url(view.camera.source), host, web.port, where)
+        notify(f"READY=1\nSTATUS=running: {len(self.pipelines)} camera(s)\nMAINPID={os.getpid()}")
+        watchdog = Watchdog(lambda: self.scheduler.heartbeat, stall_after_s(), self.status_line)
         watchdog.start()
+        code = 0
         try:
             while not self._stop.wait(0.2):
                 if self._reload.is_set():
                     self._reload.clear()
                     self.reload()
-                if self.pipeline.finished:
+                if self.scheduler.finished:
                     log.info("the video file has ended")
+                    break
+                taken = self._client_id_taken()
+                if taken:
+                    log.error("%s; stopping (exit %d): give each edged its own device.name, or run one edged with "
+                              "[cameras.NAME] tables for several cameras", taken, CONFIG_EXIT)
+                    code = CONFIG_EXIT
                     break
         finally:
             notify("STOPPING=1")
             log.info("stopping")
             watchdog.stop()
-            self.pipeline.stop()
+            self.scheduler.stop()
             for uploader in self.uploaders:
                 uploader.close()
-            if push is not None:
+            for push in pushes:
                 push.stop()
             web.stop()
             self.gallery.close()
             self.lock.release()
-        return 0
+        return code
 
-    def _start_pipeline(self) -> None:
-        self.pipeline.live = self.live
-        self.pipeline.start()
+    def _client_id_taken(self) -> str | None:
+        """Another edged already publishes as this device on the broker (see MqttSink._check_claim)."""
+        for pipeline in self.pipelines:
+            for sink in pipeline.sinks:
+                taken = getattr(sink, "taken_over", None)
+                if taken:
+                    return str(taken)
+        return None
 
     def reload(self) -> None:
         try:
@@ -331,15 +410,18 @@ class Daemon:
             self.last_reload = {"time": time.time(), "ok": False, "message": str(exc)}
             return
         notify("RELOADING=1")
-        self.pipeline.stop()
-        for uploader in self.uploaders:  # the new pipeline makes its own; waiting clips stay listed on disk
+        self.scheduler.stop()
+        for uploader in self.uploaders:  # the new pipelines make their own; waiting clips stay listed on disk
             uploader.close()
         self.uploaders = []
         if (new.models, new.detector, new.runtime) != (self.config.models, self.config.detector, self.config.runtime):
             self.engine = self._engine(new)
             self.web.library.engine = self.engine
-        self.pipeline = self._pipeline(new)
-        self._start_pipeline()
+        self._live_views(new)
+        self.web.view = self.lives[new.camera.name]
+        self.pipelines = self._pipelines(new)
+        self.scheduler = Scheduler(self.pipelines)
+        self.scheduler.start()
         log.info("configuration reloaded from %s", ", ".join(new.sources) or "defaults")
         # The outcome first, then the configuration /status shows: a client that sees the new
         # configuration also sees the reload recorded.

@@ -1,7 +1,8 @@
-"""The daemon's pipeline: wiring only. The source thread fills a one-frame mailbox; the
-inference thread takes the newest frame when detection is due and runs tracking; events and
-alerts go to the sinks through a bounded queue on a thread of their own, so a slow sink (a
-broker that is down) never holds up inference."""
+"""One camera's pipeline: wiring only. The source thread fills a one-frame mailbox; the
+daemon's inference scheduler (edged/scheduler.py, one thread for every camera) polls it,
+keeps the newest frame whose detection is due and runs tracking on it when its turn comes;
+events and alerts go to the sinks through a bounded queue on a thread of their own, so a slow
+sink (a broker that is down) never holds up inference."""
 
 from __future__ import annotations
 
@@ -46,6 +47,9 @@ class Stats:
     scene_cuts: int = 0  # hard cuts seen since start: the camera moved, switched or covered
     camera_fps: float = 0.0  # frames read from the source per second
     detect_fps_target: float = 0.0  # detections per second asked for (fps is what was achieved)
+    # The scheduler could not serve this camera's detections at the rate asked for (nor at the
+    # camera's own frame rate, where that is lower) over the last 10 s: the box is overloaded.
+    falling_behind: bool = False
 
     def to_json(self) -> dict[str, object]:
         return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -113,6 +117,9 @@ class Pipeline:
         self._outbox: queue.Queue[SinkItem | None] = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.due: Frame | None = None  # the newest frame whose detection is due, waiting for its turn
+        self.ended = False  # a file that does not loop has been read and processed to its end
+        self._next_stats = time.monotonic() + stats_interval_s
         self._last_detect = float("-inf")
         self._processed: deque[float] = deque(maxlen=100)
         self._read: deque[float] = deque(maxlen=100)  # when recent frames arrived, for the camera's fps
@@ -128,18 +135,17 @@ class Pipeline:
         self.source.start()
         if self.record_source is not None:
             self.record_source.start()
-        for target, name in ((self._infer, "edged-inference"), (self._dispatch, "edged-sinks")):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        thread = threading.Thread(target=self._dispatch, name=f"edged-sinks-{self.camera}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stops reading, ends every track (their events still reach the sinks), flushes."""
+        """Stops reading, ends every track (their events still reach the sinks), flushes. The
+        scheduler has stopped calling this pipeline before."""
         self._stop.set()
         self.source.stop()
         if self.record_source is not None:
             self.record_source.stop()
-        self._threads[0].join(timeout)
         self.tracking.finish()
         for event in self.tracking.take_events():
             self._emit(event)
@@ -147,7 +153,7 @@ class Pipeline:
         if closer is not None:
             closer()  # the clip being recorded is finished with what it has
         self._outbox.put(None)
-        self._threads[1].join(timeout)
+        self._threads[0].join(timeout)
         for sink in self.sinks:
             try:
                 sink.close()
@@ -157,48 +163,63 @@ class Pipeline:
     @property
     def finished(self) -> bool:
         """A video file that does not loop has been read to its end and processed."""
-        return self.source.stats.ended and not self._threads[0].is_alive()
+        return self.ended
 
-    # -- inference thread -------------------------------------------------------------------
-    def _infer(self) -> None:
-        next_stats = time.monotonic() + self.stats_interval_s
-        while not self._stop.is_set():
-            self.heartbeat = time.monotonic()
-            frame = self.source.next_frame(timeout=0.25)
-            now = time.monotonic()
-            if frame is not None:
-                self._read.append(now)
-                self._detect_size = (frame.image.shape[1], frame.image.shape[0])
-                self._check_cut(frame)
-            if frame is not None and self.detection_enabled and frame.ts - self._last_detect >= self.detect_interval:
-                # Ideal ticks, not "since the last frame used", so the rate asked for is the rate run.
-                self._last_detect = max(self._last_detect + self.detect_interval, frame.ts - self.detect_interval)
-                try:
-                    result = self.tracking.process(frame.image, frame.ts, frame.index)
-                except Exception:  # one bad frame must not end the daemon; say so, at most once a minute
-                    self._failed(frame.index)
-                    continue
-                self._latency_ms = (time.monotonic() - frame.ts) * 1000
-                self._processed.append(time.monotonic())
-                self.view = result.faces
-                for event in result.events:
-                    self._emit(event, frame)
-                for hook in self.on_frame:
-                    hook(result)
-                self._show(frame.image, result.faces, result.identities)
-            elif frame is not None:
+    @property
+    def camera(self) -> str:
+        return self.source.settings.camera
+
+    # -- the scheduler's calls (its one inference thread) --------------------------------------
+    @property
+    def due_at(self) -> float:
+        """When this camera's next detection was due (capture clock): the scheduler serves the
+        camera that has waited longest past its due time first."""
+        return self._last_detect + self.detect_interval
+
+    def poll(self, now: float) -> None:
+        """Takes the newest frame, if any: checks it for a cut, keeps it as `due` when its
+        detection is due (a newer frame replaces a waiting one), else shows it with the tracked
+        boxes moved on; with no frames, tracks still end on time."""
+        frame = self.source.next_frame(timeout=0)
+        if frame is not None:
+            self._read.append(now)
+            self._detect_size = (frame.image.shape[1], frame.image.shape[0])
+            self._check_cut(frame)
+            if self.detection_enabled and frame.ts - self._last_detect >= self.detect_interval:
+                self.due = frame
+            else:
                 # Between detections the tracker moves the boxes (for the live view).
                 self.view = self.tracking.tracker.predict(frame.ts)
                 self._show(frame.image, self.view, [self.tracking.identity(int(t)) for t in self.view.track_id])
-            elif frame is None:
-                # No frames (camera down): tracks still end on time.
-                for event in self.tracking.tick(now):
-                    self._emit(event)
-                if self.source.stats.ended:
-                    return
-            if now >= next_stats:
-                next_stats = now + self.stats_interval_s
-                self._put(self.stats())
+        elif self.due is None:
+            for event in self.tracking.tick(now):
+                self._emit(event)
+            if self.source.stats.ended:
+                self.ended = True
+        if now >= self._next_stats:
+            self._next_stats = now + self.stats_interval_s
+            self._put(self.stats())
+
+    def detect(self) -> None:
+        """Runs detection and tracking on the due frame."""
+        frame, self.due = self.due, None
+        if frame is None:
+            return
+        # Ideal ticks, not "since the last frame used", so the rate asked for is the rate run.
+        self._last_detect = max(self._last_detect + self.detect_interval, frame.ts - self.detect_interval)
+        try:
+            result = self.tracking.process(frame.image, frame.ts, frame.index)
+        except Exception:  # one bad frame must not end the daemon; say so, at most once a minute
+            self._failed(frame.index)
+            return
+        self._latency_ms = (time.monotonic() - frame.ts) * 1000
+        self._processed.append(time.monotonic())
+        self.view = result.faces
+        for event in result.events:
+            self._emit(event, frame)
+        for hook in self.on_frame:
+            hook(result)
+        self._show(frame.image, result.faces, result.identities)
 
     def _check_cut(self, frame: Frame) -> None:
         """Every frame, detection or not: a hard cut ends every track (no name crosses it)."""
@@ -302,8 +323,16 @@ class Pipeline:
             identity = self.tracking.identity(track_id)
             tracks.append({"track_id": track_id, "person": identity.person, "similarity": round(identity.similarity, 3),
                            "confirmed": track.confirmed, "box": [round(float(v), 1) for v in track.xyxy]})
-        self.last_stats = Stats(time.time(), self.source.settings.camera, fps, self.source.stats.frames,
+        camera_fps = self.recent_fps(self._read)
+        wanted = 1.0 / self.detect_interval
+        self.last_stats = Stats(time.time(), self.camera, fps, self.source.stats.frames,
                                 self.source.stats.skipped, self._latency_ms, per_s, len(tracks), tracks, cpu,
                                 rss_mb(), self.source.stats.connected, self.tracking.cut_count,
-                                self.recent_fps(self._read), 1.0 / self.detect_interval)
+                                camera_fps, wanted, falling_behind(wanted, fps, camera_fps, self.detection_enabled))
         return self.last_stats
+
+
+def falling_behind(wanted: float, achieved: float, camera_fps: float, enabled: bool) -> bool:
+    """Detections ran at under 90% of what was asked for, where the camera gave frames enough."""
+    possible = min(wanted, camera_fps)
+    return enabled and camera_fps > 0 and achieved < 0.9 * possible

@@ -105,3 +105,14 @@ def stamped_videos(detector, tmp_path_factory):
     actors = [Actor("obama", "obama2.jpg", (walk(75, 249, 40, 400),))]
     mpeg4 = render(folder / "scenario.mp4", actors, 250, detector, stamped=True)
     return {"frames": mpeg4, "packets": to_h264(mpeg4, folder / "scenario-h264.mp4", CLIP_GOP)}
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """A real Mosquitto on a free port of 127.0.0.1, for one test."""
+    from services import Mosquitto
+
+    server = Mosquitto(tmp_path / "mosquitto")
+    server.start()
+    yield server
+    server.stop()

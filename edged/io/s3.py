@@ -58,7 +58,9 @@ class ClipUploader:
 
     def __init__(self, folder: Path, bucket: str, prefix: str = "", url_expiry_s: int = 604800,
                  endpoint: str = "", access_key: str = "", secret_key: str = "",
-                 on_uploaded: Callable[[str, str], None] | None = None, max_backoff_s: float = 30.0) -> None:
+                 on_uploaded: Callable[[str, str], None] | None = None, max_backoff_s: float = 30.0,
+                 pending_name: str = "s3-pending.txt") -> None:
+        """`pending_name`: the list of clips waiting for upload, one per uploader (one per camera)."""
         import boto3
         from botocore.config import Config as BotoConfig
 
@@ -72,7 +74,7 @@ class ClipUploader:
         self.client = boto3.client("s3", endpoint_url=endpoint or None,
                                    config=BotoConfig(connect_timeout=5, read_timeout=30, signature_version="s3v4",
                                                      retries={"max_attempts": 1}), **keys)
-        self.pending_file = folder / "s3-pending.txt"
+        self.pending_file = folder / pending_name
         self.uploaded: list[str] = []
         self.urls: dict[str, str] = {}
         self._lock = threading.Lock()

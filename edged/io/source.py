@@ -77,6 +77,7 @@ class FrameSource:
         self.kind = kind_of(settings.source)
         self.stats = SourceStats()
         self._frame: Frame | None = None
+        self.arrived: threading.Event | None = None  # set on every new frame: the scheduler's wake-up
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -255,3 +256,5 @@ class FrameSource:
             self._index += 1
             self.stats.frames += 1
             self._cond.notify_all()
+        if self.arrived is not None:
+            self.arrived.set()

@@ -9,7 +9,9 @@ acknowledgement is a keepalive late. Nothing here blocks the pipeline."""
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
 import queue
 import socket
 import threading
@@ -32,12 +34,16 @@ from edged.sinks.outbox import Outbox
 log = logging.getLogger("edged.mqtt")
 IN_FLIGHT = 10  # kept messages handed to paho at once, waiting for their acknowledgement
 GALLERY_CHECK_S = 5.0  # how soon enrolling or removing someone shows in Home Assistant
+CLAIM_FRESH_S = 60.0  # a claim refreshed within this long belongs to a running instance
 
 
 class MqttSink:
-    def __init__(self, config: Config, outbox_path: Path, base_url: str = "", media_dir: Path | None = None) -> None:
+    def __init__(self, config: Config, outbox_path: Path, base_url: str = "", media_dir: Path | None = None,
+                 primary: bool = True) -> None:
         """`base_url`: how phones reach the box, for the absolute links alerts and events carry;
-        `media_dir`: where alert faces are kept, for corrections that name an event."""
+        `media_dir`: where alert faces are kept, for corrections that name an event; `primary`:
+        this camera's connection also answers the box-wide gallery corrections (one camera's
+        does, or each correction would be applied once per camera)."""
         import paho.mqtt.client as mqtt
 
         self.mqtt = mqtt
@@ -52,8 +58,10 @@ class MqttSink:
         self._strangers_live: set[int] = set()  # confirmed tracks of people not enrolled
         self._stranger_seen = 0.0  # when the last of them ended
         self._stranger_on = False
+        self.primary = primary
         self.pipeline: Pipeline | None = None
         self.connected = False
+        self.taken_over = ""  # set when the broker dropped us for another client with our client id
         self.delivered = 0  # kept messages the broker acknowledged
         self._lock = threading.Lock()  # never held while calling paho: paho calls back under its own locks
         self._wake = threading.Event()  # something for the sender: a message, an acknowledgement, a connection
@@ -67,8 +75,12 @@ class MqttSink:
         self._presence_lock = threading.Lock()  # the sink thread and the presence timer share them
         self._stop = threading.Event()
         self._outage_logged = False
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                             client_id=f"edged-{device}-{config.camera.name}")
+        self.client_id = f"edged-{device}-{config.camera.name}"
+        # Who publishes as this device: this box and state directory (a restart is the same
+        # instance), since when; see _check_claim.
+        self.claim: dict[str, Any] = {"host": socket.gethostname(), "state": str(outbox_path.parent.resolve()),
+                                      "pid": os.getpid(), "started": round(time.time(), 3)}
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id)
         if c.username:
             client.username_pw_set(c.username, c.password or None)
         if c.tls:
@@ -102,6 +114,9 @@ class MqttSink:
             return
         log.info("MQTT connected to %s:%d", self.settings.host, self.settings.port)
         self._outage_logged = False
+        # First the claim left by whoever published as this device last, then ours (retained).
+        client.subscribe(self.topics.instance, qos=1)
+        self._send_claim()
         self._send_now(m.availability(self.topics, online=True))
         enrolled = self._enrolled()
         if self.settings.discovery:
@@ -116,7 +131,8 @@ class MqttSink:
         for what in ("detection", "alerts"):
             client.subscribe(self.topics.switch_command(what), qos=1)
             self._send_now(m.switch_state(self.topics, what, self._switch(what)))
-        client.subscribe(self.topics.gallery_command, qos=1)
+        if self.primary:
+            client.subscribe(self.topics.gallery_command, qos=1)
         with self._lock:
             self.connected = True
             now = time.monotonic()
@@ -139,6 +155,9 @@ class MqttSink:
             self._outage_logged = True
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        if message.topic == self.topics.instance:
+            self._check_claim(bytes(message.payload))
+            return
         if message.topic == self.topics.gallery_command:
             # Embedding a face takes a moment: not on paho's network thread.
             threading.Thread(target=self._correct, args=(bytes(message.payload),), name="edged-mqtt-correction",
@@ -172,6 +191,29 @@ class MqttSink:
             ok, message = False, str(exc)
         log.info("gallery correction over MQTT: %s", message)
         self._send_now(m.gallery_result(self.topics, request, ok, message))
+
+    # -- one instance per device name -----------------------------------------------------------
+    def _send_claim(self) -> None:
+        self._send_now((self.topics.instance, json.dumps({**self.claim, "time": round(time.time(), 3)}), 1, True))
+
+    def _check_claim(self, payload: bytes) -> None:
+        """Two edged publishing as one device on one broker (one device name on two boxes, or
+        two instances on one box) would share topics and, with one camera name, one client id:
+        the broker drops one for the other, on and on. The claim the other keeps fresh says
+        so; the one that started later refuses (the daemon exits 78)."""
+        try:
+            other = json.loads(payload) if payload else None
+        except ValueError:
+            return
+        if not isinstance(other, dict) or (other.get("host"), other.get("state")) == (
+                self.claim["host"], self.claim["state"]):
+            return  # cleared, not a claim, or ours (this run's, or a restart's)
+        fresh = time.time() - float(other.get("time", 0)) < CLAIM_FRESH_S
+        if fresh and float(other.get("started", 0)) <= float(self.claim["started"]) and not self.taken_over:
+            self.taken_over = (f"another edged (host {other.get('host')!r}, state directory {other.get('state')!r}, "
+                               f"pid {other.get('pid')}) already publishes as device {self.topics.device!r} on "
+                               f"{self.settings.host}:{self.settings.port} (client id {self.client_id!r})")
+            log.error("%s", self.taken_over)
 
     # -- switches ------------------------------------------------------------------------------
     def _switch(self, what: str) -> bool:
@@ -292,7 +334,8 @@ class MqttSink:
                     "snapshot": alert.snapshot, "clip": alert.clip}))
             self._snapshot(item)
         elif isinstance(item, Stats):
-            self._send_now(m.stats_message(self.topics, item.to_json()))
+            for message in m.stats_messages(self.topics, item.to_json()):
+                self._send_now(message)
             self._send_now(m.faces_in_view(self.topics, item.faces_in_view))
 
     def _track_presence(self, event: TrackEvent) -> None:
@@ -328,7 +371,7 @@ class MqttSink:
             self._send_now(m.presence(self.topics, person, True))
 
     def _clear_presence_loop(self) -> None:
-        last_refresh = last_gallery_check = time.monotonic()
+        last_refresh = last_gallery_check = last_claim = time.monotonic()
         while not self._stop.wait(1.0):
             with self._presence_lock:
                 self._clear_presence(time.time())
@@ -337,6 +380,9 @@ class MqttSink:
                     last_refresh = now
                     for person in self._present:
                         self._send_now(m.presence(self.topics, person, True))
+            if self.connected and time.monotonic() - last_claim >= 10:  # our claim kept fresh (CLAIM_FRESH_S)
+                last_claim = time.monotonic()
+                self._send_claim()
             if time.monotonic() - last_gallery_check >= GALLERY_CHECK_S:
                 last_gallery_check = time.monotonic()
                 self._follow_gallery()
@@ -389,5 +435,7 @@ class MqttSink:
         if self.connected:
             info = self.client.publish(*m.availability(self.topics, online=False))
             info.wait_for_publish(2)
+            if self.primary and not self.taken_over:  # the device is free for a successor at once
+                self.client.publish(self.topics.instance, "", 1, True).wait_for_publish(2)
         self.client.disconnect()
         self.client.loop_stop()

@@ -66,7 +66,17 @@ class Topics:
 
     @property
     def stats(self) -> str:
+        """The box's: the latest stats of any of its cameras (CPU and memory are the box's)."""
         return f"{self.base}/stats"
+
+    @property
+    def instance(self) -> str:
+        """Which edged publishes as this device (retained JSON), to refuse a second one."""
+        return f"{self.base}/instance"
+
+    @property
+    def camera_stats(self) -> str:
+        return f"{self.base}/{self.camera}/stats"
 
     @property
     def trigger(self) -> str:
@@ -170,8 +180,10 @@ def faces_in_view(topics: Topics, count: int) -> Message:
     return topics.faces, str(count), 0, True
 
 
-def stats_message(topics: Topics, stats: dict[str, object]) -> Message:
-    return topics.stats, json.dumps(stats), 0, False
+def stats_messages(topics: Topics, stats: dict[str, object]) -> list[Message]:
+    """A camera's stats on its own topic, and on the box's (whose CPU and memory they carry)."""
+    body = json.dumps(stats)
+    return [(topics.camera_stats, body, 0, False), (topics.stats, body, 0, False)]
 
 
 GALLERY_ACTIONS = ("reject", "confirm")
@@ -251,23 +263,36 @@ def discovery(topics: Topics, discovery_prefix: str, people: list[str]) -> list[
                                                   "unique_id": f"{node}_{cam}_stranger", "state_topic": topics.stranger,
                                                   "payload_on": ON, "payload_off": OFF, "device_class": "occupancy"}),
     ]
-    # Diagnostics from the stats message (every stats_interval_s).
-    for key, label, unit in (("fps", "detections per second", "Hz"), ("cpu_percent", "CPU", "%"),
-                             ("rss_mb", "memory", "MB"), ("latency_ms", "latency", "ms")):
+    # Diagnostics from the stats messages (every stats_interval_s): the box's CPU and memory,
+    # and per camera detections wanted and achieved, latency and whether inference keeps up.
+    for key, label, unit in (("cpu_percent", "CPU", "%"), ("rss_mb", "memory", "MB")):
         configs.append((f"sensor/{node}/{key}", {
             "name": label, "unique_id": f"{node}_{key}", "state_topic": topics.stats, "unit_of_measurement": unit,
             "value_template": f"{{{{ value_json.{key} }}}}", "state_class": "measurement",
             "entity_category": "diagnostic"}))
+    for key, label, unit in (("fps", "detections per second", "Hz"),
+                             ("detect_fps_target", "detections per second wanted", "Hz"),
+                             ("camera_fps", "camera frames per second", "Hz"), ("latency_ms", "latency", "ms")):
+        configs.append((f"sensor/{node}/{cam}_{key}", {
+            "name": f"{cam} {label}", "unique_id": f"{node}_{cam}_{key}", "state_topic": topics.camera_stats,
+            "unit_of_measurement": unit, "value_template": f"{{{{ value_json.{key} }}}}",
+            "state_class": "measurement", "entity_category": "diagnostic"}))
     configs.append((f"binary_sensor/{node}/{cam}_connected", {
-        "name": f"{cam} camera connected", "unique_id": f"{node}_{cam}_connected", "state_topic": topics.stats,
+        "name": f"{cam} camera connected", "unique_id": f"{node}_{cam}_connected", "state_topic": topics.camera_stats,
         "value_template": "{{ 'ON' if value_json.source_connected else 'OFF' }}", "payload_on": ON,
         "payload_off": OFF, "device_class": "connectivity", "entity_category": "diagnostic"}))
+    configs.append((f"binary_sensor/{node}/{cam}_behind", {
+        "name": f"{cam} inference falling behind", "unique_id": f"{node}_{cam}_behind",
+        "state_topic": topics.camera_stats, "value_template": "{{ 'ON' if value_json.falling_behind else 'OFF' }}",
+        "payload_on": ON, "payload_off": OFF, "device_class": "problem", "entity_category": "diagnostic"}))
     for what in ("detection", "alerts"):
         configs.append((f"switch/{node}/{what}", {
             "name": what, "unique_id": f"{node}_{what}", "state_topic": topics.switch(what),
             "command_topic": topics.switch_command(what), "payload_on": ON, "payload_off": OFF}))
     messages = [(f"{discovery_prefix}/{path}/config", json.dumps({**body, **common}), 1, True)
                 for path, body in configs]
+    # Box-wide sensors of the one-camera edged, now per camera: cleared, so no ghost entities stay.
+    messages += [(f"{discovery_prefix}/sensor/{node}/{key}/config", "", 1, True) for key in ("fps", "latency_ms")]
     # Device triggers ("When edged <camera> saw a stranger" in the automation editor): one per
     # alert kind, on a topic carrying the kind as plain text. Triggers take no availability.
     for kind in EVENT_KINDS:

@@ -32,6 +32,7 @@ PAGE = Path(__file__).with_name("page.html")
 LIBRARY_PAGE = Path(__file__).with_name("library.html")
 MAX_FORM = 4096  # bytes of a library action
 LIBRARY_FACE = re.compile(r"/library/face/([0-9]{1,12})\.jpg")
+CAMERA_ROUTE = re.compile(r"/cameras/([A-Za-z0-9_-]{1,64})/(|status|stream\.mjpg|snapshot\.jpg)")
 SERVED_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.(mp4|jpg)")  # no .part, no spool, no dot files
 KINDS = {".mp4": "video/mp4", ".jpg": "image/jpeg"}
 CHUNK = 256 * 1024
@@ -79,16 +80,22 @@ class _Server(ThreadingHTTPServer):
 
 
 class WebServer:
-    """/ (page), /status (JSON), /stream.mjpg, /snapshot.jpg, /<folder>/<file> on its own
-    threads. `recording(name)`: seconds until a clip still being recorded is ready, or None."""
+    """/ (page), /status (JSON), /stream.mjpg, /snapshot.jpg, /cameras/<name>/..., /<folder>/<file>
+    on its own threads. `recording(name)`: seconds until a clip still being recorded is ready, or None."""
 
     def __init__(self, bind: str, port: int, snapshot: Callable[[], dict[str, object]], view: LiveView,
                  token: str = "", username: str = "", password: str = "", max_fps: float = 10.0,
                  folders: dict[str, Path] | None = None, recording: Callable[[str], float | None] | None = None,
-                 limits: ConnectionLimits | None = None, library: Any = None) -> None:
-        """`library`: an edged.library.Library for the face library page (/library), or None."""
+                 limits: ConnectionLimits | None = None, library: Any = None,
+                 cameras: dict[str, LiveView] | None = None,
+                 camera_status: Callable[[str], dict[str, object]] | None = None) -> None:
+        """`library`: an edged.library.Library for the face library page (/library), or None;
+        `cameras`: each camera's live view, served under /cameras/<name>/ (the page, stream.mjpg,
+        snapshot.jpg, and `camera_status(name)` as status); `view` is the one / shows."""
         check_exposure(bind, token, password)
         self.library = library
+        self.cameras = cameras or {}
+        self.camera_status = camera_status
         self.token, self.username, self.password = token, username, password
         self.view = view
         self.folders = folders or {}  # URL prefix -> folder whose files it serves
@@ -139,7 +146,10 @@ class WebServer:
                     routes.update({"/library": self._library_page, "/library.json": self._library_view})
                 prefix, _, name = url.path.strip("/").partition("/")
                 picture = LIBRARY_FACE.fullmatch(url.path)
-                if picture and outer.library is not None:
+                camera = CAMERA_ROUTE.fullmatch(url.path)
+                if camera:
+                    self._camera(camera.group(1), camera.group(2))
+                elif picture and outer.library is not None:
                     self._library_face(int(picture.group(1)))
                 elif prefix in outer.folders and name:
                     self._file(outer.folders[prefix], name)
@@ -221,8 +231,23 @@ class WebServer:
             def _status(self) -> None:
                 self._send(200, "application/json", json.dumps(snapshot(), default=str).encode())
 
-            def _snapshot(self) -> None:
-                frame = outer.view.jpeg(0, timeout=5, width=self.width)
+            def _camera(self, name: str, what: str) -> None:
+                view = outer.cameras.get(name)
+                if view is None:
+                    self._send(404, "application/json", b'{"error": "no such camera"}')
+                elif what == "":
+                    self._page()
+                elif what == "status" and outer.camera_status is not None:
+                    self._send(200, "application/json", json.dumps(outer.camera_status(name), default=str).encode())
+                elif what == "stream.mjpg":
+                    self._stream(view)
+                elif what == "snapshot.jpg":
+                    self._snapshot(view)
+                else:
+                    self._send(404, "application/json", b'{"error": "not found"}')
+
+            def _snapshot(self, view: LiveView | None = None) -> None:
+                frame = (view or outer.view).jpeg(0, timeout=5, width=self.width)
                 if frame is None:
                     self._send(503, "application/json", b'{"error": "no frame yet"}')
                 else:
@@ -266,8 +291,9 @@ class WebServer:
                         f"{wait} s. This page reloads by itself.</p>").encode()
                 self._send(202, "text/html; charset=utf-8", body, {"Retry-After": str(wait + 1)})
 
-            def _stream(self) -> None:
-                if not outer.view.watch():
+            def _stream(self, view: LiveView | None = None) -> None:
+                view = view or outer.view
+                if not view.watch():
                     self._send(503, "application/json", b'{"error": "too many viewers"}', {"Retry-After": "10"})
                     return
                 try:
@@ -280,7 +306,7 @@ class WebServer:
                     sequence, interval = 0, 1.0 / max_fps
                     while not outer.stopping:
                         started = time.monotonic()
-                        frame = outer.view.jpeg(sequence, timeout=2, width=self.width)
+                        frame = view.jpeg(sequence, timeout=2, width=self.width)
                         if frame is None:
                             continue
                         sequence, data = frame
@@ -291,7 +317,7 @@ class WebServer:
                 except OSError:
                     pass  # the viewer went away, or stopped reading (send timeout)
                 finally:
-                    outer.view.unwatch()
+                    view.unwatch()
 
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002
                 log.debug("web: " + format, *args)

@@ -1,0 +1,157 @@
+"""Several cameras in one daemon: [cameras.NAME] tables, the models loaded once, one inference
+scheduler serving each camera's detect_fps (and saying when it cannot), per-camera web routes
+and MQTT topics, and a second instance on the same broker with the same client id refused.
+Real rendered videos as cameras, a real Mosquitto."""
+
+import json
+import shutil
+import urllib.error
+import urllib.request
+
+from services import Daemon, Subscriber, free_port, gallery_copy, wait_until
+
+from edged.config import CONFIG_EXIT
+from edged.sinks import mqtt_messages as m
+
+
+def cameras_config(videos: dict[str, tuple[str, float]], gallery, port: int, extra: str = "") -> str:
+    """One [cameras.NAME] table per (video, detect_fps); [camera] keys as every camera's defaults."""
+    tables = "".join(f'[cameras.{name}]\nsource = "{video}"\ndetect_fps = {fps}\n'
+                     for name, (video, fps) in videos.items())
+    return (f'[camera]\nloop = true\nopen_timeout_s = 3.0\n[recognition]\ngallery = "{gallery}"\n'
+            f'[stream]\nport = {port}\n[alerts]\nmode = "all"\n[mqtt]\nstats_interval_s = 1.0\n{extra}{tables}')
+
+
+def copies(video, folder, names):
+    """The same scene as separate files: two cameras may not read one source."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copy(video, folder / f"{name}.mp4")
+    return {name: str(folder / f"{name}.mp4") for name in names}
+
+
+def get(port: int, path: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_two_cameras_one_daemon(broker, scenario_video, enrolled_gallery, tmp_path):
+    videos = copies(scenario_video, tmp_path / "videos", ["door", "yard"])
+    port = free_port()
+    mqtt = (f'[device]\nname = "box1"\n[mqtt]\nenabled = true\nhost = "127.0.0.1"\nport = {broker.port}\n'
+            "stats_interval_s = 1.0\n")
+    text = cameras_config({"door": (videos["door"], 6.0), "yard": (videos["yard"], 3.0)},
+                          gallery_copy(enrolled_gallery, tmp_path), port).replace("[mqtt]\nstats_interval_s = 1.0\n",
+                                                                                   "")
+    text = text.replace("[cameras.door]", mqtt + "[cameras.door]")
+    subscriber = Subscriber(broker.port, client_id="sub-cameras")
+    door, yard = (m.Topics("edged", "box1", name) for name in ("door", "yard"))
+    daemon = Daemon(tmp_path / "run", text)
+    daemon.start()
+    try:
+        wait_until(lambda: subscriber.json(door.events) and subscriber.json(yard.events), 90, "events of both cameras")
+
+        def settled():
+            status = daemon.status(port)
+            if not status:
+                return None
+            rates = {c["camera"]: c["stats"] for c in status["cameras"]}
+            return status if all(s["fps"] > 0 and s["camera_fps"] > 0 for s in rates.values()) else None
+
+        status = wait_until(settled, 30, "detection rates of both cameras")
+        # Each camera at its own rate (measured over the last 10 s), and the box keeps up.
+        wait_until(lambda: daemon.status(port)["uptime_s"] > 12, 30, "ten seconds of running")
+        status = daemon.status(port)
+        stats = {c["camera"]: c["stats"] for c in status["cameras"]}
+        assert [c["camera"] for c in status["cameras"]] == ["door", "yard"]
+        assert (stats["door"]["detect_fps_target"], stats["yard"]["detect_fps_target"]) == (6.0, 3.0)
+        assert 4.5 <= stats["door"]["fps"] <= 6.6 and 2.2 <= stats["yard"]["fps"] <= 3.3, stats
+        assert not stats["door"]["falling_behind"] and not stats["yard"]["falling_behind"]
+        assert status["camera"] == "door"  # the top of /status is the first camera, as with one
+        # Each camera's own page, status, stream and snapshot; an unknown camera is a 404.
+        code, body = get(port, "/cameras/yard/status")
+        assert code == 200 and json.loads(body)["camera"] == "yard"
+        code, body = get(port, "/cameras/yard/snapshot.jpg")
+        assert code == 200 and body[:2] == b"\xff\xd8"
+        code, body = get(port, "/cameras/yard/")
+        assert code == 200 and b"stream.mjpg" in body
+        assert get(port, "/cameras/garage/status")[0] == 404
+        # MQTT: each camera's events, stats and Home Assistant entities under its own name.
+        assert {e["camera"] for e in subscriber.json(door.events)} == {"door"}
+        assert {e["camera"] for e in subscriber.json(yard.events)} == {"yard"}
+        wait_until(lambda: subscriber.json(door.camera_stats) and subscriber.json(yard.camera_stats), 10,
+                   "stats per camera")
+        assert subscriber.json(yard.camera_stats)[-1]["detect_fps_target"] == 3.0
+        discovery = {t for t, _, _ in subscriber.messages if t.startswith("homeassistant/")}
+        for cam in ("door", "yard"):
+            for entity in (f"event/edged_box1/{cam}_face", f"sensor/edged_box1/{cam}_fps",
+                           f"binary_sensor/edged_box1/{cam}_obama", f"binary_sensor/edged_box1/{cam}_behind"):
+                assert f"homeassistant/{entity}/config" in discovery, entity
+    finally:
+        code = daemon.stop()
+        subscriber.close()
+    assert code == 0
+    log = daemon.text()
+    assert log.count("models warmed up") == 1, "the models are loaded once for both cameras"
+    assert f"live view at http://127.0.0.1:{port}/cameras/yard/" in log
+
+
+def test_an_overloaded_box_serves_every_camera_alike_and_says_so(scenario_video, enrolled_gallery, tmp_path):
+    """Three cameras asking for far more detections than two cores give: each gets a like
+    share, each is flagged as falling behind, and the log says what to change."""
+    names = ["a", "b", "c"]
+    videos = copies(scenario_video, tmp_path / "videos", names)
+    port = free_port()
+    text = cameras_config({n: (videos[n], 40.0) for n in names}, gallery_copy(enrolled_gallery, tmp_path), port)
+    daemon = Daemon(tmp_path / "run", text)
+    daemon.start()
+    try:
+        wait_until(lambda: (daemon.status(port) or {}).get("uptime_s", 0) > 14, 90, "fourteen seconds of running")
+        status = daemon.status(port)
+    finally:
+        daemon.stop()
+    stats = {c["camera"]: c["stats"] for c in status["cameras"]}
+    achieved = [stats[n]["fps"] for n in names]
+    assert all(stats[n]["falling_behind"] for n in names), stats
+    assert max(achieved) < 0.9 * 25.0  # the video gives 25 frames a second: the cap was the box
+    mean = sum(achieved) / len(achieved)
+    assert all(abs(a - mean) <= 0.25 * mean for a in achieved), achieved
+    assert "inference cannot keep up: camera a wanted 40.0 detections/s" in daemon.text()
+
+
+def test_a_second_edged_publishing_as_the_same_device_is_refused(broker, scenario_video, enrolled_gallery,
+                                                                 tmp_path):
+    """Two instances (or two boxes) with one device name and camera name on one broker share a
+    client id: the broker drops one for the other, on and on. The later one sees the first
+    one's fresh claim, says why and exits 78; the first runs on, and a restart of the first
+    (same state directory) is not taken for a second one."""
+    mqtt = (f'[device]\nname = "box1"\n[mqtt]\nenabled = true\nhost = "127.0.0.1"\nport = {broker.port}\n'
+            "stats_interval_s = 1.0\n")
+    daemons = []
+    for name in ("first", "second"):
+        port = free_port()
+        text = cameras_config({"door": (copies(scenario_video, tmp_path / name, ["door"])["door"], 2.0)},
+                              gallery_copy(enrolled_gallery, tmp_path / name / "state"), port)
+        daemons.append((Daemon(tmp_path / name, text.replace("[mqtt]\nstats_interval_s = 1.0\n", "") + mqtt), port))
+    (first, first_port), (second, second_port) = daemons
+    first.start()
+    try:
+        wait_until(lambda: "MQTT connected" in first.text(), 60, "the first daemon's connection")
+        second.start()
+        assert second.process.wait(60) == CONFIG_EXIT
+        log = second.text()
+        assert "already publishes as device 'box1'" in log and "client id 'edged-box1-door'" in log
+        assert "give each edged its own device.name" in log
+        assert first.process.poll() is None and first.status(first_port) is not None, "the first runs on"
+        # The first restarted (same state directory): its own earlier claim is no obstacle.
+        assert first.stop() == 0
+        first.start()
+        wait_until(lambda: first.text().count("MQTT connected") >= 2 and first.status(first_port), 60,
+                   "the first daemon back")
+        assert first.process.poll() is None
+    finally:
+        for daemon, _ in daemons:
+            daemon.stop()
