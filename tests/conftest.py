@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,3 +119,27 @@ def broker(tmp_path):
     server.start()
     yield server
     server.stop()
+
+
+def chromium_page(url: str, tmp_path: Path) -> tuple[str, np.ndarray]:
+    """The page at `url` as Debian's headless Chromium renders it at 1400x900: its DOM after
+    four seconds of scripts, and a screenshot."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.fail("chromium is missing: tools/setup.sh --dev installs Debian's chromium")
+    shot = tmp_path / "page.png"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+             f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1400,900", "--virtual-time-budget=4000"]
+    subprocess.run([chromium, *flags, f"--screenshot={shot}", url], capture_output=True, timeout=60)
+    dom = subprocess.run([chromium, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=60).stdout
+    picture = cv2.imread(str(shot))
+    assert picture is not None, "chromium took no screenshot"
+    return dom, picture
+
+
+def live_image_shown(picture: np.ndarray) -> bool:
+    """The live image sits at the top left (16 px margin, 960 px wide): a real frame there is
+    not the page's plain dark background."""
+    live = picture[60:400, 16:700].astype(np.float32)
+    return bool(live.std() > 10 and abs(live.mean() - 17) > 20)

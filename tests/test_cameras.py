@@ -13,6 +13,8 @@ from services import Daemon, Subscriber, free_port, gallery_copy, wait_until
 from edged.config import CONFIG_EXIT
 from edged.sinks import mqtt_messages as m
 
+from .conftest import chromium_page, live_image_shown
+
 
 def cameras_config(videos: dict[str, tuple[str, float]], gallery, port: int, extra: str = "") -> str:
     """One [cameras.NAME] table per (video, detect_fps); [camera] keys as every camera's defaults."""
@@ -79,6 +81,13 @@ def test_two_cameras_one_daemon(broker, scenario_video, enrolled_gallery, tmp_pa
         code, body = get(port, "/cameras/yard/")
         assert code == 200 and b"stream.mjpg" in body
         assert get(port, "/cameras/garage/status")[0] == 404
+        # The yard's page as Chromium renders it: its own stream and summary, links to both
+        # cameras' pages, and the face library and pictures at the root.
+        dom, picture = chromium_page(f"http://127.0.0.1:{port}/cameras/yard/", tmp_path)
+        assert live_image_shown(picture), "the yard's live image is not on its page"
+        assert "yard · camera" in dom and 'href="../../library"' in dom
+        assert 'href="../../cameras/door/"' in dom and 'class="here" href="../../cameras/yard/"' in dom.replace(
+            'href="../../cameras/yard/" class="here"', 'class="here" href="../../cameras/yard/"')
         # MQTT: each camera's events, stats and Home Assistant entities under its own name.
         assert {e["camera"] for e in subscriber.json(door.events)} == {"door"}
         assert {e["camera"] for e in subscriber.json(yard.events)} == {"yard"}

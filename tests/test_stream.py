@@ -3,8 +3,6 @@ and basic auth, MJPEG frames that decode, and the page in a real headless Chromi
 
 import base64
 import json
-import shutil
-import subprocess
 import urllib.error
 import urllib.request
 
@@ -18,7 +16,7 @@ from edged.sinks.stream import LiveView, check_exposure
 from edged.sinks.web import WebServer
 from edged.types import Identity
 
-from .conftest import DATA
+from .conftest import DATA, chromium_page, live_image_shown
 
 TOKEN = "k3T9-vq0xZpL_8sWmA2r"
 
@@ -184,18 +182,7 @@ def test_daemon_stream_status_and_page_in_chromium(scenario_video, enrolled_gall
             assert cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR) is not None
         assert fetch(f"{base}/{alerts[0]['snapshot']}")[0] == 401
         assert fetch(f"{base}/media/..%2Fgallery.db?token=let-me-in-0123456789")[0] == 404
-        chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-        if chromium is None:
-            pytest.fail("chromium is missing: tools/setup.sh --dev installs Debian's chromium")
-        shot = tmp_path / "page.png"
-        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-                 f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1400,900",
-                 "--virtual-time-budget=4000"]
-        page = f"{base}/?token=let-me-in-0123456789"
-        subprocess.run([chromium, *flags, f"--screenshot={shot}", page], capture_output=True, timeout=60)
-        dom = subprocess.run([chromium, *flags, "--dump-dom", page], capture_output=True, text=True,
-                             timeout=60).stdout
+        dom, picture = chromium_page(f"{base}/?token=let-me-in-0123456789", tmp_path)
     finally:
         daemon.stop()
     assert 'class="event"' in dom and "track" in dom, "the page lists no events"
@@ -203,12 +190,7 @@ def test_daemon_stream_status_and_page_in_chromium(scenario_video, enrolled_gall
     assert "camera" in dom and " fps · detections " in dom and "faces in view" in dom
     # Alerts lead the list: the first row is an alert.
     assert dom.index('class="alert"') < dom.index('class="event"') + 400
-    picture = cv2.imread(str(shot))
-    assert picture is not None, "chromium took no screenshot"
-    # The live image sits at the top left (16 px margin, 960 px wide): a real frame there is
-    # not the page's plain dark background.
-    live = picture[60:400, 16:700].astype(np.float32)
-    assert live.std() > 10 and abs(live.mean() - 17) > 20, "the live image is not on the page"
+    assert live_image_shown(picture), "the live image is not on the page"
 
 
 def test_rtsp_output_pushes_the_annotated_view(scenario_video, enrolled_gallery, tmp_path, monkeypatch):
