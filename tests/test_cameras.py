@@ -5,6 +5,7 @@ Real rendered videos as cameras, a real Mosquitto."""
 
 import json
 import shutil
+import signal
 import urllib.error
 import urllib.request
 
@@ -99,6 +100,15 @@ def test_two_cameras_one_daemon(broker, scenario_video, enrolled_gallery, tmp_pa
             for entity in (f"event/edged_box1/{cam}_face", f"sensor/edged_box1/{cam}_fps",
                            f"binary_sensor/edged_box1/{cam}_obama", f"binary_sensor/edged_box1/{cam}_behind"):
                 assert f"homeassistant/{entity}/config" in discovery, entity
+        # SIGHUP with the yard replaced by a porch: the routes follow the cameras.
+        porch = copies(scenario_video, tmp_path / "videos", ["porch"])["porch"]
+        daemon.config.write_text(text.replace("[cameras.yard]", "[cameras.porch]").replace(videos["yard"], porch))
+        daemon.signal(signal.SIGHUP)
+        wait_until(lambda: [c["camera"] for c in (daemon.status(port) or {}).get("cameras", [])] == ["door", "porch"],
+                   30, "the reloaded cameras")
+        assert get(port, "/cameras/yard/status")[0] == 404
+        assert json.loads(get(port, "/cameras/porch/status")[1])["camera"] == "porch"
+        assert get(port, "/cameras/porch/snapshot.jpg")[1][:2] == b"\xff\xd8"
     finally:
         code = daemon.stop()
         subscriber.close()
