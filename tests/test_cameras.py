@@ -174,3 +174,23 @@ def test_a_second_edged_publishing_as_the_same_device_is_refused(broker, scenari
     finally:
         for daemon, _ in daemons:
             daemon.stop()
+
+
+def test_a_camera_that_is_down_holds_up_no_other(scenario_video, enrolled_gallery, tmp_path):
+    """One camera's stream unreachable (reconnecting with back-off) while the other runs: the
+    scheduler never waits on the dead one, whose status says it is not connected."""
+    videos = copies(scenario_video, tmp_path / "videos", ["door"])
+    port, dead = free_port(), free_port()
+    text = cameras_config({"door": (videos["door"], 5.0), "gate": (f"rtsp://127.0.0.1:{dead}/gate", 5.0)},
+                          gallery_copy(enrolled_gallery, tmp_path), port)
+    daemon = Daemon(tmp_path / "run", text)
+    daemon.start()
+    try:
+        wait_until(lambda: (daemon.status(port) or {}).get("uptime_s", 0) > 12, 60, "twelve seconds of running")
+        stats = {c["camera"]: c["stats"] for c in daemon.status(port)["cameras"]}
+    finally:
+        daemon.stop()
+    assert stats["door"]["source_connected"] and 4.0 <= stats["door"]["fps"] <= 5.5, stats["door"]
+    assert not stats["gate"]["source_connected"] and stats["gate"]["fps"] == 0
+    assert not stats["gate"]["falling_behind"], "no frames is not the scheduler's shortfall"
+    assert "gate" in daemon.text() and "cannot open" in daemon.text()
