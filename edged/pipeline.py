@@ -122,7 +122,9 @@ class Pipeline:
         self._next_stats = time.monotonic() + stats_interval_s
         self._last_detect = float("-inf")
         self._processed: deque[float] = deque(maxlen=100)
-        self._read: deque[float] = deque(maxlen=100)  # when recent frames arrived, for the camera's fps
+        # (when, frames the source had read): the camera's own rate, counting the frames a busy
+        # scheduler never took (replaced in the mailbox), sampled on every poll.
+        self._read: deque[tuple[float, int]] = deque(maxlen=1000)
         self._latency_ms = 0.0
         self._embeddings_mark = (time.monotonic(), 0)
         self._cpu_mark = (time.monotonic(), sum(os.times()[:2]))
@@ -181,8 +183,8 @@ class Pipeline:
         detection is due (a newer frame replaces a waiting one), else shows it with the tracked
         boxes moved on; with no frames, tracks still end on time."""
         frame = self.source.next_frame(timeout=0)
+        self._read.append((now, self.source.stats.frames))
         if frame is not None:
-            self._read.append(now)
             self._detect_size = (frame.image.shape[1], frame.image.shape[0])
             self._check_cut(frame)
             if self.detection_enabled and frame.ts - self._last_detect >= self.detect_interval:
@@ -240,11 +242,19 @@ class Pipeline:
         if self.live is not None:
             self.live.update(image, faces, identities, self.recent_fps())
 
-    def recent_fps(self, times: deque[float] | None = None) -> float:
-        """Events per second over the last 10 s: detections by default, or frames read."""
+    def recent_fps(self) -> float:
+        """Detections per second over the last 10 s."""
         now = time.monotonic()
-        recent = [t for t in (self._processed if times is None else times) if now - t <= 10]
+        recent = [t for t in self._processed if now - t <= 10]
         return (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
+
+    def camera_fps(self) -> float:
+        """Frames the camera delivered per second over the last 10 s."""
+        now = time.monotonic()
+        recent = [(t, n) for t, n in self._read if now - t <= 10]
+        if len(recent) < 2 or recent[-1][0] <= recent[0][0]:
+            return 0.0
+        return (recent[-1][1] - recent[0][1]) / (recent[-1][0] - recent[0][0])
 
     def _failed(self, index: int) -> None:
         self.failed_frames += 1
@@ -323,7 +333,7 @@ class Pipeline:
             identity = self.tracking.identity(track_id)
             tracks.append({"track_id": track_id, "person": identity.person, "similarity": round(identity.similarity, 3),
                            "confirmed": track.confirmed, "box": [round(float(v), 1) for v in track.xyxy]})
-        camera_fps = self.recent_fps(self._read)
+        camera_fps = self.camera_fps()
         wanted = 1.0 / self.detect_interval
         self.last_stats = Stats(time.time(), self.camera, fps, self.source.stats.frames,
                                 self.source.stats.skipped, self._latency_ms, per_s, len(tracks), tracks, cpu,
