@@ -170,8 +170,8 @@ class Daemon:
         for view in config.camera_configs():
             s = view.stream
             live = self.lives.get(view.camera.name)
-            if live is None or (live.quality, live.blur_unknowns, live.max_width) != (
-                    s.quality, s.privacy_blur == "unknowns", s.max_width):
+            if live is None or (live.quality, live.blur_unknowns, live.max_width, live.max_viewers) != (
+                    s.quality, s.privacy_blur == "unknowns", s.max_width, s.max_viewers):
                 self.lives[view.camera.name] = LiveView(s.quality, s.privacy_blur == "unknowns", s.max_width,
                                                         s.max_viewers)
         for gone in set(self.lives) - {v.camera.name for v in config.camera_configs()}:
@@ -179,10 +179,7 @@ class Daemon:
 
     def _pipelines(self, config: Config) -> list[Pipeline]:
         views = config.camera_configs()
-        # One uploader per camera, each with its own waiting list; retention in the shared clips
-        # folder keeps every camera's waiting clips.
-        pipelines = [self._pipeline(view, primary=i == 0, several=len(views) > 1) for i, view in enumerate(views)]
-        return pipelines
+        return [self._pipeline(view, primary=i == 0, several=len(views) > 1) for i, view in enumerate(views)]
 
     def _waiting_uploads(self) -> list[str]:
         return [name for uploader in self.uploaders for name in uploader.pending()]
@@ -214,13 +211,14 @@ class Daemon:
                                                  keep_days=k.keep_days, keep_mb=k.keep_mb, annotate=k.annotate,
                                                  blur_unknowns=blur),
                                     self.state / "clips", c.name, offset)
-            if k.s3_bucket:
+            if k.s3_bucket:  # one uploader per camera, each with its own list of clips waiting
                 from edged.io.s3 import ClipUploader
 
                 uploader = ClipUploader(self.state / "clips", k.s3_bucket, k.s3_prefix, k.s3_url_expiry_s,
                                         k.s3_endpoint, k.s3_access_key, k.s3_secret_key,
                                         pending_name=f"s3-pending-{c.name}.txt" if several else "s3-pending.txt")
                 self.uploaders.append(uploader)
+            # Retention in the shared clips folder keeps every camera's waiting clips.
             recorder.waiting_uploads = self._waiting_uploads
         main = SourceSettings(c.source, c.name, c.loop, c.realtime, c.rtsp_transport, c.open_timeout_s,
                               c.reconnect_max_s)
@@ -239,6 +237,7 @@ class Daemon:
         pipeline.keep_pictures = True
         pipeline.clips = recorder
         pipeline.record_source = record
+        pipeline.camera_config = c
         if recorder is not None:
             told = [s for s in sinks if hasattr(s, "clip_ready")]
 
@@ -290,14 +289,12 @@ class Daemon:
     def _camera_part(self, pipeline: Pipeline, events: bool = True) -> dict[str, object]:
         stats = pipeline.last_stats or pipeline.stats()
         source = pipeline.source.stats
-        settings = pipeline.source.settings
-        detect = pipeline.record_source is not None
+        camera = pipeline.camera_config
+        assert camera is not None  # _pipeline sets it on every pipeline
         live = {"frames": source.frames, "skipped": source.skipped, "source_connected": source.connected}
         part: dict[str, object] = {
-            "camera": pipeline.camera,
-            "source": mask_url(pipeline.record_source.settings.source if detect and pipeline.record_source
-                               else settings.source),
-            "detect_source": mask_url(settings.source) if detect else None,
+            "camera": camera.name, "source": mask_url(camera.source),
+            "detect_source": mask_url(camera.detect_source) or None,
             "detection_enabled": pipeline.detection_enabled, "alerts_enabled": pipeline.alerts.enabled,
             "stats": {**stats.to_json(), **live}}
         if events:

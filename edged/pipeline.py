@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from edged.events import Alert, TrackEvent
 from edged.io.source import FrameSource
 from edged.tracking.faces import FaceTracking, FrameResult
 from edged.types import Faces, Frame, Identity
+
+if TYPE_CHECKING:
+    from edged.config import CameraConfig
 
 log = logging.getLogger("edged.pipeline")
 
@@ -90,7 +93,7 @@ def rss_mb() -> float:
 
 
 class Pipeline:
-    """`start()`, then `stop()`; `heartbeat` is the monotonic time the inference loop last moved."""
+    """`start()`, then the scheduler's `poll()` and `detect()`, then `stop()`."""
 
     def __init__(self, source: FrameSource, tracking: FaceTracking, alerts: AlertEngine, sinks: list[Sink],
                  detect_fps: float, stats_interval_s: float = 10.0, queue_size: int = 1000) -> None:
@@ -98,6 +101,7 @@ class Pipeline:
         # With detect and record roles: the main stream, recorded for clips and never decoded
         # here; boxes found on `source` (the substream) are scaled to its pictures.
         self.record_source: FrameSource | None = None
+        self.camera_config: CameraConfig | None = None  # the camera's settings, for what status says
         self._detect_size: tuple[int, int] | None = None
         self.tracking = tracking
         self.alerts = alerts
@@ -105,7 +109,6 @@ class Pipeline:
         self.detect_interval = 1.0 / detect_fps
         self.stats_interval_s = stats_interval_s
         self.detection_enabled = True
-        self.heartbeat = time.monotonic()
         self.recent: deque[dict[str, object]] = deque(maxlen=50)  # recent events, for the status page
         self.last_stats: Stats | None = None
         self.view = Faces.empty()  # faces in the newest frame: detected, or predicted between detections
@@ -115,10 +118,9 @@ class Pipeline:
         self.keep_pictures = False  # a media sink stores alert pictures
         self.clips: ClipAlerts | None = None  # the clip recorder, when clips are on
         self._outbox: queue.Queue[SinkItem | None] = queue.Queue(maxsize=queue_size)
-        self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.due: Frame | None = None  # the newest frame whose detection is due, waiting for its turn
-        self.ended = False  # a file that does not loop has been read and processed to its end
+        self._ended = False  # a file that does not loop has been read and processed to its end
         self._next_stats = time.monotonic() + stats_interval_s
         self._last_detect = float("-inf")
         self._processed: deque[float] = deque(maxlen=100)
@@ -144,7 +146,6 @@ class Pipeline:
     def stop(self, timeout: float = 5.0) -> None:
         """Stops reading, ends every track (their events still reach the sinks), flushes. The
         scheduler has stopped calling this pipeline before."""
-        self._stop.set()
         self.source.stop()
         if self.record_source is not None:
             self.record_source.stop()
@@ -165,7 +166,7 @@ class Pipeline:
     @property
     def finished(self) -> bool:
         """A video file that does not loop has been read to its end and processed."""
-        return self.ended
+        return self._ended
 
     @property
     def camera(self) -> str:
@@ -197,7 +198,7 @@ class Pipeline:
             for event in self.tracking.tick(now):
                 self._emit(event)
             if self.source.stats.ended:
-                self.ended = True
+                self._ended = True
         if now >= self._next_stats:
             self._next_stats = now + self.stats_interval_s
             self._put(self.stats())

@@ -29,7 +29,6 @@ class Scheduler:
     def __init__(self, pipelines: list[Pipeline]) -> None:
         self.pipelines = pipelines
         self.heartbeat = time.monotonic()
-        self.detections = 0
         self._arrived = threading.Event()  # any camera's source has a new frame
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -66,7 +65,6 @@ class Scheduler:
             chosen = next_camera(self.pipelines)
             if chosen is not None:
                 chosen.detect()
-                self.detections += 1
                 self._say_if_behind()
             elif self.finished:
                 return

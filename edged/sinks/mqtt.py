@@ -114,9 +114,11 @@ class MqttSink:
             return
         log.info("MQTT connected to %s:%d", self.settings.host, self.settings.port)
         self._outage_logged = False
-        # First the claim left by whoever published as this device last, then ours (retained).
+        # First the claim left by whoever published as this device last, then ours (retained;
+        # the first camera's connection speaks for the daemon, so a clean stop clears it for good).
         client.subscribe(self.topics.instance, qos=1)
-        self._send_claim()
+        if self.primary:
+            self._send_claim()
         self._send_now(m.availability(self.topics, online=True))
         enrolled = self._enrolled()
         if self.settings.discovery:
@@ -380,7 +382,7 @@ class MqttSink:
                     last_refresh = now
                     for person in self._present:
                         self._send_now(m.presence(self.topics, person, True))
-            if self.connected and time.monotonic() - last_claim >= 10:  # our claim kept fresh (CLAIM_FRESH_S)
+            if self.primary and self.connected and time.monotonic() - last_claim >= 10:  # fresh: CLAIM_FRESH_S
                 last_claim = time.monotonic()
                 self._send_claim()
             if time.monotonic() - last_gallery_check >= GALLERY_CHECK_S:
