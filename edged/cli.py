@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +15,7 @@ import cv2
 from edged import __version__
 from edged.config import CONFIG_EXIT, load_config, show
 from edged.engine import EngineOptions, FaceEngine, FaceResult
-from edged.errors import ConfigError, EdgedError, ImageError
+from edged.errors import ConfigError, EdgedError, GalleryError, ImageError, ModelError
 from edged.gallery import Gallery
 from edged.io.images import load_image
 from edged.io.s3 import fetched
@@ -348,7 +349,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     from edged.daemon import Daemon, setup_logging
 
     setup_logging()
-    return Daemon(args.config).run()
+    try:
+        daemon = Daemon(args.config)
+    except (GalleryError, ModelError) as exc:  # the owner's to fix: a restart would fail the same way
+        raise ConfigError(str(exc)) from None
+    except EdgedError:
+        raise
+    except Exception as exc:  # one line, never a hang or a page of traceback; the details at debug level
+        logging.getLogger("edged").debug("start-up failed", exc_info=True)
+        raise EdgedError(f"cannot start: {type(exc).__name__}: {exc}") from None
+    return daemon.run()
 
 
 def cmd_status(args: argparse.Namespace) -> int:

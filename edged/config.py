@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -24,9 +25,16 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10 (JetPack 6)
     import tomli as tomllib
 
+MAX_FILE_BYTES = 1 << 20  # a configuration file is a few KB; a larger one is refused unread
+HIDDEN = "*" * 16  # a secret as `config show` prints it: as long as the shortest token allowed
+MAX_ERRORS = 30  # problems listed in one message; the rest are counted
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+MIN_TOKEN_LENGTH = 16
+TOKEN_ADVICE = "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(24))'"
+CAMERA_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 CONFIG_EXIT = 78  # EX_CONFIG: systemd's RestartPreventExitStatus=78 stops restart loops on it
 DEFAULT_FILE = Path("/etc/edged/edged.toml")
-SECRET_KEYS = {"password", "token", "urls", "s3_access_key", "s3_secret_key"}
+SECRET_KEYS = {"password", "token", "urls", "s3_access_key", "s3_secret_key", "key"}
 
 
 def check(expect: str, ok: Any) -> dict[str, Any]:
@@ -54,8 +62,9 @@ class DeviceConfig:
 
 @dataclass(frozen=True)
 class CameraConfig:
-    name: str = field(default="camera", metadata=check("letters, digits, - or _",
-                                                       lambda v: v.replace("-", "").replace("_", "").isalnum()))
+    # One rule wherever a camera's name goes: URLs (/cameras/NAME/), MQTT topics, client ids, clip files.
+    name: str = field(default="camera", metadata=check("1 to 64 ASCII letters, digits, - or _",
+                                                       lambda v: bool(CAMERA_NAME.fullmatch(v))))
     source: str = field(default="/dev/video0", metadata=check("a device, a file, or an rtsp:// URL", bool))
     # The camera's substream for detection and tracking ("" = detect on `source`); `source` is
     # then recorded for clips (its packets, never decoded) and must be a file or a stream.
@@ -151,6 +160,12 @@ class MqttConfig:
     discovery_prefix: str = "homeassistant"
     outbox_max: int = field(default=1000, metadata=check("1 to 1000000", lambda v: 1 <= v <= 1_000_000))
     stats_interval_s: float = field(default=10.0, metadata=check(">= 1", lambda v: v >= 1))
+    # The key shared with whoever may command the box over MQTT (better in key_file or a systemd
+    # credential): gallery commands and the instance claim are HMAC-signed with it.
+    key: str = field(default="", metadata=check("\"\" or at least 16 characters", lambda v: not v or len(v) >= 16))
+    # Gallery corrections on <prefix>/<device>/gallery/set: "auto" accepts signed ones when a key
+    # is set (and none without one), "off" none.
+    gallery_commands: str = field(default="auto", metadata=check("auto or off", lambda v: v in ("auto", "off")))
 
 
 @dataclass(frozen=True)
@@ -202,6 +217,12 @@ class StreamConfig:
     max_width: int = field(default=1280, metadata=check("0 (as captured) or 160 to 7680",
                                                         lambda v: v == 0 or 160 <= v <= 7680))
     max_viewers: int = field(default=10, metadata=check("1 to 100", lambda v: 1 <= v <= 100))
+    # How long a link in an alert (signed for its one file) opens that file.
+    link_expiry_s: int = field(default=604800, metadata=check("60 to 31536000 (a year)",
+                                                              lambda v: 60 <= v <= 31_536_000))
+    # Names the web server answers to besides this host's own and its addresses (a reverse
+    # proxy's); a request for any other host is refused, so a web page cannot rebind to the box.
+    host_names: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -237,7 +258,8 @@ NOT_SECTIONS = ("sources", "cameras")
 # What a [cameras.NAME] table may hold besides the camera's own keys; server-wide stream keys
 # stay in [stream] (one web server serves every camera).
 PER_CAMERA_TABLES = ("alerts", "clips", "quality", "stream", "tracker")
-SERVER_STREAM_KEYS = ("bind", "port", "token", "username", "password", "max_viewers")
+SERVER_STREAM_KEYS = ("bind", "port", "token", "username", "password", "max_viewers", "link_expiry_s",
+                      "host_names")
 
 
 # -- loading ------------------------------------------------------------------------------------
@@ -257,10 +279,14 @@ def config_files(main: Path | None) -> list[Path]:
 
 
 def _read(path: Path) -> dict[str, Any]:
+    from edged.io.images import read_regular_file
+
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(read_regular_file(path, MAX_FILE_BYTES).decode("utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not usable TOML: tables or arrays nested too deeply") from None
     except UnicodeDecodeError as exc:
         line = path.read_bytes()[:exc.start].count(b"\n") + 1
         raise ConfigError(f"{path}: line {line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); "
@@ -315,10 +341,14 @@ def _secret(path_text: str, where: str) -> str:
     credentials = os.environ.get("CREDENTIALS_DIRECTORY")
     if not path.is_absolute() and credentials and (Path(credentials) / path).is_file():
         path = Path(credentials) / path
+    from edged.io.images import read_regular_file
+
     try:
-        return path.read_text(encoding="utf-8").strip()
+        return read_regular_file(path, 64 * 1024).decode("utf-8").strip()
     except OSError as exc:
         raise ConfigError(f"{where}: cannot read secret file {path} ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: secret file {path} is not UTF-8 text") from None
 
 
 def _type_ok(value: Any, hint: Any) -> bool:
@@ -385,7 +415,8 @@ def _build(cls: type, table: dict[str, Any], section: str, origins: dict[str, st
             continue
         rule = next(f for f in fields(cls) if f.name == key).metadata
         if rule and not rule["ok"](value):
-            errors.append(f"{where}: {value!r} is out of range; expected {rule['expect']}")
+            shown = "the value given" if key in SECRET_KEYS else repr(value)  # a secret stays out of logs
+            errors.append(f"{where}: {shown} is out of range; expected {rule['expect']}")
             continue
         values[key] = value
     return cls(**values)
@@ -393,7 +424,19 @@ def _build(cls: type, table: dict[str, Any], section: str, origins: dict[str, st
 
 def load_config(main: Path | None = None, environ: dict[str, str] | None = None) -> Config:
     """Reads, merges and checks the configuration; raises one ConfigError listing every
-    problem, each naming the file (or variable), the key and what was expected."""
+    problem (the first MAX_ERRORS), each naming the file (or variable), the key and what was
+    expected. Whatever a file holds, the answer is a Config or a ConfigError."""
+    try:
+        return _load_config(main, environ)
+    except ConfigError:
+        raise
+    except RecursionError:
+        raise ConfigError("the configuration nests tables or arrays too deeply") from None
+    except (ValueError, TypeError, OSError) as exc:
+        raise ConfigError(f"the configuration cannot be used: {exc}") from None
+
+
+def _load_config(main: Path | None, environ: dict[str, str] | None) -> Config:
     merged: dict[str, Any] = {}
     origins: dict[str, str] = {}
     files = config_files(main)
@@ -423,8 +466,11 @@ def load_config(main: Path | None = None, environ: dict[str, str] | None = None)
             errors += _cross_checks(view, origins)
         errors += _shared_sources(views, origins)
     if errors:
-        raise ConfigError(mask_url(errors[0] if len(errors) == 1 else f"{len(errors)} problems in the configuration:\n"
-                                   + "\n".join(f"  {e}" for e in errors)))
+        shown = [e[:500] for e in errors[:MAX_ERRORS]]
+        if len(errors) > MAX_ERRORS:
+            shown.append(f"... and {len(errors) - MAX_ERRORS} more")
+        raise ConfigError(mask_url(errors[0][:500] if len(errors) == 1 else f"{len(errors)} problems in the "
+                                   "configuration:\n" + "\n".join(f"  {e}" for e in shown)))
     sources = tuple(str(p) for p in files) + tuple(sorted(set(env_names.values())))
     views = [replace(view, sources=sources) for view in views]
     if views:  # the global camera fields follow the first camera, for what names "the" camera
@@ -487,8 +533,22 @@ def _shared_sources(views: list[Config], origins: dict[str, str]) -> list[str]:
     return errors
 
 
+def exposure_problem(bind: str, token: str, password: str = "") -> str | None:
+    """A web server reachable beyond this machine needs a token or a password (one rule for
+    `config check`, `run` and reloads)."""
+    if token and len(token) < MIN_TOKEN_LENGTH:
+        return f"stream.token is {len(token)} characters: use at least {MIN_TOKEN_LENGTH} ({TOKEN_ADVICE})"
+    if bind not in LOOPBACK and not (token or password):
+        return (f"stream.bind = {bind!r} listens beyond this machine: set stream.token (or stream.token_file), "
+                "or stream.username and stream.password")
+    return None
+
+
 def _cross_checks(config: Config, origins: dict[str, str]) -> list[str]:
     """Rules between keys, each naming where the key was set."""
+    exposed = exposure_problem(config.stream.bind, config.stream.token, config.stream.password)
+    if exposed:
+        return [f"{origins.get('stream.bind', origins.get('stream.token', 'configuration'))}: {exposed}"]
     c = config.camera
     local = c.source.isdigit() or c.source.startswith("/dev/video")
     if c.detect_source and config.clips.enabled and local:
@@ -514,7 +574,8 @@ def show(config: Config) -> str:
             if unlike is not None and value == getattr(unlike, item.name):
                 continue
             if item.name in SECRET_KEYS and value:
-                value = "***" if isinstance(value, str) else ["***"] * len(value)
+                # As long as the shortest token or key allowed, so a shown file still reads back.
+                value = HIDDEN if isinstance(value, str) else ["***"] * len(value)
             elif isinstance(value, str):
                 value = mask_url(value)
             values[item.name] = value

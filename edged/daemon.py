@@ -16,18 +16,20 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import numpy as np
 
 from edged import __version__
 from edged.alerts import AlertEngine, AlertSettings
-from edged.config import CONFIG_EXIT, Config, load_config
+from edged.config import Config, load_config
 from edged.engine import EngineOptions, FaceEngine
-from edged.errors import ConfigError
+from edged.errors import ConfigError, EdgedError
 from edged.gallery import Gallery
 from edged.instance import StateLock
 from edged.io.source import FrameSource, SourceSettings
 from edged.library import Library
+from edged.links import link_key
 from edged.paths import default_gallery
 from edged.pipeline import Pipeline, Sink
 from edged.redact import mask_url
@@ -115,7 +117,8 @@ def build_sinks(config: Config, state: Path, clip_link: Callable[[str], str] | N
         from edged.sinks.notify import NotifySink
 
         sinks.append(NotifySink(config.notify, state / "media", base, clip_link=clip_link,
-                                token=config.stream.token))
+                                link_key=link_key(config.stream.token, config.stream.password),
+                                link_expiry_s=config.stream.link_expiry_s))
     if config.mqtt.enabled:
         from edged.sinks.mqtt import MqttSink
 
@@ -139,6 +142,11 @@ class Daemon:
         self.state = gallery_path.parent
         self.lock = StateLock(self.state)  # before anything is written there
         self.lock.acquire()
+        try:
+            self._refuse_if_device_taken()
+        except BaseException:
+            self.lock.release()
+            raise
         # Listening first: a port in use or an address not on this box is a configuration
         # error (exit 78), found before seconds of model loading, not a crash after them.
         s = self.config.stream
@@ -147,7 +155,8 @@ class Daemon:
         self.web = WebServer(s.bind, s.port, self.snapshot, self.lives[self.config.camera.name], s.token,
                              s.username, s.password, s.fps,
                              folders={"media": self.state / "media", "clips": self.state / "clips"},
-                             recording=self._clip_seconds_left, cameras=self.lives, camera_status=self.camera_status)
+                             recording=self._clip_seconds_left, cameras=self.lives, camera_status=self.camera_status,
+                             host_names=(*s.host_names, urlparse(self.config.notify.base_url).hostname or ""))
         try:
             self.engine = self._engine(self.config)
             self.gallery = Gallery(gallery_path)
@@ -159,6 +168,18 @@ class Daemon:
             self.web.stop()
             self.lock.release()
             raise
+
+    def _refuse_if_device_taken(self) -> None:
+        """Another edged already publishing as this device on the broker: refused (exit 78)
+        before this one publishes anything, so the running one is left as it was."""
+        if not self.config.mqtt.enabled:
+            return
+        from edged.sinks.mqtt import find_other_instance
+
+        other = find_other_instance(self.config, self.state)
+        if other:
+            raise ConfigError(f"{other}: give each edged its own device.name, or run one edged with "
+                              "[cameras.NAME] tables for several cameras")
 
     @property
     def pipeline(self) -> Pipeline:
@@ -273,7 +294,9 @@ class Daemon:
     def snapshot(self) -> dict[str, object]:
         """/status: the box, the first camera as before, and every camera in `cameras`."""
         pipelines = self.pipelines
+        broken = self.broken()
         return {"version": 1, "edged": __version__, "device": self.config.device.resolved_name,
+                "problems": [broken] if broken else [],
                 **self._camera_part(pipelines[0]),
                 "started": self.started, "uptime_s": round(time.time() - self.started, 1),
                 "embedder": self.engine.embedder_spec.model_id, "providers": dict(self.engine.store.providers),
@@ -297,6 +320,9 @@ class Daemon:
             "detect_source": mask_url(camera.detect_source) or None,
             "detection_enabled": pipeline.detection_enabled, "alerts_enabled": pipeline.alerts.enabled,
             "stats": {**stats.to_json(), **live}}
+        mqtt: Any = next((sink for sink in pipeline.sinks if hasattr(sink, "loop_alive")), None)
+        if mqtt is not None:
+            part["mqtt"] = mqtt.health()
         if events:
             part["recent_events"] = list(pipeline.recent)[-20:]
         return part
@@ -357,7 +383,7 @@ class Daemon:
             log.info("running: camera %s from %s; live view at http://%s:%d%s (status: /status)", view.camera.name,
                      mask_url(view.camera.source), host, web.port, where)
         notify(f"READY=1\nSTATUS=running: {len(self.pipelines)} camera(s)\nMAINPID={os.getpid()}")
-        watchdog = Watchdog(lambda: self.scheduler.heartbeat, stall_after_s(), self.status_line)
+        watchdog = Watchdog(lambda: self.scheduler.heartbeat, stall_after_s(), self.status_line, self.broken)
         watchdog.start()
         code = 0
         try:
@@ -367,12 +393,6 @@ class Daemon:
                     self.reload()
                 if self.scheduler.finished:
                     log.info("the video file has ended")
-                    break
-                taken = self._client_id_taken()
-                if taken:
-                    log.error("%s; stopping (exit %d): give each edged its own device.name, or run one edged with "
-                              "[cameras.NAME] tables for several cameras", taken, CONFIG_EXIT)
-                    code = CONFIG_EXIT
                     break
         finally:
             notify("STOPPING=1")
@@ -388,35 +408,51 @@ class Daemon:
             self.lock.release()
         return code
 
-    def _client_id_taken(self) -> str | None:
-        """Another edged already publishes as this device on the broker (see MqttSink._check_claim)."""
-        for pipeline in self.pipelines:
-            for sink in pipeline.sinks:
-                taken = getattr(sink, "taken_over", None)
-                if taken:
-                    return str(taken)
-        return None
+    def _mqtt_sinks(self) -> list[Any]:
+        return [sink for p in self.pipelines for sink in p.sinks if hasattr(sink, "loop_alive")]
+
+    def broken(self) -> str | None:
+        """What the watchdog must know beyond a stalled pipeline: an MQTT network loop that
+        ended (it never comes back by itself, and every alert would stay on disk)."""
+        dead = [sink.client_id for sink in self._mqtt_sinks() if not sink.loop_alive]
+        return f"the MQTT network loop of {', '.join(dead)} has ended" if dead else None
 
     def reload(self) -> None:
         try:
             new = load_config(self.config_path)
             check_exposure(new.stream.bind, new.stream.token, new.stream.password)
-        except ConfigError as exc:
-            log.error("reload refused, the running configuration stays: %s", exc)
-            notify("STATUS=reload refused: " + str(exc)[:200])
-            self.last_reload = {"time": time.time(), "ok": False, "message": str(exc)}
+        except Exception as exc:  # whatever the new file holds, the running configuration stays
+            message = str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
+            log.error("reload refused, the running configuration stays: %s", message)
+            notify("STATUS=reload refused: " + message[:200])
+            self.last_reload = {"time": time.time(), "ok": False, "message": message[:2000]}
             return
         notify("RELOADING=1")
         self.scheduler.stop()
         for uploader in self.uploaders:  # the new pipelines make their own; waiting clips stay listed on disk
             uploader.close()
         self.uploaders = []
-        if (new.models, new.detector, new.runtime) != (self.config.models, self.config.detector, self.config.runtime):
-            self.engine = self._engine(new)
-            self.web.library.engine = self.engine
-        self._live_views(new)
-        self.web.view = self.lives[new.camera.name]
-        self.pipelines = self._pipelines(new)
+        old_engine = self.engine
+        try:
+            if (new.models, new.detector, new.runtime) != (self.config.models, self.config.detector,
+                                                           self.config.runtime):
+                self.engine = self._engine(new)
+                self.web.library.engine = self.engine
+            self._live_views(new)
+            self.web.view = self.lives[new.camera.name]
+            self.pipelines = self._pipelines(new)
+        except Exception as exc:  # the new configuration cannot be built: back to the running one
+            message = str(exc) if isinstance(exc, EdgedError) else f"{type(exc).__name__}: {exc}"
+            log.error("reload refused, the running configuration stays: %s", message)
+            self.engine = self.web.library.engine = old_engine
+            self._live_views(self.config)
+            self.web.view = self.lives[self.config.camera.name]
+            self.pipelines = self._pipelines(self.config)
+            self.scheduler = Scheduler(self.pipelines)
+            self.scheduler.start()
+            self.last_reload = {"time": time.time(), "ok": False, "message": message[:2000]}
+            notify("READY=1\nSTATUS=reload refused: " + message[:200])
+            return
         self.scheduler = Scheduler(self.pipelines)
         self.scheduler.start()
         log.info("configuration reloaded from %s", ", ".join(new.sources) or "defaults")

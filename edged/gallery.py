@@ -67,6 +67,7 @@ CREATE TABLE IF NOT EXISTS sightings (
 );
 """
 ANONYMOUS_PREFIX = "unknown-"
+MAX_IMPORT_BYTES = 256 * 2**20  # an export of 10,000 people with 10 faces each is about 60 MB
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,8 @@ def parse_export(document: dict[str, Any], dimension: int, path: Path) -> list[I
         where = f"{path}: people[{i}]"
         if not isinstance(person, dict) or not isinstance(person.get("embeddings"), list):
             raise GalleryError(f"{where}: must be an object with \"name\" and a list \"embeddings\"")
+        if isinstance(person.get("name"), str) and is_anonymous_name(person["name"]):
+            continue  # another box's stranger ids mean nothing here, and unknown-N is this box's to give
         try:
             name = check_person_name(person.get("name"))
         except GalleryError as exc:
@@ -206,9 +209,11 @@ class Gallery:
 
     # -- writing -------------------------------------------------------------------------
     @_locked
-    def enroll(self, name: str, vectors: np.ndarray, model_id: str, source: str = "") -> int:
-        """Adds (N, D) embeddings to `name`, creating the person; returns how many were added."""
-        name = check_person_name(name)
+    def enroll(self, name: str, vectors: np.ndarray, model_id: str, source: str = "",
+               anonymous_ok: bool = False) -> int:
+        """Adds (N, D) embeddings to `name`, creating the person; returns how many were added.
+        `anonymous_ok`: `name` may be an unknown-N (the box's own strangers only)."""
+        name = check_person_name(name, anonymous_ok)
         vectors = np.atleast_2d(np.asarray(vectors, np.float32))
         now = time.time()
         with self._transaction():
@@ -230,7 +235,7 @@ class Gallery:
             number = int(row[0]) if row else 1
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('next_anonymous', ?)", (str(number + 1),))
         name = f"{ANONYMOUS_PREFIX}{number}"
-        self.enroll(name, vectors, model_id, source)
+        self.enroll(name, vectors, model_id, source, anonymous_ok=True)
         return name
 
     @_locked
@@ -258,11 +263,15 @@ class Gallery:
 
     @_locked
     def reject(self, name: str, vector: np.ndarray, model_id: str, source: str = "") -> int:
-        """Stores a face the owner says is not `name`; returns how many negatives `name` has."""
+        """Stores a face the owner says is not `name`; returns how many negatives `name` has.
+        The same face said twice (the same event sent again) is kept once."""
+        blob = _encode(vector)
         with self._transaction():
             person_id = self._person_id(name)
-            self._db.execute("INSERT INTO negatives(person_id, model_id, vector, source, created) "
-                             "VALUES (?, ?, ?, ?, ?)", (person_id, model_id, _encode(vector), source, time.time()))
+            if self._db.execute("SELECT 1 FROM negatives WHERE person_id = ? AND model_id = ? AND vector = ?",
+                                (person_id, model_id, blob)).fetchone() is None:
+                self._db.execute("INSERT INTO negatives(person_id, model_id, vector, source, created) "
+                                 "VALUES (?, ?, ?, ?, ?)", (person_id, model_id, blob, source, time.time()))
             (count,) = self._db.execute("SELECT COUNT(*) FROM negatives WHERE person_id = ?", (person_id,)).fetchone()
         self._forget()
         return int(count)
@@ -456,8 +465,12 @@ class Gallery:
     def import_file(self, path: Path, model_id: str, dimension: int) -> int:
         """Adds the embeddings of an exported file; refuses a file made by another model. The
         whole file is checked before anything is written: one clear error, gallery unchanged."""
+        from edged.io.images import read_regular_file
+
         try:
-            document = json.loads(path.read_text(encoding="utf-8"))
+            document = json.loads(read_regular_file(path, MAX_IMPORT_BYTES).decode("utf-8"))
+        except RecursionError:
+            raise GalleryError(f"{path}: not an edged gallery export (nested too deeply)") from None
         except (OSError, ValueError) as exc:
             raise GalleryError(f"{path}: cannot read gallery export ({exc})") from exc
         if not isinstance(document, dict) or document.get("format") != EXPORT_FORMAT:
@@ -492,9 +505,8 @@ class Gallery:
     # -- helpers -------------------------------------------------------------------------
     def _person_id(self, name: str) -> int:
         row = self._db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
-        if row is None:
-            known = [r[0] for r in self._db.execute("SELECT name FROM people ORDER BY name")]
-            raise GalleryError(f"no person '{name}' in {self.path}; known: {known or 'none'}")
+        if row is None:  # said to MQTT and web clients too: neither the path nor who else is known
+            raise GalleryError(f"no person '{name}' in the gallery (`edged gallery list` shows who is)")
         return int(row[0])
 
     def _transaction(self) -> _Transaction:

@@ -5,6 +5,7 @@ file names and logs; a rule this narrow keeps markup and control characters out 
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from edged.errors import GalleryError
@@ -20,8 +21,14 @@ def _allowed(char: str) -> bool:
     return category[0] in "LM" or category == "Nd" or char in PUNCTUATION
 
 
-def check_person_name(name: object) -> str:
-    """The name, normalised (NFC, outer spaces removed), or a GalleryError naming what is wrong."""
+ANONYMOUS = re.compile(r"unknown-[0-9]+", re.IGNORECASE)  # the box's own ids for strangers
+
+
+def check_person_name(name: object, anonymous_ok: bool = False) -> str:
+    """The name, normalised (NFC, outer spaces removed), or a GalleryError naming what is wrong.
+    `unknown-N` is reserved for the strangers the box names itself (`anonymous_ok` there only):
+    a person renamed or imported as one would turn anonymous, and the next stranger would be
+    merged into them."""
     if not isinstance(name, str):
         raise GalleryError(f"{name!r} is not a usable name: a name is text ({RULE})")
     clean = unicodedata.normalize("NFC", name).strip()
@@ -35,4 +42,7 @@ def check_person_name(name: object) -> str:
         raise GalleryError(f"{clean!r} is not a usable name: {shown} not allowed; use {RULE}")
     if not _allowed(clean[0]) or clean[0] in PUNCTUATION:
         raise GalleryError(f"{clean!r} is not a usable name: it must start with a letter or digit")
+    if not anonymous_ok and ANONYMOUS.fullmatch(clean):
+        raise GalleryError(f"{clean!r} is not a usable name: unknown-N is reserved for strangers the box names "
+                           "itself; choose a real name")
     return clean

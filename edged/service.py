@@ -56,8 +56,12 @@ class Watchdog:
     """Pings systemd while `heartbeat()` says the pipeline moved within `stall_after` seconds."""
 
     def __init__(self, heartbeat: Callable[[], float], stall_after: float,
-                 status: Callable[[], str] | None = None) -> None:
+                 status: Callable[[], str] | None = None, problem: Callable[[], str | None] | None = None) -> None:
+        """`problem()`: what else is broken beyond repair in this process (a dead MQTT loop),
+        or None; while it says something, the watchdog is not fed, so systemd restarts."""
         self.heartbeat = heartbeat
+        self.problem = problem or (lambda: None)
+        self.broken: str | None = None
         self.stall_after = stall_after
         self.status = status
         self._stop = threading.Event()
@@ -83,8 +87,13 @@ class Watchdog:
                     log.error("pipeline stalled for %.1f s: no longer feeding the watchdog", age)
                 else:
                     log.info("pipeline moving again")
+            broken = self.problem()
+            if broken != self.broken:
+                self.broken = broken
+                if broken:
+                    log.error("%s: no longer feeding the watchdog", broken)
             parts = []
-            if with_watchdog and not stalled:
+            if with_watchdog and not stalled and not broken:
                 parts.append("WATCHDOG=1")
             if self.status is not None:
                 parts.append(f"STATUS={self.status()}")

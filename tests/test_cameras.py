@@ -6,6 +6,7 @@ Real rendered videos as cameras, a real Mosquitto."""
 import json
 import shutil
 import signal
+import time
 import urllib.error
 import urllib.request
 
@@ -159,14 +160,28 @@ def test_a_second_edged_publishing_as_the_same_device_is_refused(broker, scenari
         daemons.append((Daemon(tmp_path / name, text.replace("[mqtt]\nstats_interval_s = 1.0\n", "") + mqtt), port))
     (first, first_port), (second, second_port) = daemons
     first.start()
+    watcher = Subscriber(broker.port, client_id="sub-second-instance")
     try:
         wait_until(lambda: "MQTT connected" in first.text(), 60, "the first daemon's connection")
+        wait_until(lambda: watcher.on("edged/box1/available")[-1:] == [b"online"], 20, "the first online")
+        before = len(watcher.messages)
         second.start()
         assert second.process.wait(60) == CONFIG_EXIT
         log = second.text()
-        assert "already publishes as device 'box1'" in log and "client id 'edged-box1-door'" in log
+        assert "already publishes as device 'box1'" in log
         assert "give each edged its own device.name" in log
         assert first.process.poll() is None and first.status(first_port) is not None, "the first runs on"
+        # The refused one published nothing: no offline, no discovery, no state of its own.
+        time.sleep(2)
+        published = [(t, p) for t, p, _ in watcher.messages[before:]
+                     if not t.endswith(("/stats", "/instance", "/faces", "/events", "/alerts", "/probe"))
+                     and "/person" not in t and "/last_" not in t and "/snapshot" not in t]
+        assert ("edged/box1/available", b"offline") not in published, published
+        assert not [t for t, _ in published if t.startswith("homeassistant/")], published
+        retained = Subscriber(broker.port, topic="edged/box1/available", client_id="sub-after-refusal")
+        wait_until(lambda: retained.on("edged/box1/available"), 10, "the retained availability")
+        assert retained.on("edged/box1/available") == [b"online"]
+        retained.close()
         # The first restarted (same state directory): its own earlier claim is no obstacle.
         assert first.stop() == 0
         first.start()
@@ -174,6 +189,7 @@ def test_a_second_edged_publishing_as_the_same_device_is_refused(broker, scenari
                    "the first daemon back")
         assert first.process.poll() is None
     finally:
+        watcher.close()
         for daemon, _ in daemons:
             daemon.stop()
 

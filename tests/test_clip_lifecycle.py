@@ -188,3 +188,55 @@ def test_detection_on_the_substream_and_clips_from_the_main_stream(stamped_video
     assert (probe(second).width, probe(second).height) == (1280, 720), "clips are the main stream"
     stamps = stamps_of(second)
     assert min(stamps) < 75 < max(stamps), f"the clip does not span obama's arrival: {stamps[:3]}..{stamps[-3:]}"
+
+
+def test_a_clip_ends_by_the_clock_while_its_camera_is_down(stamped_videos, enrolled_gallery, tmp_path):
+    """The RTSP camera (server and publisher) dies 2 s after an alert, with an 8 s post-roll:
+    the clip is finished during the outage with what was received, not held open until the
+    camera comes back (or forever, if it never does)."""
+    server = RtspServer(stamped_videos["packets"])
+    server.start()
+    port = free_port()
+    text = config(stamped_videos["packets"], gallery_copy(enrolled_gallery, tmp_path / "state"), port,
+                  source=server.url, extra=clip_settings(2.0, 8.0))
+    daemon = Daemon(tmp_path, text.replace("[camera]\n", '[camera]\nrtsp_transport = "udp"\n'))
+    daemon.start()
+    clips = tmp_path / "state" / "clips"
+    try:
+        wait_until(lambda: list(clips.glob("*.mp4.part")), 120, "a clip being recorded")
+        time.sleep(2)
+        server.stop()
+        cut = time.monotonic()
+        finished = wait_until(lambda: list(clips.glob("*.mp4")), 30, "the clip finished during the outage")
+        assert time.monotonic() - cut < 8 + 2 + 10
+        info = probe(finished[0])
+        assert info.frames >= 25, info  # the seconds before the outage are in it
+        assert "ended by the clock" in daemon.text() and daemon.process.poll() is None
+    finally:
+        daemon.stop()
+        server.stop()
+
+
+def test_what_a_power_cut_leaves_of_a_clip_is_recovered_at_start(tmp_path):
+    """A clip half-written when the power went (`.part`, its closing never written) becomes a
+    playable clip of its whole fragments when the recorder starts; a part with nothing readable
+    goes."""
+    from edged.io.video import H264Writer
+    from edged.sinks.clips import ClipRecorder, ClipSettings
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    writer = H264Writer(tmp_path / "writing.mp4", 25.0, gop=25)
+    rng = np.random.default_rng(3)
+    for n in range(150):
+        writer.write(rng.integers(0, 255, (240, 320, 3), np.uint8), n / 25)
+    (clips / "door-20261201-120000-000.mp4.part").write_bytes((tmp_path / "writing.mp4").read_bytes())
+    writer.close()
+    (clips / "door-20261201-120100-000.mp4.part").write_bytes(rng.integers(0, 255, 5000, np.uint8).tobytes())
+    recorder = ClipRecorder(ClipSettings(), clips, "door", 0.0)
+    try:
+        recovered = clips / "door-20261201-120000-000.mp4"
+        assert recovered.is_file() and probe(recovered).frames >= 25
+        assert not list(clips.glob("*.part")) and not (clips / "door-20261201-120100-000.mp4").exists()
+    finally:
+        recorder.close()

@@ -48,7 +48,7 @@ def test_secret_files_and_credentials_directory(etc, monkeypatch):
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
     config = load_config(main, {})
     assert config.mqtt.password == "s3cret"
-    assert "s3cret" not in show(config) and 'password = "***"' in show(config)
+    assert "s3cret" not in show(config) and 'password = "****************"' in show(config)
 
 
 @pytest.mark.parametrize("text, message", [

@@ -17,6 +17,7 @@ from edged.engine import EngineOptions, FaceEngine
 from edged.errors import EdgedError
 from edged.gallery import Gallery
 from edged.io.images import load_image
+from edged.signing import sign
 from edged.sinks import mqtt_messages as m
 
 from .conftest import DATA, run_edged
@@ -116,15 +117,17 @@ def test_command_line_reject_confirm_and_stats(engine, tmp_path):
 def test_mqtt_corrections_reach_the_running_daemon(scenario_video, enrolled_gallery, tmp_path):
     """Over a real Mosquitto: naming the scenario's stranger takes effect on the next loop of
     the video without a restart; a "not X" on an alert's face is stored; a crafted command is
-    refused with a message on the result topic."""
+    refused with a message on the result topic. Commands are signed with the shared key."""
     topics = m.Topics("edged", "box1", "door")
     broker = Mosquitto(tmp_path / "mosquitto")
     broker.start()
     subscriber = Subscriber(broker.port, client_id="sub-corrections")
     port = free_port()
     gallery = gallery_copy(enrolled_gallery, tmp_path)
+    key = "correction-key-0123456789"
+    (tmp_path / "mqtt-key").write_text(key + "\n")
     extra = (f'[device]\nname = "box1"\n[mqtt]\nenabled = true\nhost = "127.0.0.1"\nport = {broker.port}\n'
-             "stats_interval_s = 1.0\n")
+             f'stats_interval_s = 1.0\nkey_file = "{tmp_path / "mqtt-key"}"\n')
     text = config(scenario_video, gallery, port).replace("[mqtt]\nstats_interval_s = 1.0\n", "") + extra
     daemon = Daemon(tmp_path, text)
     daemon.start()
@@ -139,8 +142,8 @@ def test_mqtt_corrections_reach_the_running_daemon(scenario_video, enrolled_gall
         wait_until(lambda: (tmp_path / "media" / f"{obama['id']}-face.jpg").exists(), 10, "obama's kept face")
 
         def send(body):
-            subscriber.client.publish(topics.gallery_command, json.dumps(body), qos=1)
             count = len(subscriber.json(topics.gallery_result))
+            subscriber.client.publish(topics.gallery_command, sign(key.encode(), json.dumps(body)), qos=1)
             wait_until(lambda: len(subscriber.json(topics.gallery_result)) > count, 20, "the result")
             return subscriber.json(topics.gallery_result)[-1]
 

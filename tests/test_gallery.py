@@ -48,7 +48,7 @@ def test_remove_rename_list(gallery):
     with pytest.raises(GalleryError, match="'bob' already exists"):
         gallery.rename("carol", "bob")
     assert gallery.remove("carol") == 2
-    with pytest.raises(GalleryError, match="no person 'carol'.*known: \\['bob'\\]"):
+    with pytest.raises(GalleryError, match="no person 'carol' in the gallery"):
         gallery.remove("carol")
 
 

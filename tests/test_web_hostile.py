@@ -297,3 +297,63 @@ def test_thirty_parallel_downloads_of_a_big_clip_cost_no_memory(tmp_path):
         server.stop()
     assert got == [50 * 2**20] * 30
     assert peak - before < 100, f"RSS went from {before:.0f} to {peak:.0f} MB"
+
+
+def test_stalled_downloads_from_a_few_clients_leave_room_for_everyone_else(tmp_path):
+    """Four addresses each hold 16 downloads of a big clip and never read them: a fifth
+    address still gets /status every time, and the stalled sends are dropped."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    (clips / "door-1.mp4").write_bytes(np.random.default_rng(2).integers(0, 256, 20_000_000, np.uint8).tobytes())
+    limits = ConnectionLimits(send_timeout_s=4.0)
+    server = WebServer("127.0.0.1", 0, lambda: {"ok": True}, LiveView(), folders={"clips": clips}, limits=limits)
+    server.start()
+    stalled = []
+    try:
+        for client in range(2, 6):
+            for _ in range(16):
+                sock = socket.create_connection(("127.0.0.1", server.port), timeout=5,
+                                                source_address=(f"127.0.0.{client}", 0))
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                sock.sendall(b"GET /clips/door-1.mp4 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                stalled.append(sock)
+        time.sleep(1)
+        answers = []
+        for _ in range(40):
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10,
+                                                    source_address=("127.0.0.6", 0))
+            connection.request("GET", "/status")
+            answers.append(connection.getresponse().status)
+            connection.close()
+        assert answers.count(200) == 40, answers
+        wait_until(lambda: server.guard.counts()["connections"] < 8, 20, "the stalled sends dropped")
+    finally:
+        for sock in stalled:
+            sock.close()
+        server.stop()
+
+
+def test_host_names_if_range_and_clients_that_go_away(file_server, capfd):
+    port, body = file_server
+    # A page on another name, rebound to this box's address, is refused; the box's own names are not.
+    assert request(port, "GET", "/status", {"Host": "evil.example"})[0] == 421
+    assert request(port, "GET", "/status", {"Host": f"evil.example:{port}"})[0] == 421
+    assert request(port, "POST", "/library", {"Host": "evil.example", "Origin": "http://evil.example"})[0] == 421
+    for host in (f"127.0.0.1:{port}", "localhost", f"[::1]:{port}", socket.gethostname()):
+        assert request(port, "GET", "/status", {"Host": host})[0] == 200, host
+    # If-Range: a part of the same file, or the whole file when it changed.
+    _, headers, _ = request(port, "GET", "/clips/door-1.mp4", {"Range": "bytes=0-9"})
+    status, _, got = request(port, "GET", "/clips/door-1.mp4", {"Range": "bytes=0-9", "If-Range": headers["ETag"]})
+    assert status == 206 and got == body[:10]
+    status, _, got = request(port, "GET", "/clips/door-1.mp4", {"Range": "bytes=0-9", "If-Range": '"other"'})
+    assert status == 200 and got == body
+    # Clients that ask for a clip and go away are not tracebacks in the log.
+    capfd.readouterr()
+    for _ in range(30):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        sock.sendall(b"GET /clips/door-1.mp4 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        sock.close()
+    time.sleep(1)
+    assert request(port, "GET", "/status")[0] == 200
+    assert "Traceback" not in capfd.readouterr().err

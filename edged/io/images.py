@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import cv2
@@ -15,6 +16,7 @@ from edged.io.image_header import FORMATS, image_dimensions
 # size; decoded, it takes 150 MB (more on the way, for 16-bit or alpha images).
 MAX_MEGAPIXELS = float(os.environ.get("EDGED_MAX_IMAGE_MEGAPIXELS", "50"))
 
+MAX_IMAGE_BYTES = 100 * 2**20  # larger than any photo a phone takes; a device or a huge file is refused
 _JPEG_END = b"\xff\xd9"
 _PNG_END = b"IEND\xaeB`\x82"
 
@@ -33,11 +35,42 @@ def _looks_truncated(path: Path, data: bytes) -> bool:
     return False
 
 
+def read_regular_file(path: Path, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most `max_bytes`; a FIFO, a device (a link to
+    /dev/zero), a folder or a larger file is refused by name (OSError), never read. Opened
+    without blocking, so a FIFO with no writer cannot hang the caller."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(21, "is a folder, not a file", str(path))
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(22, "not a regular file (a pipe, a device or a socket)", str(path))
+        if info.st_size > max_bytes:
+            raise OSError(27, f"larger than {max_bytes // 2**20} MB ({info.st_size // 2**20} MB)", str(path))
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(max_bytes + 1)
+        if len(data) > max_bytes:  # it grew while being read
+            raise OSError(27, f"larger than {max_bytes // 2**20} MB", str(path))
+        return data
+    finally:
+        os.close(fd)
+
+
+def _flat_tail_rows(image: np.ndarray) -> int:
+    """How many rows at the bottom are one single colour. A JPEG whose data stops early (even
+    with an end marker appended) decodes with the rest painted in the last block's colour."""
+    flat = np.all(image == image[-1, 0], axis=tuple(range(1, image.ndim)))
+    changes = np.flatnonzero(~flat)
+    return image.shape[0] - (int(changes[-1]) + 1 if changes.size else 0)
+
+
 def load_image(path: Path, max_megapixels: float = MAX_MEGAPIXELS) -> np.ndarray:
     """(H, W, 3) uint8 BGR. Grey, 16-bit and alpha images are converted; EXIF rotation applied.
-    Images of more than `max_megapixels` (by their header) are refused before decoding."""
+    Images of more than `max_megapixels` (by their header) are refused before decoding; only
+    regular files of at most MAX_IMAGE_BYTES are read."""
     try:
-        data = path.read_bytes()
+        data = read_regular_file(path, MAX_IMAGE_BYTES)
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -66,6 +99,11 @@ def load_image(path: Path, max_megapixels: float = MAX_MEGAPIXELS) -> np.ndarray
         raise ImageError(f"{path}: cannot decode the image ({str(exc).strip().splitlines()[-1]})") from None
     if image is None:
         raise ImageError(f"{path}: cannot decode the image (damaged, or a variant of its format OpenCV lacks)")
+    if data[:3] == b"\xff\xd8\xff" and image.shape[0] >= 64:
+        flat = _flat_tail_rows(image)
+        if flat >= max(16, image.shape[0] // 8) and flat < image.shape[0]:
+            raise ImageError(f"{path}: truncated image (its last {flat} rows are missing: the picture's data "
+                             "stops early)")
     return to_bgr8(image, path)
 
 

@@ -99,9 +99,15 @@ def _encoder_name() -> str:
     return "libx264"
 
 
+# Clips are fragmented MP4: an empty moov first, then a fragment at least every second. Phones
+# play it while it downloads, and a file cut short by a power cut keeps every whole fragment
+# (salvage() below), where a plain MP4 without its closing moov would not play at all.
+FRAGMENTED = {"movflags": "+frag_keyframe+empty_moov+default_base_moof", "frag_duration": "1000000"}
+
+
 class PacketMuxer:
     """Writes H.264 packets (the first a keyframe) to an MP4 as they come, without re-encoding,
-    moov first (+faststart: phones play it while it downloads). Times are the packets' rebased
+    fragmented (FRAGMENTED). Times are the packets' rebased
     ones, shifted so the clip starts at zero; a packet whose time does not move on is skipped.
     Packets from the newest anchor (a packet shown later than all before it) on are held back:
     a clip cut short ends before them, so it never ends on frames whose B-frames are missing."""
@@ -109,7 +115,7 @@ class PacketMuxer:
     def __init__(self, path: Path, template: StreamTemplate) -> None:
         import av
 
-        self.output = av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"})
+        self.output = av.open(str(path), "w", format="mp4", options=FRAGMENTED)
         self.stream = self.output.add_stream_from_template(template.stream)
         self.template = template
         self.origin: int | None = None
@@ -161,7 +167,7 @@ class PacketMuxer:
 
 
 class H264Writer:
-    """Encodes BGR frames to an H.264 MP4 one at a time (yuv420p, fast start). Frames wider
+    """Encodes BGR frames to an H.264 MP4 one at a time (yuv420p, fragmented as FRAGMENTED). Frames wider
     than `max_width` are scaled down first; `gop` > 0 puts a keyframe every `gop` frames.
     Frames written with their capture time `ts` (seconds) are shown at that time, so a clip
     lasts as long as what it recorded even when frames were dropped on the way."""
@@ -170,7 +176,7 @@ class H264Writer:
         import av
 
         self.av = av
-        self.output = av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"})
+        self.output = av.open(str(path), "w", format="mp4", options=FRAGMENTED)
         stream: Any = self.output.add_stream(_encoder_name(), rate=Fraction(fps).limit_denominator(1000))
         self.stream = stream
         self.stream.pix_fmt = "yuv420p"
@@ -220,6 +226,39 @@ def encode(frames: Sequence[np.ndarray], fps: float, path: Path, crf: int = 23, 
     for image in frames:
         writer.write(image)
     return writer.close()
+
+
+def salvage(part: Path, path: Path) -> int:
+    """Copies the packets of a clip that was cut short (a `.part` left by a power cut or a
+    crash) that can still be read into `path`, without re-encoding; returns how many. 0: none
+    could be read, and `path` is not written."""
+    import av
+
+    count = 0
+    size = part.stat().st_size
+    try:
+        with av.open(str(part), format="mp4") as source:
+            stream = source.streams.video[0]
+            with av.open(str(path), "w", format="mp4", options=FRAGMENTED) as output:
+                target = output.add_stream_from_template(stream)
+                try:
+                    for packet in source.demux(stream):
+                        if packet.dts is None or packet.size == 0:
+                            continue
+                        # A packet that reaches the end of the file is the one the cut went
+                        # through (the demuxer gives it shortened): it stays out.
+                        if packet.pos is None or packet.pos < 0 or packet.pos + packet.size >= size:
+                            break
+                        packet.stream = target
+                        output.mux(packet)
+                        count += 1
+                except av.error.FFmpegError:  # where the file was cut: keep what came before
+                    pass
+    except (av.error.FFmpegError, IndexError, OSError):
+        count = 0
+    if count == 0:
+        path.unlink(missing_ok=True)
+    return count
 
 
 @dataclass(frozen=True)

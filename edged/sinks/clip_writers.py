@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from edged import durable
-from edged.io.video import H264Writer, Packet, PacketMuxer
+from edged.io.video import H264Writer, Packet, PacketMuxer, salvage
 from edged.sinks.clip_rings import JpegFrame
 
 log = logging.getLogger("edged.clips")
@@ -55,16 +55,27 @@ def retain(folder: Path, keep_days: float, keep_mb: float, min_free_mb: float = 
     return removed
 
 
-def remove_unfinished(folder: Path) -> list[Path]:
-    """Clips left half-written by a power cut or a crash (`*.part`): never served, never
-    finished, so they go when the recorder starts."""
-    stale = sorted(folder.glob("*" + PART))
-    for path in stale:
-        path.unlink(missing_ok=True)
-    if stale:
-        log.warning("removed %d unfinished clip(s) from %s: %s", len(stale), folder,
-                    ", ".join(p.name for p in stale))
-    return stale
+def recover_unfinished(folder: Path) -> list[Path]:
+    """Clips left half-written by a power cut or a crash (`*.part`, fragmented MP4): what of
+    each still decodes becomes the clip (its whole fragments, up to about the last second);
+    a part with nothing readable goes. Returns the clips recovered."""
+    recovered = []
+    for stray in folder.glob("*" + PART + ".salvage"):  # a recovery itself cut short
+        stray.unlink(missing_ok=True)
+    for part in sorted(folder.glob("*" + PART)):
+        path = part.with_name(part.name[:-len(PART)])
+        tmp = part.with_name(part.name + ".salvage")
+        count = salvage(part, tmp) if not path.exists() else 0
+        if count:
+            durable.commit(tmp, path)
+            recovered.append(path)
+            log.warning("recovered %d packets of the unfinished clip %s (cut short by a crash or a power cut)",
+                        count, path.name)
+        else:
+            tmp.unlink(missing_ok=True)
+            log.warning("removed the unfinished clip %s: nothing in it could be read", part.name)
+        part.unlink(missing_ok=True)
+    return recovered
 
 
 class PacketClipWriter:

@@ -5,8 +5,10 @@ into the clip as they are, from a keyframe at or before the pre-roll), JPEG fram
 starts a clip `pre_roll_s` before it; an alert while recording extends it to `post_roll_s`
 after the newest alert, up to `max_length_s`. Every time here is the daemon's monotonic
 capture time, never the stream's own, which a looped file or a reconnecting camera restarts.
-A clip is written while it records, to a temporary name renamed when complete; stopping or
-reloading the daemon ends the clip being recorded with what it has."""
+A clip ends when its post-roll has passed by the clock too, so a camera that stops sending
+cannot hold it open. A clip is written while it records, to a temporary name renamed when
+complete (what a power cut leaves of it is recovered at the next start); stopping or reloading
+the daemon ends the clip being recorded with what it has."""
 
 from __future__ import annotations
 
@@ -24,11 +26,13 @@ import numpy as np
 
 from edged.io.video import Packet, StreamTemplate
 from edged.sinks.clip_rings import JpegFrame, JpegRing, PacketRing, PacketTimeline
-from edged.sinks.clip_writers import FrameEncoder, PacketClipWriter, remove_unfinished, retain
+from edged.sinks.clip_writers import FrameEncoder, PacketClipWriter, recover_unfinished, retain
 
 log = logging.getLogger("edged.clips")
 
 __all__ = ["ClipRecorder", "ClipSettings", "JpegFrame", "JpegRing", "PacketRing", "retain"]
+# A clip's end by the clock waits this long past its post-roll for frames still on their way.
+CLOCK_GRACE_S = 2.0
 
 @dataclass(frozen=True)
 class ClipSettings:
@@ -85,11 +89,14 @@ class ClipRecorder:
         self._source_stream: Any = None
         self._lock = threading.Lock()
         folder.mkdir(parents=True, exist_ok=True)
-        remove_unfinished(folder)
+        recover_unfinished(folder)
         self._encoders: list[FrameEncoder] = []
         self._packet_writer = PacketClipWriter(folder, self._done)
         self._frames: queue.Queue[tuple[float, np.ndarray, float] | None] = queue.Queue(settings.frame_queue)
         self._compressor: threading.Thread | None = None
+        self._closed = threading.Event()
+        self._clock = threading.Thread(target=self._clock_loop, name="edged-clip-clock", daemon=True)
+        self._clock.start()
 
     # -- from the source thread ---------------------------------------------------------------
     @property
@@ -213,6 +220,26 @@ class ClipRecorder:
             self.recording.alerts.append(alert_id)
             return self.recording.name
 
+    def _clock_loop(self) -> None:
+        while not self._closed.wait(0.5):
+            self.end_overdue(time.monotonic())
+
+    def end_overdue(self, now: float) -> bool:
+        """Ends the clip being recorded when its post-roll passed by the clock `now`
+        (monotonic) with no frame to end it, as when the camera is down: it keeps what it has."""
+        with self._lock:
+            recording = self.recording
+            if recording is None or now < recording.end_ts + CLOCK_GRACE_S:
+                return False
+            self.recording = None
+        if recording.encoder is not None:
+            recording.encoder.finish()
+        else:
+            self._packet_writer.finish(recording.name, cut=True)
+        log.warning("clip %s ended by the clock: no frames came from camera %s after its post-roll", recording.name,
+                    self.camera)
+        return True
+
     def seconds_left(self, name: str) -> float | None:
         """Seconds until the clip `name` is finished, while it records (None otherwise)."""
         with self._lock:
@@ -243,6 +270,7 @@ class ClipRecorder:
     def close(self) -> None:
         """Keeps every frame already captured, finishes the clip being recorded with what it
         has, and waits for the writers. Called after the source has stopped."""
+        self._closed.set()
         if self._compressor is not None:
             self._frames.put(None)
             self._compressor.join(60)

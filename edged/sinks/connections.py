@@ -2,7 +2,9 @@
 down: a request must arrive whole within a deadline; only so many connections may wait for
 their request, overall and per client, and past that the one that has waited longest is
 closed (a real request arrives in milliseconds; an idle or slowloris one waits); only so
-many requests may be served at once per client. Sockets are shut down, never closed, from
+many requests may be served at once per client, and a client with only a few under way is
+served even when others have filled the box-wide limit, so a few stalled clients cannot lock
+everyone else out. Sockets are shut down, never closed, from
 outside their own thread, so the thread blocked on one wakes up and ends."""
 
 from __future__ import annotations
@@ -21,7 +23,11 @@ class ConnectionLimits:
     max_waiting_per_client: int = 32
     max_busy: int = 64  # requests being answered at once, all clients (viewers included)
     max_busy_per_client: int = 16
-    send_timeout_s: float = 30.0  # a client that stops reading is dropped after this
+    # Past max_busy, a client with fewer requests than this under way is still served (up to
+    # max_busy_hard in all): the box-wide limit never locks out a client that asks little.
+    reserved_per_client: int = 4
+    max_busy_hard: int = 256
+    send_timeout_s: float = 10.0  # a client that reads nothing for this long is dropped
 
 
 @dataclass
@@ -66,7 +72,8 @@ class ConnectionGuard:
             connection.waiting = False
             busy = [c for c in self._connections.values() if not c.waiting]
             mine = sum(1 for c in busy if c.client == connection.client)
-            if len(busy) > self.limits.max_busy or mine > self.limits.max_busy_per_client:
+            crowded = len(busy) > self.limits.max_busy and mine > self.limits.reserved_per_client
+            if crowded or mine > self.limits.max_busy_per_client or len(busy) > self.limits.max_busy_hard:
                 self.refused_busy += 1
                 return False
             return True

@@ -4,12 +4,17 @@ switches. Events and alerts go through an on-disk outbox and leave it only when 
 acknowledges them (QoS 1); one sender thread hands them to paho in order, a few at a time,
 and after a reconnect sends nothing new until paho has re-sent what was in flight, so order
 holds across outages. A broker that stops answering (frozen, not closed) is noticed when an
-acknowledgement is a keepalive late. Nothing here blocks the pipeline."""
+acknowledgement is a keepalive late. Nothing here blocks the pipeline.
+
+Every callback paho runs is guarded: a message of any shape, from any client on the broker, is
+logged and dropped, never let out into paho's network thread (an exception there ends the loop
+and, with it, all publishing). Gallery commands are accepted only when signed with
+mqtt.key_file (signing.py), and run one at a time on one worker with a short queue."""
 
 from __future__ import annotations
 
 import contextlib
-import json
+import functools
 import logging
 import os
 import queue
@@ -18,7 +23,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import cv2
 
@@ -26,15 +31,33 @@ from edged.config import Config
 from edged.errors import EdgedError
 from edged.events import Alert, TrackEvent
 from edged.gallery import is_anonymous_name
-from edged.links import absolute
+from edged.links import absolute, link_key
 from edged.pipeline import Pipeline, SinkItem, Stats
+from edged.signing import SignatureError, Verifier, key_bytes
 from edged.sinks import mqtt_messages as m
+from edged.sinks.claims import CLAIM_REFRESH_S, Claim, claim_payload, contender, read_claim
 from edged.sinks.outbox import Outbox
 
 log = logging.getLogger("edged.mqtt")
 IN_FLIGHT = 10  # kept messages handed to paho at once, waiting for their acknowledgement
 GALLERY_CHECK_S = 5.0  # how soon enrolling or removing someone shows in Home Assistant
-CLAIM_FRESH_S = 60.0  # a claim refreshed within this long belongs to a running instance
+COMMAND_QUEUE = 8  # signed gallery commands waiting for the one worker; more are refused
+WARN_EVERY_S = 60.0  # the same warning about hostile or broken messages at most this often
+F = TypeVar("F")
+
+
+def guarded(callback: F) -> F:
+    """A paho callback that can never raise into paho's network thread."""
+
+    @functools.wraps(callback)  # type: ignore[arg-type]
+    def wrapper(self: MqttSink, *args: Any) -> None:
+        try:
+            callback(self, *args)  # type: ignore[operator]
+        except Exception:
+            self.callback_errors += 1
+            log.exception("MQTT: %s failed (the message was dropped; MQTT goes on)", callback.__name__)  # type: ignore[attr-defined]
+
+    return wrapper  # type: ignore[return-value]
 
 
 class MqttSink:
@@ -52,7 +75,9 @@ class MqttSink:
         device = config.device.resolved_name
         self.topics = m.Topics(c.prefix, device, config.camera.name)
         self.outbox = Outbox(outbox_path, c.outbox_max)
-        self.base_url, self.token = base_url, config.stream.token
+        self.base_url = base_url
+        self.link_key = link_key(config.stream.token, config.stream.password)
+        self.link_expiry_s = config.stream.link_expiry_s
         self.media_dir = media_dir or outbox_path.parent / "media"
         self._alerted: dict[int, tuple[str | None, str | None]] = {}  # track -> its alert's snapshot and clip
         self._strangers_live: set[int] = set()  # confirmed tracks of people not enrolled
@@ -61,8 +86,15 @@ class MqttSink:
         self.primary = primary
         self.pipeline: Pipeline | None = None
         self.connected = False
-        self.taken_over = ""  # set when the broker dropped us for another client with our client id
         self.delivered = 0  # kept messages the broker acknowledged
+        self.callback_errors = 0  # messages whose handling failed (logged and dropped)
+        self.commands = {"done": 0, "refused_unsigned": 0, "refused_busy": 0, "refused_off": 0}
+        self._warned: dict[str, float] = {}  # warning kind -> when last logged
+        key = key_bytes(c.key) if c.key else None
+        self.key = key
+        self.verifier = Verifier(key) if key else None
+        self.accept_commands = bool(key) and c.gallery_commands == "auto"
+        self._commands: queue.Queue[tuple[str, bytes]] = queue.Queue(COMMAND_QUEUE)
         self._lock = threading.Lock()  # never held while calling paho: paho calls back under its own locks
         self._wake = threading.Event()  # something for the sender: a message, an acknowledgement, a connection
         self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()  # acknowledged mids, from paho's thread
@@ -77,9 +109,9 @@ class MqttSink:
         self._outage_logged = False
         self.client_id = f"edged-{device}-{config.camera.name}"
         # Who publishes as this device: this box and state directory (a restart is the same
-        # instance), since when; see _check_claim.
-        self.claim: dict[str, Any] = {"host": socket.gethostname(), "state": str(outbox_path.parent.resolve()),
-                                      "pid": os.getpid(), "started": round(time.time(), 3)}
+        # instance), since when; see claims.py.
+        self.claim = own_claim(outbox_path.parent)
+        self._claim_sent = 0.0
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id)
         if c.username:
             client.username_pw_set(c.username, c.password or None)
@@ -97,6 +129,26 @@ class MqttSink:
         self._timer.start()
         self._sender = threading.Thread(target=self._send_loop, name="edged-mqtt-sender", daemon=True)
         self._sender.start()
+        self._worker = threading.Thread(target=self._command_loop, name="edged-mqtt-commands", daemon=True)
+        self._worker.start()
+
+    @property
+    def loop_alive(self) -> bool:
+        """paho's network thread still runs (it ends for good when something raises in it)."""
+        thread = getattr(self.client, "_thread", None)  # paho's own: loop_start keeps it there
+        return thread is not None and thread.is_alive()
+
+    def health(self) -> dict[str, object]:
+        return {"connected": self.connected, "loop_alive": self.loop_alive, "outbox": len(self.outbox),
+                "delivered": self.delivered, "dropped_messages": self.callback_errors,
+                "gallery_commands": dict(self.commands, accepted=self.accept_commands)}
+
+    def _warn(self, kind: str, text: str, *args: object) -> None:
+        """A warning about what other clients send, at most once a minute per kind."""
+        now = time.monotonic()
+        if now - self._warned.get(kind, -WARN_EVERY_S) >= WARN_EVERY_S:
+            self._warned[kind] = now
+            log.warning(text, *args)
 
     def bind(self, pipeline: Pipeline) -> None:
         """The pipeline whose switches the control topics turn, whose gallery discovery lists,
@@ -108,16 +160,17 @@ class MqttSink:
         self.client.loop_start()
 
     # -- paho callbacks (paho's network thread) ------------------------------------------------
+    @guarded
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         if reason.is_failure:
             log.error("MQTT broker %s:%d refused the connection: %s", self.settings.host, self.settings.port, reason)
             return
         log.info("MQTT connected to %s:%d", self.settings.host, self.settings.port)
         self._outage_logged = False
-        # First the claim left by whoever published as this device last, then ours (retained;
-        # the first camera's connection speaks for the daemon, so a clean stop clears it for good).
-        client.subscribe(self.topics.instance, qos=1)
+        # Ours, retained (the first camera's connection speaks for the daemon, so a clean stop
+        # clears it for good); whether another claims the device was settled before starting.
         if self.primary:
+            client.subscribe([(self.topics.instance, 1), (self.topics.instance_probe, 0)])
             self._send_claim()
         self._send_now(m.availability(self.topics, online=True))
         enrolled = self._enrolled()
@@ -133,7 +186,7 @@ class MqttSink:
         for what in ("detection", "alerts"):
             client.subscribe(self.topics.switch_command(what), qos=1)
             self._send_now(m.switch_state(self.topics, what, self._switch(what)))
-        if self.primary:
+        if self.primary and self.settings.gallery_commands != "off":
             client.subscribe(self.topics.gallery_command, qos=1)
         with self._lock:
             self.connected = True
@@ -144,10 +197,12 @@ class MqttSink:
                 log.info("%d MQTT messages kept while the broker was away are being delivered", len(self.outbox))
         self._wake.set()
 
+    @guarded
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
         self._acks.put(mid)  # paho holds its message lock here: the sender does the bookkeeping
         self._wake.set()
 
+    @guarded
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         with self._lock:
             self.connected = False
@@ -156,14 +211,17 @@ class MqttSink:
                         self.settings.host, self.settings.port, reason)
             self._outage_logged = True
 
+    @guarded
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         if message.topic == self.topics.instance:
             self._check_claim(bytes(message.payload))
             return
+        if message.topic == self.topics.instance_probe:
+            if time.monotonic() - self._claim_sent >= 1.0:  # a flood of probes costs one claim a second
+                self._send_claim()
+            return
         if message.topic == self.topics.gallery_command:
-            # Embedding a face takes a moment: not on paho's network thread.
-            threading.Thread(target=self._correct, args=(bytes(message.payload),), name="edged-mqtt-correction",
-                             daemon=True).start()
+            self._take_command(bytes(message.payload))
             return
         for what in ("detection", "alerts"):
             if message.topic == self.topics.switch_command(what):
@@ -175,12 +233,46 @@ class MqttSink:
                 self._send_now(m.switch_state(self.topics, what, wanted == m.ON))
                 log.info("%s switched %s over MQTT", what, wanted)
 
-    def _correct(self, payload: bytes) -> None:
-        """An owner's correction from MQTT, through the same functions as the command line;
-        the outcome is published on <p>/gallery/result."""
+    def _take_command(self, raw: bytes) -> None:
+        """A gallery command: checked here (cheap: a signature, a nonce), run by the worker.
+        Unsigned, forged, replayed and surplus commands get no answer: an answer would tell a
+        stranger on the broker what the box knows."""
+        if not self.accept_commands or self.verifier is None:
+            self.commands["refused_off"] += 1
+            self._warn("commands_off", "MQTT gallery command on %s ignored: gallery commands need mqtt.key_file "
+                       "(signed commands) and mqtt.gallery_commands = \"auto\"", self.topics.gallery_command)
+            return
+        try:
+            verified = self.verifier.verify(raw)
+        except SignatureError as exc:
+            self.commands["refused_unsigned"] += 1
+            self._warn("commands_unsigned", "MQTT gallery command refused: %s", exc)
+            return
+        try:
+            self._commands.put_nowait((verified.nonce, verified.payload.encode()))
+        except queue.Full:
+            self.commands["refused_busy"] += 1
+            self._warn("commands_busy", "MQTT gallery commands arrive faster than they can be applied; "
+                       "refusing those past %d waiting", COMMAND_QUEUE)
+            self._send_now(m.gallery_result(self.topics, verified.nonce, False, "busy: try again in a moment"))
+
+    def _command_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                request_id, payload = self._commands.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            try:
+                self._correct(request_id, payload)
+            except Exception:  # a command must not end the worker
+                log.exception("MQTT gallery command failed")
+                self._send_now(m.gallery_result(self.topics, request_id, False, "failed (see the box's log)"))
+
+    def _correct(self, request_id: str, payload: bytes) -> None:
+        """An owner's signed correction from MQTT, through the same functions as the command
+        line; the outcome is published on <p>/gallery/result."""
         from edged import corrections
 
-        request = payload.decode(errors="replace")[:500]
         try:
             command = m.parse_gallery_command(payload)
             if self.pipeline is None:
@@ -191,31 +283,27 @@ class MqttSink:
             ok, message = outcome.ok, outcome.message
         except (ValueError, EdgedError) as exc:
             ok, message = False, str(exc)
+        self.commands["done"] += 1
         log.info("gallery correction over MQTT: %s", message)
-        self._send_now(m.gallery_result(self.topics, request, ok, message))
+        self._send_now(m.gallery_result(self.topics, request_id, ok, message))
 
     # -- one instance per device name -----------------------------------------------------------
     def _send_claim(self) -> None:
-        self._send_now((self.topics.instance, json.dumps({**self.claim, "time": round(time.time(), 3)}), 1, True))
+        self._claim_sent = time.monotonic()
+        self._send_now((self.topics.instance, claim_payload(self.claim, time.time(), self.key), 1, True))
 
     def _check_claim(self, payload: bytes) -> None:
-        """Two edged publishing as one device on one broker (one device name on two boxes, or
-        two instances on one box) would share topics and, with one camera name, one client id:
-        the broker drops one for the other, on and on. The claim the other keeps fresh says
-        so; the one that started later refuses (the daemon exits 78)."""
-        try:
-            other = json.loads(payload) if payload else None
-        except ValueError:
-            return
-        if not isinstance(other, dict) or (other.get("host"), other.get("state")) == (
-                self.claim["host"], self.claim["state"]):
-            return  # cleared, not a claim, or ours (this run's, or a restart's)
-        fresh = time.time() - float(other.get("time", 0)) < CLAIM_FRESH_S
-        if fresh and float(other.get("started", 0)) <= float(self.claim["started"]) and not self.taken_over:
-            self.taken_over = (f"another edged (host {other.get('host')!r}, state directory {other.get('state')!r}, "
-                               f"pid {other.get('pid')}) already publishes as device {self.topics.device!r} on "
-                               f"{self.settings.host}:{self.settings.port} (client id {self.client_id!r})")
-            log.error("%s", self.taken_over)
+        """Another claim on this device while running: a second edged started anyway (the
+        broker was down when it checked), or any client's message. Either way this box keeps
+        running and says so; see claims.py."""
+        claim, why = read_claim(payload, self.verifier)
+        live, ignored = contender(claim, self.claim, time.time())
+        if live and claim is not None:
+            self._warn("claim", "another edged (%s) claims device %r on %s:%d; this one keeps running: give each "
+                       "edged its own device.name", claim.describe(), self.topics.device, self.settings.host,
+                       self.settings.port)
+        elif why or ignored:
+            self._warn("claim_bad", "ignored a message on %s: %s", self.topics.instance, why or ignored)
 
     # -- switches ------------------------------------------------------------------------------
     def _switch(self, what: str) -> bool:
@@ -310,7 +398,7 @@ class MqttSink:
 
     # -- the pipeline's items (the sink thread) ----------------------------------------------------
     def _link(self, path: str | None) -> str | None:
-        return absolute(self.base_url, path, self.token)
+        return absolute(self.base_url, path, self.link_key, self.link_expiry_s)
 
     def handle(self, item: SinkItem) -> None:
         if isinstance(item, TrackEvent):
@@ -382,7 +470,7 @@ class MqttSink:
                     last_refresh = now
                     for person in self._present:
                         self._send_now(m.presence(self.topics, person, True))
-            if self.primary and self.connected and time.monotonic() - last_claim >= 10:  # fresh: CLAIM_FRESH_S
+            if self.primary and self.connected and time.monotonic() - last_claim >= CLAIM_REFRESH_S:
                 last_claim = time.monotonic()
                 self._send_claim()
             if time.monotonic() - last_gallery_check >= GALLERY_CHECK_S:
@@ -437,7 +525,84 @@ class MqttSink:
         if self.connected:
             info = self.client.publish(*m.availability(self.topics, online=False))
             info.wait_for_publish(2)
-            if self.primary and not self.taken_over:  # the device is free for a successor at once
+            if self.primary:  # the device is free for a successor at once
                 self.client.publish(self.topics.instance, "", 1, True).wait_for_publish(2)
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def own_claim(state: Path) -> Claim:
+    """This instance's claim: this host and state directory (a restart is the same instance)."""
+    now = round(time.time(), 3)
+    return Claim(socket.gethostname(), str(state.resolve()), os.getpid(), now, now)
+
+
+def find_other_instance(config: Config, state: Path, settle_s: float = 1.0, answer_s: float = 6.0,
+                        connect_s: float = 5.0) -> str | None:
+    """Before publishing anything: does another edged already run as this device on the broker?
+    A short connection of its own (its own client id, so nobody's connection is taken over)
+    reads the retained claim; a fresh one is asked to answer (a probe), and only a live answer
+    counts. Returns who holds the device, or None (also when the broker cannot be reached:
+    the daemon starts, and keeps its alerts on disk until the broker is back)."""
+    import paho.mqtt.client as mqtt
+
+    c = config.mqtt
+    topics = m.Topics(c.prefix, config.device.resolved_name, config.camera.name)
+    verifier = Verifier(key_bytes(c.key)) if c.key else None
+    ours = own_claim(state)
+    seen: queue.SimpleQueue[tuple[bytes, bool]] = queue.SimpleQueue()
+    connected = threading.Event()
+    subscribed = threading.Event()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"edged-{topics.device}-check-{os.getpid()}")
+    if c.username:
+        client.username_pw_set(c.username, c.password or None)
+    if c.tls:
+        client.tls_set(ca_certs=c.ca_file or None)
+
+    def on_connect(client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        if not reason.is_failure:
+            client.subscribe(topics.instance, qos=1)
+            connected.set()
+
+    def on_subscribe(*args: Any) -> None:
+        subscribed.set()
+
+    def on_message(client: Any, userdata: Any, message: Any) -> None:
+        seen.put((bytes(message.payload), bool(message.retain)))
+
+    client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
+    try:
+        client.connect_async(c.host, c.port, c.keepalive_s)
+        client.loop_start()
+        if not (connected.wait(connect_s) and subscribed.wait(connect_s)):
+            log.warning("MQTT broker %s:%d not reachable at start; not checking for another edged as device %r",
+                        c.host, c.port, topics.device)
+            return None
+        deadline = time.monotonic() + settle_s
+        suspect: Claim | None = None
+        while (left := deadline - time.monotonic()) > 0:
+            with contextlib.suppress(queue.Empty):
+                payload, _ = seen.get(timeout=left)
+                claim, why = read_claim(payload, verifier)
+                live, ignored = contender(claim, ours, time.time())
+                if live:
+                    suspect = claim
+                elif why or ignored:
+                    log.warning("ignored the claim on %s: %s", topics.instance, why or ignored)
+        if suspect is None:
+            return None
+        client.publish(topics.instance_probe, "", 0, False)
+        deadline = time.monotonic() + answer_s
+        while (left := deadline - time.monotonic()) > 0:
+            with contextlib.suppress(queue.Empty):
+                payload, retained = seen.get(timeout=left)
+                claim, _ = read_claim(payload, verifier)
+                if not retained and claim is not None and contender(claim, ours, time.time())[0]:
+                    return (f"another edged ({claim.describe()}) already publishes as device {topics.device!r} on "
+                            f"{c.host}:{c.port}")
+        log.warning("a claim on device %r (%s) did not answer within %.0f s: it is stale or forged; starting",
+                    topics.device, suspect.describe(), answer_s)
+        return None
+    finally:
+        client.disconnect()
+        client.loop_stop()

@@ -75,6 +75,12 @@ class Topics:
         return f"{self.base}/instance"
 
     @property
+    def instance_probe(self) -> str:
+        """A starting instance asks here whether the claimant is alive; a running one answers
+        by refreshing its claim at once."""
+        return f"{self.base}/instance/probe"
+
+    @property
     def camera_stats(self) -> str:
         return f"{self.base}/{self.camera}/stats"
 
@@ -199,10 +205,12 @@ class GalleryCommand:
 
 def parse_gallery_command(payload: bytes) -> GalleryCommand:
     """A correction sent over MQTT, checked whole; a ValueError names what is wrong."""
+    if len(payload) > 2048:
+        raise ValueError("a command is at most 2048 bytes")
     try:
         body = json.loads(payload)
-    except ValueError as exc:
-        raise ValueError(f"not JSON ({exc})") from None
+    except (ValueError, RecursionError):
+        raise ValueError("not JSON") from None
     if not isinstance(body, dict):
         raise ValueError("expected a JSON object")
     unknown = sorted(set(body) - {"action", "person", "event", "stranger"})
@@ -220,8 +228,10 @@ def parse_gallery_command(payload: bytes) -> GalleryCommand:
     return GalleryCommand(action, person, event, stranger)
 
 
-def gallery_result(topics: Topics, request: str, ok: bool, message: str) -> Message:
-    return topics.gallery_result, json.dumps({"ok": ok, "message": message, "request": request}), 1, False
+def gallery_result(topics: Topics, request_id: str, ok: bool, message: str) -> Message:
+    """The answer to a signed command: its nonce (so the sender matches it), whether it worked,
+    and one line about that command only (never the gallery's path or who else is in it)."""
+    return topics.gallery_result, json.dumps({"id": request_id, "ok": ok, "message": message}), 1, False
 
 
 def switch_state(topics: Topics, what: str, on: bool) -> Message:

@@ -1,6 +1,6 @@
 """Notifications through Apprise (the one apprise import): a message from a template with
 ${person}, ${camera}, ${time}, ${similarity}, ${snapshot_url} and ${clip_url} (links that open
-from a phone: absolute, with the token where the box needs one), the face or the framed
+from a phone: absolute, signed for that file where the box needs it), the face or the framed
 picture attached where the service takes attachments, a timeout per notification, and
 retries with back-off for the services that failed only (one Apprise object per URL, so a
 working service never gets a message twice). Optionally a second message when the clip is
@@ -20,7 +20,7 @@ from string import Template
 
 from edged.config import NotifyConfig
 from edged.events import Alert
-from edged.links import box_link
+from edged.links import LINK_EXPIRY_S, box_link
 from edged.pipeline import SinkItem
 
 log = logging.getLogger("edged.notify")
@@ -34,14 +34,14 @@ def with_timeouts(url: str, seconds: float) -> str:
 
 
 def render(template: str, alert: Alert, base_url: str, clip_link: Callable[[str], str] | None = None,
-           token: str = "") -> str:
+           link_key: bytes = b"", link_expiry_s: float = LINK_EXPIRY_S) -> str:
     """The template with the alert's fields; unknown ${names} are left as they are.
     `clip_link` turns a clip's file name into its link (S3), else the box's own URL is used."""
 
     def link(path: str | None) -> str:
         if path and clip_link is not None and path.startswith("clips/"):
             return clip_link(path.removeprefix("clips/"))
-        return box_link(base_url, path, token) if path else "none"
+        return box_link(base_url, path, link_key, link_expiry_s) if path else "none"
 
     return Template(template).safe_substitute(
         person=alert.who, camera=alert.camera, time=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(alert.time)),
@@ -59,7 +59,8 @@ class ClipReady:
 
 class NotifySink:
     def __init__(self, settings: NotifyConfig, media: Path, base_url: str, queue_size: int = 100,
-                 clip_link: Callable[[str], str] | None = None, token: str = "") -> None:
+                 clip_link: Callable[[str], str] | None = None, link_key: bytes = b"",
+                 link_expiry_s: float = LINK_EXPIRY_S) -> None:
         import apprise
 
         self.apprise_module = apprise
@@ -67,7 +68,8 @@ class NotifySink:
         self.media = media
         self.base_url = base_url
         self.clip_link = clip_link
-        self.token = token
+        self.link_key = link_key  # signs each link for its one file (links.py)
+        self.link_expiry_s = link_expiry_s
         self.targets: list[tuple[str, object]] = []  # (URL's scheme and host, for logs; its own Apprise)
         for url in settings.urls:
             target = apprise.Apprise()
@@ -115,13 +117,14 @@ class NotifySink:
             path = self.media / Path(picture).name
             if path.is_file():
                 attach = self.apprise_module.AppriseAttachment(str(path))
-        title = render(s.title, alert, self.base_url, self.clip_link, self.token)
-        body = render(s.body, alert, self.base_url, self.clip_link, self.token)
+        title = render(s.title, alert, self.base_url, self.clip_link, self.link_key, self.link_expiry_s)
+        body = render(s.body, alert, self.base_url, self.clip_link, self.link_key, self.link_expiry_s)
         self._deliver(title, body, attach, f"the alert for {alert.who}")
 
     def _send_clip_ready(self, clip: ClipReady) -> None:
         path = f"clips/{clip.name}"
-        link = self.clip_link(clip.name) if self.clip_link else box_link(self.base_url, path, self.token)
+        link = (self.clip_link(clip.name) if self.clip_link
+                else box_link(self.base_url, path, self.link_key, self.link_expiry_s))
         self._deliver(f"edged: clip ready at {clip.camera}", f"The clip {clip.name} is ready: {link}", None,
                       f"the clip-ready message for {clip.name}")
 

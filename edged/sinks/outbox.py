@@ -53,15 +53,17 @@ class Outbox:
         if not self.path.exists():
             return
         acked: set[int] = set()
-        for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
+        # Line by line from bytes: one damaged line (not UTF-8, cut short) costs that line only.
+        for number, line in enumerate(self.path.read_bytes().splitlines(), 1):
             try:
-                item = json.loads(line)
+                item = json.loads(line.decode("utf-8"))
                 if "ack" in item:
                     acked.add(int(item["ack"]))
                 else:
                     self._waiting[int(item["seq"])] = _decode(item)
-            except (ValueError, KeyError, TypeError):
-                log.warning("%s:%d: unreadable outbox line skipped (a write cut short)", self.path, number)
+            except (ValueError, KeyError, TypeError, RecursionError):
+                log.warning("%s:%d: unreadable outbox line skipped (a write cut short, or not UTF-8)", self.path,
+                            number)
         for seq in acked:
             self._waiting.pop(seq, None)
         self._next_seq = max(self._waiting, default=max(acked, default=0)) + 1

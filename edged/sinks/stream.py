@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+from edged.config import exposure_problem
 from edged.errors import ConfigError
 from edged.gallery import is_anonymous_name
 from edged.memory import release_free_memory
@@ -20,19 +21,13 @@ from edged.types import Faces, Identity
 from edged.vision.draw import KNOWN, PLAIN, UNKNOWN, draw_face
 
 log = logging.getLogger("edged.stream")
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 WIDTHS = (320, 480, 640, 960, 1280, 1920)  # the widths a viewer may ask for (snapped down to one)
-MIN_TOKEN_LENGTH = 16
-TOKEN_ADVICE = "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(24))'"
 
 
 def check_exposure(bind: str, token: str, password: str = "") -> None:
-    if token and len(token) < MIN_TOKEN_LENGTH:
-        raise ConfigError(f"stream.token is {len(token)} characters: use at least {MIN_TOKEN_LENGTH} "
-                          f"({TOKEN_ADVICE})")
-    if bind not in LOOPBACK and not (token or password):
-        raise ConfigError(f"stream.bind = {bind!r} listens beyond this machine: set stream.token (or "
-                          "stream.token_file), or stream.username and stream.password")
+    problem = exposure_problem(bind, token, password)
+    if problem:
+        raise ConfigError(problem)
 
 
 def blur_faces(image: np.ndarray, faces: Faces, identities: list[Identity]) -> None:

@@ -3,17 +3,24 @@ and the files of media/ and clips/. Listens on 127.0.0.1 unless told otherwise (
 beyond loopback it needs a token or basic-auth credentials. It holds against idle, slow, many
 and hostile clients: connections are bounded (connections.py), files are streamed from disk
 with byte ranges (phones play MP4 through them), and only finished clips and pictures are
-served, never files still being written or the upload spool."""
+served, never files still being written or the upload spool. A file may also be opened by a
+link signed for it alone (links.py), as alerts carry; such a link opens nothing else. Requests
+naming a host the box does not answer to are refused (DNS rebinding)."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import email.utils
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
+import os
 import re
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +30,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from edged.errors import ConfigError, EdgedError
+from edged.links import link_allows, link_key
 from edged.sinks.connections import ConnectionGuard, ConnectionLimits
 from edged.sinks.http_ranges import Unsatisfiable, parse_range
 from edged.sinks.stream import LiveView, check_exposure
@@ -36,6 +44,33 @@ CAMERA_ROUTE = re.compile(r"/cameras/([A-Za-z0-9_-]{1,64})/(|status|stream\.mjpg
 SERVED_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.(mp4|jpg)")  # no .part, no spool, no dot files
 KINDS = {".mp4": "video/mp4", ".jpg": "image/jpeg"}
 CHUNK = 256 * 1024
+GONE = (ConnectionError, TimeoutError)  # a client that went away or stopped reading: not an error of ours
+
+
+def host_allowed(host_header: str | None, names: set[str]) -> bool:
+    """The Host a request names is one the box answers to: an address (a name an attacker's
+    page cannot rebind to), or one of `names` (this host's names, localhost, notify.base_url's
+    host). No Host header (HTTP/1.0) is allowed."""
+    if not host_header:
+        return True
+    host = host_header.strip().lower()
+    if host.startswith("["):  # [IPv6]:port
+        host = host[1:].partition("]")[0]
+    elif host.count(":") == 1:
+        host = host.partition(":")[0]
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return host.rstrip(".") in names
+
+
+def own_host_names(extra: tuple[str, ...] = ()) -> set[str]:
+    name = socket.gethostname().lower()
+    names = {"localhost", name, name.split(".")[0], name.split(".")[0] + ".local"}
+    with contextlib.suppress(OSError):
+        names.add(socket.getfqdn().lower())
+    return names | {n.lower() for n in extra if n}
 
 
 def page_headers(page: bytes) -> dict[str, str]:
@@ -78,6 +113,15 @@ class _Server(ThreadingHTTPServer):
     def service_actions(self) -> None:  # serve_forever calls this twice a second
         self.guard.reap()
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away is one debug line, not a traceback (slowloris runs made
+        thousands); anything else is logged once with its traceback."""
+        error = sys.exc_info()[1]
+        if isinstance(error, GONE):
+            log.debug("web: client %s went away (%s)", client_address[0], type(error).__name__)
+        else:
+            log.exception("web: a request from %s failed", client_address[0])
+
 
 class WebServer:
     """/ (page), /status (JSON), /stream.mjpg, /snapshot.jpg, /cameras/<name>/..., /<folder>/<file>
@@ -88,7 +132,8 @@ class WebServer:
                  folders: dict[str, Path] | None = None, recording: Callable[[str], float | None] | None = None,
                  limits: ConnectionLimits | None = None, library: Any = None,
                  cameras: dict[str, LiveView] | None = None,
-                 camera_status: Callable[[str], dict[str, object]] | None = None) -> None:
+                 camera_status: Callable[[str], dict[str, object]] | None = None,
+                 host_names: tuple[str, ...] = ()) -> None:
         """`library`: an edged.library.Library for the face library page (/library), or None;
         `cameras`: each camera's live view, served under /cameras/<name>/ (the page, stream.mjpg,
         snapshot.jpg, and `camera_status(name)` as status); `view` is the one / shows."""
@@ -97,6 +142,8 @@ class WebServer:
         self.cameras = cameras or {}
         self.camera_status = camera_status
         self.token, self.username, self.password = token, username, password
+        self.link_key = link_key(token, password)  # opens one file per signed link (alerts carry them)
+        self.host_names = own_host_names((bind, *host_names))
         self.view = view
         self.folders = folders or {}  # URL prefix -> folder whose files it serves
         self.recording = recording or (lambda name: None)
@@ -133,7 +180,7 @@ class WebServer:
 
             def do_GET(self) -> None:  # noqa: N802
                 url = urlparse(self.path)
-                if self._refused(url.query):
+                if self._wrong_host() or self._refused(url.query, url.path):
                     return
                 routes = {"/": self._page, "/status": self._status, "/stream.mjpg": self._stream,
                           "/snapshot.jpg": self._snapshot}
@@ -175,7 +222,7 @@ class WebServer:
                 token (CSRF); the answer is JSON."""
                 url = urlparse(self.path)
                 self.close_connection = True  # a body left unread must not be taken for a request
-                if self._refused(url.query):
+                if self._wrong_host() or self._refused(url.query):
                     return
                 if url.path != "/library" or outer.library is None:
                     self._send(404, "application/json", b'{"error": "not found"}')
@@ -203,10 +250,20 @@ class WebServer:
                 log.info("face library: %s", outcome.message)
                 self._send(200 if outcome.ok else 400, "application/json", json.dumps(outcome.to_json()).encode())
 
-            def _refused(self, query: str) -> bool:
-                """Answers 401 unless the request carries the token or the password."""
-                token = parse_qs(query).get("token", [""])[0]
+            def _wrong_host(self) -> bool:
+                if host_allowed(self.headers.get("Host"), outer.host_names):
+                    return False
+                self._send(421, "application/json", b'{"error": "this box does not answer to that host name"}')
+                return True
+
+            def _refused(self, query: str, path: str | None = None) -> bool:
+                """Answers 401 unless the request carries the token or the password, or (for
+                `path`, a file) a link signed for that file."""
+                fields = parse_qs(query)
+                token = fields.get("token", [""])[0]
                 if outer.authorised(self.headers.get("Authorization", ""), token):
+                    return False
+                if path is not None and outer.signed_link_opens(path, fields):
                     return False
                 self._send(401, "application/json", b'{"error": "a token or a password is required"}',
                            {"WWW-Authenticate": 'Basic realm="edged"'})
@@ -263,9 +320,16 @@ class WebServer:
                         self._send(404, "application/json", b'{"error": "no such file"}')
                     return
                 with path.open("rb") as f:
-                    size = path.stat().st_size
+                    info = os.fstat(f.fileno())
+                    size = info.st_size
+                    etag = f'"{size:x}-{info.st_mtime_ns:x}"'
+                    modified = email.utils.formatdate(info.st_mtime, usegmt=True)
+                    asked = self.headers.get("Range")
+                    if_range = self.headers.get("If-Range")
+                    if if_range and if_range.strip() not in (etag, modified):
+                        asked = None  # the file changed since the client's part: the whole file (RFC 9110 13.1.5)
                     try:
-                        wanted = parse_range(self.headers.get("Range"), size)
+                        wanted = parse_range(asked, size)
                     except Unsatisfiable:
                         self._send(416, "application/json", b'{"error": "range not satisfiable"}',
                                    {"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"})
@@ -275,6 +339,8 @@ class WebServer:
                     self.send_header("Content-Type", KINDS[path.suffix])
                     self.send_header("Content-Length", str(length))
                     self.send_header("Accept-Ranges", "bytes")
+                    self.send_header("ETag", etag)
+                    self.send_header("Last-Modified", modified)
                     self.send_header("Cache-Control", "private, max-age=3600")
                     self.send_header("X-Content-Type-Options", "nosniff")
                     if wanted is not None:
@@ -346,10 +412,18 @@ class WebServer:
             return hmac.compare_digest(f"{user}:{password}".encode(), f"{self.username}:{self.password}".encode())
         return False
 
+    def signed_link_opens(self, path: str, fields: dict[str, list[str]]) -> bool:
+        prefix = path.strip("/").partition("/")[0]
+        if prefix not in self.folders:
+            return False
+        return link_allows(self.link_key, path, fields.get("exp", [""])[0], fields.get("sig", [""])[0])
+
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stops serving; safe before start (shutdown() would wait for a loop never begun)."""
         self.stopping = True
-        self.server.shutdown()
+        if self._thread.is_alive():
+            self.server.shutdown()
         self.server.server_close()
