@@ -3,6 +3,7 @@ attached face, retries, and a receiver that hangs stalling nothing."""
 
 import base64
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,6 +15,7 @@ from services import Daemon, config, free_port, gallery_copy, wait_until
 
 from edged.config import NotifyConfig
 from edged.events import Alert
+from edged.links import link_allows, link_key
 from edged.sinks.notify import NotifySink, render, with_timeouts
 
 from .conftest import DATA
@@ -125,15 +127,21 @@ def test_links_open_from_a_phone_and_the_frame_can_be_attached(receiver, tmp_pat
     cv2.imwrite(str(tmp_path / "a-frame.jpg"), frame)
     token = "0123456789abcdef-xyz"
     sink = NotifySink(NotifyConfig(urls=[receiver.url], timeout_s=5, attach="frame"), tmp_path,
-                      "http://door-box:8090", token=token)
+                      "http://door-box:8090", link_key=link_key(token))
     clipped = Alert("door", 3, 1.0, 1.0, "alice", 0.8, (0, 0, 1, 1), "known", snapshot="media/a-face.jpg",
                     frame="media/a-frame.jpg", clip="clips/door-1.mp4")
     sink.handle(clipped)
     wait_until(lambda: receiver.bodies, 15, "the notification")
     sink.close()
     body = receiver.bodies[0]
-    assert f"http://door-box:8090/media/a-face.jpg?token={token}" in body["message"]
-    assert f"http://door-box:8090/clips/door-1.mp4?token={token}" in body["message"]
+    # Each link opens its own file only and never carries the token that administers the box.
+    assert token not in body["message"]
+    for path in ("media/a-face.jpg", "clips/door-1.mp4"):
+        link = re.search(rf"http://door-box:8090/{re.escape(path)}\?exp=(\d+)&sig=(\w+)", body["message"])
+        assert link, body["message"]
+        assert link_allows(link_key(token), "/" + path, link[1], link[2])
+        assert not link_allows(link_key(token), "/media/other.jpg", link[1], link[2])
+        assert not link_allows(link_key("another-token-0123456"), "/" + path, link[1], link[2])
     (attachment,) = body["attachments"]
     picture = cv2.imdecode(np.frombuffer(base64.b64decode(attachment["base64"]), np.uint8), cv2.IMREAD_COLOR)
     assert picture.shape == frame.shape, "the whole frame is attached"
