@@ -143,6 +143,12 @@ class Pipeline:
         thread.start()
         self._threads.append(thread)
 
+    def request_stop(self) -> None:
+        """Asks the sources to stop reading, without waiting (stop() finishes the job)."""
+        self.source.request_stop()
+        if self.record_source is not None:
+            self.record_source.request_stop()
+
     def stop(self, timeout: float = 5.0) -> None:
         """Stops reading, ends every track (their events still reach the sinks), flushes. The
         scheduler has stopped calling this pipeline before."""

@@ -47,6 +47,8 @@ class Scheduler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        for pipeline in self.pipelines:  # every reader asked at once: stops take the longest one, not their sum
+            pipeline.request_stop()
         for pipeline in self.pipelines:
             pipeline.stop(timeout)
 

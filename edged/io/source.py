@@ -22,6 +22,7 @@ from edged.redact import mask_url
 from edged.types import Frame
 
 log = logging.getLogger("edged.io.source")
+STOP_WAIT_S = 3.0  # how long stop() waits for a reader that is blocked in a read or an open
 
 
 class ClipFeed(Protocol):
@@ -88,12 +89,22 @@ class FrameSource:
         self._thread = threading.Thread(target=self._run, name=f"edged-source-{self.settings.camera}", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def request_stop(self) -> None:
+        """Asks the reading thread to end, without waiting for it (stop() waits)."""
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
+
+    def stop(self, wait_s: float = STOP_WAIT_S) -> None:
+        """Ends the reading thread. One blocked opening or reading a stalled stream (up to
+        open_timeout_s) is not waited for: it closes its input itself as soon as the call
+        returns, so a stalled camera holds up neither a reload nor the other cameras."""
+        self.request_stop()
         if self._thread:
-            self._thread.join(self.settings.open_timeout_s + 2)
+            self._thread.join(wait_s)
+            if self._thread.is_alive():
+                log.info("camera %s: its reader is blocked on %s; it ends by itself when that returns",
+                         self.settings.camera, mask_url(self.settings.source))
 
     def next_frame(self, timeout: float) -> Frame | None:
         """The newest frame not yet taken, or None after `timeout` seconds."""
