@@ -61,7 +61,7 @@ def test_secret_files_and_credentials_directory(etc, monkeypatch):
     ('[camras.door]\nsource = "x"\n', "edged.toml: [camras] is not a section; did you mean 'cameras'?"),
     ('[cameras.door]\nsorce = "x"\n', "edged.toml: cameras.door.sorce: unknown key; did you mean 'source'?"),
     ('[cameras.door]\nname = "x"\n', "edged.toml: cameras.door.name: the table's name is the camera's name"),
-    ('[cameras."front door"]\nsource = "x"\n', "edged.toml: [cameras.front door]: camera names are 1 to 64 ASCII letters"),
+    ('[cameras."front door"]\nsource = "x"\n', "edged.toml: [cameras.front door]: camera names are 1 to 64 ASCII"),
     ('[cameras.door]\nsource = "x"\n[cameras.door.mqtt]\nport = 1\n',
      "edged.toml: [cameras.door.mqtt] is not a per-camera table; a camera may override alerts, clips"),
     ('[cameras.door]\nsource = "x"\n[cameras.door.stream]\nport = 1\n',
