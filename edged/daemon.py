@@ -428,6 +428,8 @@ class Daemon:
             self.last_reload = {"time": time.time(), "ok": False, "message": message[:2000]}
             return
         notify("RELOADING=1")
+        for sink in self._mqtt_sinks():  # the box stays: no `offline`, and presence carries over (presence.py)
+            sink.goodbye = False
         self.scheduler.stop()
         for uploader in self.uploaders:  # the new pipelines make their own; waiting clips stay listed on disk
             uploader.close()

@@ -292,6 +292,12 @@ class Gallery:
             "SELECT p.name, p.id FROM pictures x JOIN people p ON p.id = x.person_id")}
 
     @_locked
+    def person_ids(self) -> dict[str, int]:
+        """Enrolled people (not unknown-N): name -> their stable id, which a rename keeps."""
+        return {name: int(pid) for name, pid in self._db.execute(
+            "SELECT name, id FROM people WHERE anonymous = 0 ORDER BY name")}
+
+    @_locked
     def picture(self, person_id: int) -> bytes | None:
         row = self._db.execute("SELECT jpeg FROM pictures WHERE person_id = ?", (person_id,)).fetchone()
         return bytes(row[0]) if row else None

@@ -5,12 +5,14 @@ the broker is down arriving after it is back, none lost and in order."""
 import json
 import re
 import signal
+import time
 
 import numpy as np
 import pytest
 from services import Daemon, Mosquitto, Subscriber, config, free_port, gallery_copy, wait_until
 
 from edged.events import TrackEvent
+from edged.gallery import Gallery
 from edged.sinks import mqtt_messages as m
 
 TOPICS = m.Topics("edged", "box1", "door")
@@ -31,7 +33,7 @@ def test_message_builders_without_a_broker():
     assert body["end_time"] is None and body["similarity"] == 0.7123
     assert m.event_message(TOPICS, TrackEvent("started", "door", 7, 1, 1, (0, 0, 1, 1), None, -1, False)) is None
     assert m.availability(TOPICS, False) == ("edged/box1/available", "offline", 1, True)
-    assert m.presence(TOPICS, "alice", True) == ("edged/box1/door/person/alice", "ON", 1, True)
+    assert m.presence(TOPICS, 12, True) == ("edged/box1/door/person/12", "ON", 1, True)
     assert m.switch_state(TOPICS, "alerts", True) == ("edged/box1/alerts/state", "ON", 1, True)
 
 
@@ -45,11 +47,12 @@ def test_names_become_ascii_slugs_in_topics_and_ids(name, expected):
     value = m.slug(name)
     assert value.startswith(expected) and re.fullmatch(r"[a-z0-9_]+", value)
     assert m.slug("José") != m.slug("Jose") and m.slug("李小龙") != m.slug("李连杰")
-    topic = TOPICS.person(name)
+    topic = TOPICS.old_person(name)
     assert not set(topic) & set("+#") and topic.isascii()
-    config_topic, body, _, retain = m.person_discovery(TOPICS, "homeassistant", name)
+    config_topic, body, _, retain = m.person_discovery(TOPICS, "homeassistant", name, 7)
     assert json.loads(body)["name"] == f"{name} at door" and retain and config_topic.isascii()
-    assert m.person_discovery(TOPICS, "homeassistant", name, removed=True)[1] == ""
+    assert json.loads(body)["state_topic"] == "edged/box1/door/person/7"
+    assert m.person_discovery(TOPICS, "homeassistant", name, 7, removed=True)[1] == ""
 
 
 # Home Assistant's published discovery rules (integrations/mqtt, "Discovery messages", and each
@@ -81,7 +84,7 @@ def check_home_assistant_rules(topic: str, body: dict) -> None:
 
 
 def test_discovery_payloads():
-    published = m.discovery(TOPICS, "homeassistant", ["alice"])
+    published = m.discovery(TOPICS, "homeassistant", {"alice": 3}, "http://box:8090/cameras/door/")
     # The one-camera edged's box-wide fps and latency sensors are cleared (now per camera).
     cleared = {topic for topic, payload, _, retain in published if payload == "" and retain}
     assert cleared == {f"homeassistant/sensor/edged_box1/{key}/config" for key in ("fps", "latency_ms")}
@@ -96,8 +99,12 @@ def test_discovery_payloads():
     assert sensor["state_topic"] == "edged/box1/door/last_person"
     assert sensor["availability_topic"] == "edged/box1/available"
     assert sensor["device"]["identifiers"] == ["edged_box1"]
-    person = messages["homeassistant/binary_sensor/edged_box1/door_alice/config"]
-    assert person["state_topic"] == "edged/box1/door/person/alice" and person["payload_on"] == "ON"
+    person = messages["homeassistant/binary_sensor/edged_box1/door_person_3/config"]
+    assert person["state_topic"] == "edged/box1/door/person/3" and person["payload_on"] == "ON"
+    # Off stays off at rest (no expire_after); the device links to its live page.
+    assert "expire_after" not in person and person["name"] == "alice at door"
+    assert sensor["device"]["configuration_url"] == "http://box:8090/cameras/door/"
+    assert sensor["origin"]["name"] == "edged"
     switch = messages["homeassistant/switch/edged_box1/alerts/config"]
     assert switch["command_topic"] == "edged/box1/alerts/set"
     assert "homeassistant/sensor/edged_box1/door_faces/config" in messages
@@ -110,7 +117,7 @@ def test_discovery_payloads():
     assert {(b["topic"], b["subtype"], b["payload"]) for b in triggers.values()} == {
         ("edged/box1/door/trigger", "door", kind) for kind in ("known", "stranger", "unidentified")}
     # Names Home Assistant would drop or that would be wildcards still give valid topics and ids.
-    for topic, payload, _, _ in m.discovery(TOPICS, "homeassistant", ["José Núñez", "a+b", "küche #1"]):
+    for topic, payload, _, _ in m.discovery(TOPICS, "homeassistant", {"José Núñez": 1, "a+b": 2, "küche #1": 3}):
         if payload:
             check_home_assistant_rules(topic, json.loads(payload))
 
@@ -119,8 +126,8 @@ def test_discovery_payloads():
 def test_events_alerts_discovery_and_presence(broker, scenario_video, enrolled_gallery, tmp_path, mode, alerted):
     subscriber = Subscriber(broker.port, client_id=f"sub-{mode}")
     port = free_port()
-    daemon = Daemon(tmp_path, mqtt_config(scenario_video, gallery_copy(enrolled_gallery, tmp_path), port, broker.port,
-                                          loop=False, mode=mode))
+    gallery = gallery_copy(enrolled_gallery, tmp_path)
+    daemon = Daemon(tmp_path, mqtt_config(scenario_video, gallery, port, broker.port, loop=False, mode=mode))
     daemon.start()
     try:
         assert daemon.process.wait(90) == 0  # the file ends, the daemon stops by itself
@@ -140,10 +147,12 @@ def test_events_alerts_discovery_and_presence(broker, scenario_video, enrolled_g
     assert subscriber.on(TOPICS.snapshot) and subscriber.on(TOPICS.snapshot)[0][:2] == b"\xff\xd8"
     # Presence: on while a person is in view, off a second after their track ended.
     # (First OFF: on connect, nobody enrolled is left ON by a retained state from before.)
-    assert subscriber.on(TOPICS.person("obama"))[:3] == [b"OFF", b"ON", b"OFF"]
+    with Gallery(gallery) as g:
+        obama = g.person_ids()["obama"]
+    assert subscriber.on(TOPICS.person(obama))[:3] == [b"OFF", b"ON", b"OFF"]
     assert subscriber.on(TOPICS.last_person)
     discovery = [t for t, _, retain in subscriber.messages if t.startswith("homeassistant/") and retain is False]
-    assert "homeassistant/binary_sensor/edged_box1/door_obama/config" in discovery
+    assert f"homeassistant/binary_sensor/edged_box1/door_person_{obama}/config" in discovery
     for entity in ("event/edged_box1/door_face", "image/edged_box1/door_snapshot",
                    "binary_sensor/edged_box1/door_stranger", "sensor/edged_box1/rss_mb"):
         assert f"homeassistant/{entity}/config" in discovery, entity
@@ -249,23 +258,90 @@ def test_tls_and_password(tmp_path, scenario_video, enrolled_gallery):
 
 
 def test_discovery_follows_the_gallery_while_running(broker, scenario_video, enrolled_gallery, tmp_path):
-    from edged.gallery import Gallery
+
 
     subscriber = Subscriber(broker.port, client_id="sub-follow")
     port = free_port()
     gallery = gallery_copy(enrolled_gallery, tmp_path)
     daemon = Daemon(tmp_path, mqtt_config(scenario_video, gallery, port, broker.port))
     daemon.start()
-    config_of = lambda name: m.person_discovery(TOPICS, "homeassistant", name)[0]  # noqa: E731
+    with Gallery(gallery) as g:
+        ids = g.person_ids()
+    config_of = lambda pid: m.person_discovery(TOPICS, "homeassistant", "", pid)[0]  # noqa: E731
     try:
-        wait_until(lambda: subscriber.on(config_of("obama")), 60, "discovery at start")
+        wait_until(lambda: subscriber.on(config_of(ids["obama"])), 60, "discovery at start")
         with Gallery(gallery) as g:
             model = next(iter(g.model_ids()))
             g.enroll("José Núñez", np.ones((1, 128), np.float32) / np.sqrt(128), model)  # any unit vector
             g.remove("biden")
-        added = wait_until(lambda: subscriber.on(config_of("José Núñez")), 20, "the new person's sensor")
+            g.rename("rose_leslie", "Rose Leslie")
+            jose = g.person_ids()["José Núñez"]
+        added = wait_until(lambda: subscriber.on(config_of(jose)), 20, "the new person's sensor")
         assert json.loads(added[-1])["name"] == "José Núñez at door"
-        wait_until(lambda: subscriber.on(config_of("biden"))[-1:] == [b""], 20, "the removed person's sensor cleared")
+        wait_until(lambda: subscriber.on(config_of(ids["biden"]))[-1:] == [b""], 20,
+                   "the removed person's sensor cleared")
+        # A rename keeps the entity (same unique id and topic), under the new name.
+        renamed = wait_until(lambda: [p for p in subscriber.on(config_of(ids["rose_leslie"]))
+                                      if p and json.loads(p)["name"] == "Rose Leslie at door"], 20, "the rename")
+        assert json.loads(renamed[-1])["unique_id"] == f"edged_box1_door_person_{ids['rose_leslie']}"
+    finally:
+        daemon.stop()
+        subscriber.close()
+
+
+def test_a_person_named_like_a_built_in_sensor_collides_with_nothing():
+    people = {"stranger": 5, "connected": 6, "behind": 7, "faces": 8}
+    published = m.discovery(TOPICS, "homeassistant", people)
+    bodies = {topic: json.loads(p) for topic, p, _, _ in published if p}
+    ids = [b["unique_id"] for t, b in bodies.items() if "/device_automation/" not in t]
+    assert len(ids) == len(set(ids))
+    assert bodies["homeassistant/binary_sensor/edged_box1/door_stranger/config"]["name"] == "door stranger present"
+    # Removing "stranger" clears the person's entity only, never the built-in one; nor does the
+    # clean-up of configs by name that edged before 0.2 published.
+    removed = m.person_discovery(TOPICS, "homeassistant", "stranger", 5, removed=True)[0]
+    old = [t for t, _, _, _ in m.old_person_configs(TOPICS, "homeassistant", list(people))]
+    for built_in in ("door_stranger", "door_connected", "door_behind"):
+        assert f"homeassistant/binary_sensor/edged_box1/{built_in}/config" not in [removed, *old]
+
+
+def test_presence_survives_reloads_restarts_and_kill_9(broker, stamped_videos, enrolled_gallery, tmp_path):
+    """Obama stays in view (the looped video leaves him out for 3 s, within the 30 s presence
+    timeout), biden is never there: a SIGHUP, a SIGTERM and a restart, a kill -9 and a restart
+    leave obama ON and biden OFF, with no OFF or ON in between; `online` comes after the states."""
+    port = free_port()
+    gallery = gallery_copy(enrolled_gallery, tmp_path)
+    with Gallery(gallery) as g:
+        ids = g.person_ids()
+    text = mqtt_config(stamped_videos["frames"], gallery, port, broker.port).replace(
+        "presence_timeout_s = 1.0", "presence_timeout_s = 30.0")
+    subscriber = Subscriber(broker.port, client_id="sub-presence")
+    daemon = Daemon(tmp_path, text)
+    daemon.start()
+    obama, biden = TOPICS.person(ids["obama"]), TOPICS.person(ids["biden"])
+    try:
+        wait_until(lambda: subscriber.on(obama)[-1:] == [b"ON"], 60, "obama present")
+        start = len(subscriber.messages)
+        reloads = daemon.text().count("configuration reloaded")
+        daemon.signal(signal.SIGHUP)
+        wait_until(lambda: daemon.text().count("configuration reloaded") > reloads, 30, "the reload")
+        time.sleep(3)
+        after_reload = subscriber.messages[start:]
+        assert (TOPICS.available, b"offline", False) not in after_reload, "a reload said the box went offline"
+        for kill in (signal.SIGTERM, signal.SIGKILL):
+            daemon.signal(kill)
+            daemon.process.wait(30)
+            connects = daemon.text().count("MQTT connected")
+            daemon.start()
+            wait_until(lambda c=connects: daemon.text().count("MQTT connected") > c, 60, "the daemon back")
+            wait_until(lambda: subscriber.on(TOPICS.available)[-1:] == [b"online"], 30, "online again")
+            time.sleep(3)
+        states = [(t, p) for t, p, _ in subscriber.messages[start:] if t in (obama, biden, TOPICS.available)]
+        assert (obama, b"OFF") not in states and (biden, b"ON") not in states, states
+        # On each connect the states come before `online`.
+        onlines = [i for i, (t, p) in enumerate(states) if (t, p) == (TOPICS.available, b"online")]
+        assert len(onlines) == 3  # the reload, the restart, the restart after kill -9
+        for i in onlines:
+            assert {states[i - 1], states[i - 2]} == {(obama, b"ON"), (biden, b"OFF")}, states
     finally:
         daemon.stop()
         subscriber.close()

@@ -37,6 +37,7 @@ from edged.signing import SignatureError, Verifier, key_bytes
 from edged.sinks import mqtt_messages as m
 from edged.sinks.claims import CLAIM_REFRESH_S, Claim, claim_payload, contender, read_claim
 from edged.sinks.outbox import Outbox
+from edged.sinks.presence import PresenceState, load_presence, presence_file, save_presence
 
 log = logging.getLogger("edged.mqtt")
 IN_FLIGHT = 10  # kept messages handed to paho at once, waiting for their acknowledgement
@@ -80,9 +81,14 @@ class MqttSink:
         self.link_expiry_s = config.stream.link_expiry_s
         self.media_dir = media_dir or outbox_path.parent / "media"
         self._alerted: dict[int, tuple[str | None, str | None]] = {}  # track -> its alert's snapshot and clip
+        # Presence as it was at the last stop or reload (presence.py): published before `online`.
+        self.presence_path = presence_file(outbox_path.parent, config.camera.name)
+        carried = load_presence(self.presence_path, time.time(), c.presence_timeout_s)
         self._strangers_live: set[int] = set()  # confirmed tracks of people not enrolled
-        self._stranger_seen = 0.0  # when the last of them ended
-        self._stranger_on = False
+        self._stranger_seen = carried.stranger or 0.0  # when the last of them ended
+        self._stranger_on = carried.stranger is not None
+        self.goodbye = True  # close() says offline; a reload turns it off (the box is not going away)
+        self.page_url = f"{base_url.rstrip('/')}/cameras/{config.camera.name}/" if base_url else ""
         self.primary = primary
         self.pipeline: Pipeline | None = None
         self.connected = False
@@ -100,10 +106,11 @@ class MqttSink:
         self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()  # acknowledged mids, from paho's thread
         self._in_flight: dict[int, tuple[int, float]] = {}  # paho mid -> (outbox seq, when handed over)
         self._draining = False  # after a reconnect: paho re-sends what was in flight before anything new
-        self._live: dict[int, str] = {}  # track id -> enrolled person it shows
-        self._last_seen: dict[str, float] = {}  # person -> when their last track ended
-        self._present: set[str] = set()
-        self._announced_people: set[str] = set()  # people whose discovery config is published
+        self._live: dict[int, int] = {}  # track id -> id of the enrolled person it shows
+        self._last_seen: dict[int, float] = dict(carried.people)  # person id -> when their last track ended
+        self._present: set[int] = set(carried.people)
+        self._ids: dict[str, int] = {}  # enrolled name -> stable person id
+        self._announced_people: dict[int, str] = {}  # person id -> name in their published discovery config
         self._presence_lock = threading.Lock()  # the sink thread and the presence timer share them
         self._stop = threading.Event()
         self._outage_logged = False
@@ -172,20 +179,25 @@ class MqttSink:
         if self.primary:
             client.subscribe([(self.topics.instance, 1), (self.topics.instance_probe, 0)])
             self._send_claim()
-        self._send_now(m.availability(self.topics, online=True))
         enrolled = self._enrolled()
         if self.settings.discovery:
-            for message in m.discovery(self.topics, self.settings.discovery_prefix, enrolled):
+            prefix = self.settings.discovery_prefix
+            for message in m.old_person_configs(self.topics, prefix, list(enrolled)):
                 self._send_now(message)
-            self._announced_people = set(enrolled)
-        with self._presence_lock:  # after a crash or restart nobody is left ON by a retained message
-            for name in enrolled:
-                if name not in self._present:
-                    self._send_now(m.presence(self.topics, name, False))
+            for message in m.discovery(self.topics, prefix, enrolled, self.page_url):
+                self._send_now(message)
+            self._announced_people = {pid: name for name, pid in enrolled.items()}
+        # The truth before `online`: whoever was present at the last stop or reload is still ON
+        # (until the usual timeout, unless seen again), everyone else OFF, so a restart or a
+        # reload changes no presence that did not change.
+        with self._presence_lock:
+            for pid in enrolled.values():
+                self._send_now(m.presence(self.topics, pid, pid in self._present))
             self._send_now(m.stranger_present(self.topics, self._stranger_on))
         for what in ("detection", "alerts"):
             client.subscribe(self.topics.switch_command(what), qos=1)
             self._send_now(m.switch_state(self.topics, what, self._switch(what)))
+        self._send_now(m.availability(self.topics, online=True))
         if self.primary and self.settings.gallery_commands != "off":
             client.subscribe(self.topics.gallery_command, qos=1)
         with self._lock:
@@ -319,10 +331,19 @@ class MqttSink:
         else:
             self.pipeline.alerts.enabled = on
 
-    def _enrolled(self) -> list[str]:
+    def _enrolled(self) -> dict[str, int]:
+        """Enrolled people by name, with their stable ids (kept for presence's look-ups)."""
         if self.pipeline is None:
-            return []
-        return [p.name for p in self.pipeline.tracking.gallery.people() if not p.anonymous]
+            return {}
+        ids = self.pipeline.tracking.gallery.person_ids()
+        self._ids = ids
+        return ids
+
+    def _person_id(self, name: str) -> int | None:
+        pid = self._ids.get(name)
+        if pid is None and self.pipeline is not None:  # enrolled since the last look
+            pid = self._enrolled().get(name)
+        return pid
 
     # -- sending -------------------------------------------------------------------------------
     def _send_now(self, message: m.Message) -> None:
@@ -433,7 +454,7 @@ class MqttSink:
         known = person is not None and not is_anonymous_name(person)
         if event.kind == "ended":
             gone = self._live.pop(event.track_id, None)
-            if gone:
+            if gone is not None:
                 self._last_seen[gone] = time.time()
             if event.track_id in self._strangers_live:
                 self._strangers_live.discard(event.track_id)
@@ -446,30 +467,43 @@ class MqttSink:
         if not known:
             self._live.pop(event.track_id, None)
             self._strangers_live.add(event.track_id)
+            self._stranger_seen = time.time()
             if not self._stranger_on:
                 self._stranger_on = True
                 self._send_now(m.stranger_present(self.topics, True))
+                self._save_presence()
             return
         assert person is not None
         self._strangers_live.discard(event.track_id)
-        self._live[event.track_id] = person
         self._send_now(m.last_person(self.topics, person))
         self._send_now(m.last_person_attributes(self.topics, {
             "person": person, "time": event.time, "similarity": round(event.similarity, 4)}))
-        if person not in self._present:
-            self._present.add(person)
-            self._send_now(m.presence(self.topics, person, True))
+        pid = self._person_id(person)
+        if pid is None:  # removed meanwhile
+            return
+        self._live[event.track_id] = pid
+        self._last_seen[pid] = time.time()
+        if pid not in self._present:
+            self._present.add(pid)
+            self._send_now(m.presence(self.topics, pid, True))
+            self._save_presence()
+
+    def _save_presence(self) -> None:
+        """Who is ON now, with when they were last seen (now, for those in view)."""
+        now = time.time()
+        live = set(self._live.values())
+        people = {pid: now if pid in live else self._last_seen.get(pid, now) for pid in self._present}
+        stranger = (now if self._strangers_live else self._stranger_seen) if self._stranger_on else None
+        save_presence(self.presence_path, PresenceState(people, stranger))
 
     def _clear_presence_loop(self) -> None:
-        last_refresh = last_gallery_check = last_claim = time.monotonic()
+        last_save = last_gallery_check = last_claim = time.monotonic()
         while not self._stop.wait(1.0):
             with self._presence_lock:
                 self._clear_presence(time.time())
-                now = time.monotonic()
-                if now - last_refresh >= 60:  # within expire_after, so Home Assistant keeps ON
-                    last_refresh = now
-                    for person in self._present:
-                        self._send_now(m.presence(self.topics, person, True))
+                if (self._present or self._stranger_on) and time.monotonic() - last_save >= 10:
+                    last_save = time.monotonic()  # so a kill -9 loses at most 10 s of "last seen"
+                    self._save_presence()
             if self.primary and self.connected and time.monotonic() - last_claim >= CLAIM_REFRESH_S:
                 last_claim = time.monotonic()
                 self._send_claim()
@@ -478,35 +512,46 @@ class MqttSink:
                 self._follow_gallery()
 
     def _follow_gallery(self) -> None:
-        """Discovery follows the gallery while running: enrolled or renamed people get their
-        sensor, removed ones have it cleared (and their presence OFF)."""
+        """Discovery follows the gallery while running: enrolled people get their sensor, a
+        renamed one keeps it under the new name (same id, same entity), removed ones have it
+        cleared (and their presence with it)."""
         if not (self.connected and self.settings.discovery and self.pipeline is not None):
             return
         try:
-            now = set(self._enrolled())
+            now = {pid: name for name, pid in self._enrolled().items()}
         except Exception:  # the gallery busy or unreadable for a moment: try again next time
             log.debug("reading the gallery for discovery failed", exc_info=True)
             return
         prefix = self.settings.discovery_prefix
-        for name in sorted(now - self._announced_people):
-            self._send_now(m.person_discovery(self.topics, prefix, name))
-            self._send_now(m.presence(self.topics, name, False))
-        for name in sorted(self._announced_people - now):
-            self._send_now(m.person_discovery(self.topics, prefix, name, removed=True))
-            self._send_now((self.topics.person(name), "", 1, True))  # the retained state goes too
+        for pid, name in sorted(now.items()):
+            if self._announced_people.get(pid) != name:
+                self._send_now(m.person_discovery(self.topics, prefix, name, pid, page_url=self.page_url))
+                if pid not in self._announced_people:
+                    self._send_now(m.presence(self.topics, pid, pid in self._present))
+        for pid in sorted(set(self._announced_people) - set(now)):
+            self._send_now(m.person_discovery(self.topics, prefix, self._announced_people[pid], pid, removed=True))
+            self._send_now((self.topics.person(pid), "", 1, True))  # the retained state goes too
+            with self._presence_lock:
+                self._present.discard(pid)
+                self._last_seen.pop(pid, None)
         self._announced_people = now
 
     def _clear_presence(self, now: float) -> None:
+        changed = False
         if (self._stranger_on and not self._strangers_live
                 and now - self._stranger_seen >= self.settings.presence_timeout_s):
             self._stranger_on = False
             self._send_now(m.stranger_present(self.topics, False))
-        for person in list(self._present):
-            if person in self._live.values():
+            changed = True
+        for pid in list(self._present):
+            if pid in self._live.values():
                 continue
-            if now - self._last_seen.get(person, now) >= self.settings.presence_timeout_s:
-                self._present.discard(person)
-                self._send_now(m.presence(self.topics, person, False))
+            if now - self._last_seen.get(pid, now) >= self.settings.presence_timeout_s:
+                self._present.discard(pid)
+                self._send_now(m.presence(self.topics, pid, False))
+                changed = True
+        if changed:
+            self._save_presence()
 
     def _snapshot(self, alert: Alert) -> None:
         if self.pipeline is None:
@@ -522,7 +567,9 @@ class MqttSink:
         self._stop.set()
         self._wake.set()
         self._sender.join(5)
-        if self.connected:
+        with self._presence_lock:
+            self._save_presence()
+        if self.connected and self.goodbye:
             info = self.client.publish(*m.availability(self.topics, online=False))
             info.wait_for_publish(2)
             if self.primary:  # the device is free for a successor at once

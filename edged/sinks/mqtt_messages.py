@@ -15,7 +15,8 @@ from edged.events import Alert, TrackEvent
 Message = tuple[str, str | bytes, int, bool]
 ON, OFF = "ON", "OFF"
 EVENT_TYPES = {"confirmed": "new", "identity_changed": "update", "ended": "end"}
-PRESENCE_EXPIRE_S = 180  # Home Assistant marks presence unknown if not refreshed; edged refreshes every 60 s
+# Built-in binary sensors of a camera: a person's entity never takes one of these ids.
+BUILT_IN_BINARY = ("stranger", "connected", "behind")
 
 
 def slug(name: str) -> str:
@@ -102,8 +103,12 @@ class Topics:
     def last_person_attributes(self) -> str:
         return f"{self.base}/{self.camera}/last_person/attributes"
 
-    def person(self, name: str) -> str:
-        """A person's presence; the name as an ASCII slug, so never an MQTT wildcard."""
+    def person(self, person_id: int) -> str:
+        """A person's presence, by their stable gallery id: a rename changes no topic."""
+        return f"{self.base}/{self.camera}/person/{int(person_id)}"
+
+    def old_person(self, name: str) -> str:
+        """Where edged before 0.2 kept a person's presence (by name), cleared on connect."""
         return f"{self.base}/{self.camera}/person/{slug(name)}"
 
     def switch(self, what: str) -> str:
@@ -174,8 +179,8 @@ def last_person_attributes(topics: Topics, attributes: dict[str, object]) -> Mes
     return topics.last_person_attributes, json.dumps(attributes), 1, True
 
 
-def presence(topics: Topics, name: str, present: bool) -> Message:
-    return topics.person(name), ON if present else OFF, 1, True
+def presence(topics: Topics, person_id: int, present: bool) -> Message:
+    return topics.person(person_id), ON if present else OFF, 1, True
 
 
 def last_person(topics: Topics, name: str) -> Message:
@@ -246,16 +251,27 @@ def _node(topics: Topics) -> str:
     return f"edged_{topics.device}".replace("-", "_")
 
 
-def discovery(topics: Topics, discovery_prefix: str, people: list[str]) -> list[Message]:
+def device_info(topics: Topics, page_url: str = "") -> dict[str, object]:
+    """The Home Assistant device every entity of the box joins; its page is the live view."""
+    device: dict[str, object] = {"identifiers": [_node(topics)], "name": f"edged {topics.device}",
+                                 "manufacturer": "edged", "model": "edged face tracker", "sw_version": __version__}
+    if page_url:
+        device["configuration_url"] = page_url
+    return device
+
+
+ORIGIN = {"name": "edged", "sw_version": __version__}  # who published the discovery configs
+
+
+def discovery(topics: Topics, discovery_prefix: str, people: dict[str, int], page_url: str = "") -> list[Message]:
     """Home Assistant MQTT discovery: one device per box with sensors for the last person seen
     and faces in view, a presence binary sensor per enrolled person, switches for detection and
     alerts, all tied to the availability topic. Retained, so Home Assistant finds them after
     its own restarts."""
     node = _node(topics)
-    device = {"identifiers": [node], "name": f"edged {topics.device}", "manufacturer": "edged",
-              "model": "edged face tracker", "sw_version": __version__}
+    device = device_info(topics, page_url)
     common = {"availability_topic": topics.available, "payload_available": "online",
-              "payload_not_available": "offline", "device": device}
+              "payload_not_available": "offline", "device": device, "origin": ORIGIN}
     cam = topics.camera
     configs: list[tuple[str, dict[str, object]]] = [
         (f"sensor/{node}/{cam}_last_person", {"name": f"{cam} last person", "unique_id": f"{node}_{cam}_last_person",
@@ -310,20 +326,36 @@ def discovery(topics: Topics, discovery_prefix: str, people: list[str]) -> list[
                    "subtype": cam, "payload": kind, "qos": 1, "device": device}
         messages.append((f"{discovery_prefix}/device_automation/{node}/{cam}_{kind}/config", json.dumps(trigger), 1,
                          True))
-    return messages + [person_discovery(topics, discovery_prefix, name) for name in people]
+    return messages + [person_discovery(topics, discovery_prefix, name, pid, page_url=page_url)
+                       for name, pid in people.items()]
 
 
-def person_discovery(topics: Topics, discovery_prefix: str, name: str, removed: bool = False) -> Message:
-    """A person's presence sensor (the real name shown, the slug in ids and topics); `removed`
-    clears it (an empty retained config), as Home Assistant expects."""
-    node, cam, key = _node(topics), topics.camera, slug(name)
-    topic = f"{discovery_prefix}/binary_sensor/{node}/{cam}_{key}/config"
+def person_discovery(topics: Topics, discovery_prefix: str, name: str, person_id: int, removed: bool = False,
+                     page_url: str = "") -> Message:
+    """A person's presence sensor: the name shown, the stable gallery id in the unique id and
+    the topics (a rename keeps the entity, its automations and its history; no name can take a
+    built-in sensor's id); `removed` clears it (an empty retained config). No expire_after:
+    OFF stays OFF at rest, and the availability topic says when the box is gone."""
+    node, cam = _node(topics), topics.camera
+    topic = f"{discovery_prefix}/binary_sensor/{node}/{cam}_person_{int(person_id)}/config"
     if removed:
         return topic, "", 1, True
-    device = {"identifiers": [node], "name": f"edged {topics.device}", "manufacturer": "edged",
-              "model": "edged face tracker", "sw_version": __version__}
-    body = {"name": f"{name} at {cam}", "unique_id": f"{node}_{cam}_{key}", "state_topic": topics.person(name),
-            "payload_on": ON, "payload_off": OFF, "device_class": "occupancy", "expire_after": PRESENCE_EXPIRE_S,
-            "availability_topic": topics.available, "payload_available": "online",
-            "payload_not_available": "offline", "device": device}
+    body = {"name": f"{name} at {cam}", "unique_id": f"{node}_{cam}_person_{int(person_id)}",
+            "state_topic": topics.person(person_id), "payload_on": ON, "payload_off": OFF,
+            "device_class": "occupancy", "availability_topic": topics.available, "payload_available": "online",
+            "payload_not_available": "offline", "device": device_info(topics, page_url), "origin": ORIGIN}
     return topic, json.dumps(body), 1, True
+
+
+def old_person_configs(topics: Topics, discovery_prefix: str, names: list[str]) -> list[Message]:
+    """Clears what edged before 0.2 published per person by name (config and state), so no ghost
+    entity stays; a name whose old id was a built-in sensor's is left alone (it is the sensor)."""
+    node, cam = _node(topics), topics.camera
+    messages: list[Message] = []
+    for name in names:
+        if slug(name) in BUILT_IN_BINARY:
+            continue
+        messages.append((f"{discovery_prefix}/binary_sensor/{node}/{cam}_{slug(name)}/config", "", 1, True))
+        if not slug(name).isdigit():  # a name of digits had the topic a person id has now
+            messages.append((topics.old_person(name), "", 1, True))
+    return messages
