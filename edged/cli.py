@@ -381,13 +381,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     stats = document["stats"]
     print(f"edged {document['edged']} on {document['device']}, up {document['uptime_s']:.0f} s, embedder "
-          f"{document['embedder']}, CPU {stats['cpu_percent']:.0f}%, RSS {stats['rss_mb']:.0f} MB")
+          f"{document['embedder']}, CPU {stats['cpu_percent']:.0f}% of the box, RSS {stats['rss_mb']:.0f} MB")
     for camera in document.get("cameras") or [document]:
         c = camera["stats"]
         print(f"  camera {camera['camera']} ({camera['source']}): detections {c['fps']:.1f} of "
               f"{c.get('detect_fps_target', 0):.1f}/s" + (" (FALLING BEHIND)" if c.get("falling_behind") else "")
-              + f", camera {c.get('camera_fps', 0):.1f} fps, latency {c['latency_ms']:.0f} ms, "
-              f"{c['embeddings_per_s']:.2f} embeddings/s" + ("" if c["source_connected"] else ", NOT CONNECTED"))
+              + f", camera {c.get('camera_fps', 0):.1f} fps, "
+              + (f"latency {c['latency_ms']:.0f} ms, " if c.get("latency_ms") is not None else "detection off, ")
+              + f"{c['embeddings_per_s']:.2f} embeddings/s" + ("" if c["source_connected"] else ", NOT CONNECTED"))
         for track in c["tracks"]:
             print(f"    track {track['track_id']}: {track['person'] or 'unknown'}"
                   f"{'' if track['confirmed'] else ' (not yet confirmed)'}")

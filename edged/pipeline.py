@@ -40,11 +40,11 @@ class Stats:
     fps: float  # frames processed (detection ran) per second
     frames: int  # frames read from the source
     skipped: int  # frames the source replaced before inference took them
-    latency_ms: float  # capture to end of processing, last frame
+    latency_ms: float | None  # capture to end of processing, last frame; None while detection is off
     embeddings_per_s: float
     faces_in_view: int
     tracks: list[dict[str, object]]
-    cpu_percent: float
+    cpu_percent: float  # of the whole box (every core): 0 to 100
     rss_mb: float
     source_connected: bool
     scene_cuts: int = 0  # hard cuts seen since start: the camera moved, switched or covered
@@ -108,7 +108,8 @@ class Pipeline:
         self.sinks = sinks
         self.detect_interval = 1.0 / detect_fps
         self.stats_interval_s = stats_interval_s
-        self.detection_enabled = True
+        self._detection_enabled = True
+        self._enabled_at = time.monotonic()  # detection last switched on: the shortfall counts from then
         self.recent: deque[dict[str, object]] = deque(maxlen=50)  # recent events, for the status page
         self.last_stats: Stats | None = None
         self.view = Faces.empty()  # faces in the newest frame: detected, or predicted between detections
@@ -249,6 +250,16 @@ class Pipeline:
         if self.live is not None:
             self.live.update(image, faces, identities, self.recent_fps())
 
+    @property
+    def detection_enabled(self) -> bool:
+        return self._detection_enabled
+
+    @detection_enabled.setter
+    def detection_enabled(self, on: bool) -> None:
+        if on and not self._detection_enabled:
+            self._enabled_at = time.monotonic()
+        self._detection_enabled = on
+
     def recent_fps(self) -> float:
         """Detections per second over the last 10 s."""
         now = time.monotonic()
@@ -333,7 +344,7 @@ class Pipeline:
         self._embeddings_mark = (now, embeddings)
         cpu_then, cpu_used = self._cpu_mark
         cpu_now = sum(os.times()[:2])
-        cpu = 100 * (cpu_now - cpu_used) / max(now - cpu_then, 1e-6)
+        cpu = 100 * (cpu_now - cpu_used) / max(now - cpu_then, 1e-6) / (os.cpu_count() or 1)
         self._cpu_mark = (now, cpu_now)
         tracks: list[dict[str, object]] = []
         for track_id, track in self.tracking.tracker.tracks.items():
@@ -342,10 +353,13 @@ class Pipeline:
                            "confirmed": track.confirmed, "box": [round(float(v), 1) for v in track.xyxy]})
         camera_fps = self.camera_fps()
         wanted = 1.0 / self.detect_interval
+        # Detection switched back on less than the measuring window ago: the off time is no shortfall.
+        settled = self.detection_enabled and now - self._enabled_at >= 10
+        latency = self._latency_ms if self.detection_enabled else None
         self.last_stats = Stats(time.time(), self.camera, fps, self.source.stats.frames,
-                                self.source.stats.skipped, self._latency_ms, per_s, len(tracks), tracks, cpu,
+                                self.source.stats.skipped, latency, per_s, len(tracks), tracks, cpu,
                                 rss_mb(), self.source.stats.connected, self.tracking.cut_count,
-                                camera_fps, wanted, falling_behind(wanted, fps, camera_fps, self.detection_enabled))
+                                camera_fps, wanted, falling_behind(wanted, fps, camera_fps, settled))
         return self.last_stats
 
 

@@ -199,6 +199,17 @@ def test_control_switches(broker, scenario_video, enrolled_gallery, tmp_path):
         wait_until(lambda: subscriber.on(TOPICS.switch("alerts"))[-1:] == [b"OFF"], 10, "the OFF state published")
         subscriber.client.publish(TOPICS.switch_command("detection"), "OFF", qos=1)
         wait_until(lambda: (daemon.status(port) or {}).get("detection_enabled") is False, 10, "detection off")
+        # While off, latency is unknown rather than its last value; switched back on, the off
+        # time is not counted as falling behind.
+        wait_until(lambda: [s for s in subscriber.json(TOPICS.camera_stats)[-1:] if s["latency_ms"] is None], 10,
+                   "latency unknown")
+        time.sleep(6)
+        seen = len(subscriber.on(TOPICS.camera_stats))
+        subscriber.client.publish(TOPICS.switch_command("detection"), "ON", qos=1)
+        wait_until(lambda: len(subscriber.on(TOPICS.camera_stats)) >= seen + 4, 20, "stats after switching on")
+        after = subscriber.json(TOPICS.camera_stats)[seen:]
+        assert not any(s["falling_behind"] for s in after), after
+        assert after[-1]["latency_ms"] is not None and 0 <= after[-1]["cpu_percent"] <= 100
     finally:
         daemon.stop()
         subscriber.close()

@@ -184,7 +184,7 @@ class MqttSink:
             prefix = self.settings.discovery_prefix
             for message in m.old_person_configs(self.topics, prefix, list(enrolled)):
                 self._send_now(message)
-            for message in m.discovery(self.topics, prefix, enrolled, self.page_url):
+            for message in m.discovery(self.topics, prefix, enrolled, self.page_url, box_wide=self.primary):
                 self._send_now(message)
             self._announced_people = {pid: name for name, pid in enrolled.items()}
         # The truth before `online`: whoever was present at the last stop or reload is still ON

@@ -192,9 +192,10 @@ def faces_in_view(topics: Topics, count: int) -> Message:
 
 
 def stats_messages(topics: Topics, stats: dict[str, object]) -> list[Message]:
-    """A camera's stats on its own topic, and on the box's (whose CPU and memory they carry)."""
+    """A camera's stats on its own topic, and on the box's (whose CPU and memory they carry);
+    retained, so Home Assistant has values at once after its own restart."""
     body = json.dumps(stats)
-    return [(topics.camera_stats, body, 0, False), (topics.stats, body, 0, False)]
+    return [(topics.camera_stats, body, 0, True), (topics.stats, body, 0, True)]
 
 
 GALLERY_ACTIONS = ("reject", "confirm")
@@ -263,11 +264,13 @@ def device_info(topics: Topics, page_url: str = "") -> dict[str, object]:
 ORIGIN = {"name": "edged", "sw_version": __version__}  # who published the discovery configs
 
 
-def discovery(topics: Topics, discovery_prefix: str, people: dict[str, int], page_url: str = "") -> list[Message]:
+def discovery(topics: Topics, discovery_prefix: str, people: dict[str, int], page_url: str = "",
+              box_wide: bool = True) -> list[Message]:
     """Home Assistant MQTT discovery: one device per box with sensors for the last person seen
     and faces in view, a presence binary sensor per enrolled person, switches for detection and
     alerts, all tied to the availability topic. Retained, so Home Assistant finds them after
-    its own restarts."""
+    its own restarts. `box_wide`: with the box's own entities (CPU, memory, switches), which
+    one camera's connection publishes for the box."""
     node = _node(topics)
     device = device_info(topics, page_url)
     common = {"availability_topic": topics.available, "payload_available": "online",
@@ -291,17 +294,20 @@ def discovery(topics: Topics, discovery_prefix: str, people: dict[str, int], pag
     ]
     # Diagnostics from the stats messages (every stats_interval_s): the box's CPU and memory,
     # and per camera detections wanted and achieved, latency and whether inference keeps up.
-    for key, label, unit in (("cpu_percent", "CPU", "%"), ("rss_mb", "memory", "MB")):
-        configs.append((f"sensor/{node}/{key}", {
+    box: list[tuple[str, dict[str, object]]] = []
+    for key, label, unit, kind in (("cpu_percent", "CPU", "%", None), ("rss_mb", "memory", "MB", "data_size")):
+        box.append((f"sensor/{node}/{key}", {
             "name": label, "unique_id": f"{node}_{key}", "state_topic": topics.stats, "unit_of_measurement": unit,
             "value_template": f"{{{{ value_json.{key} }}}}", "state_class": "measurement",
-            "entity_category": "diagnostic"}))
-    for key, label, unit in (("fps", "detections per second", "Hz"),
-                             ("detect_fps_target", "detections per second wanted", "Hz"),
-                             ("camera_fps", "camera frames per second", "Hz"), ("latency_ms", "latency", "ms")):
+            "entity_category": "diagnostic", **({"device_class": kind} if kind else {})}))
+    for key, label, unit, kind in (("fps", "detections per second", "Hz", "frequency"),
+                                   ("detect_fps_target", "detections per second wanted", "Hz", "frequency"),
+                                   ("camera_fps", "camera frames per second", "Hz", "frequency"),
+                                   ("latency_ms", "latency", "ms", "duration")):
+        # A null value (latency while detection is off) renders as "None": Home Assistant's unknown.
         configs.append((f"sensor/{node}/{cam}_{key}", {
             "name": f"{cam} {label}", "unique_id": f"{node}_{cam}_{key}", "state_topic": topics.camera_stats,
-            "unit_of_measurement": unit, "value_template": f"{{{{ value_json.{key} }}}}",
+            "unit_of_measurement": unit, "value_template": f"{{{{ value_json.{key} }}}}", "device_class": kind,
             "state_class": "measurement", "entity_category": "diagnostic"}))
     configs.append((f"binary_sensor/{node}/{cam}_connected", {
         "name": f"{cam} camera connected", "unique_id": f"{node}_{cam}_connected", "state_topic": topics.camera_stats,
@@ -312,13 +318,13 @@ def discovery(topics: Topics, discovery_prefix: str, people: dict[str, int], pag
         "state_topic": topics.camera_stats, "value_template": "{{ 'ON' if value_json.falling_behind else 'OFF' }}",
         "payload_on": ON, "payload_off": OFF, "device_class": "problem", "entity_category": "diagnostic"}))
     for what in ("detection", "alerts"):
-        configs.append((f"switch/{node}/{what}", {
+        box.append((f"switch/{node}/{what}", {
             "name": what, "unique_id": f"{node}_{what}", "state_topic": topics.switch(what),
             "command_topic": topics.switch_command(what), "payload_on": ON, "payload_off": OFF}))
     messages = [(f"{discovery_prefix}/{path}/config", json.dumps({**body, **common}), 1, True)
-                for path, body in configs]
-    # Box-wide sensors of the one-camera edged, now per camera: cleared, so no ghost entities stay.
-    messages += [(f"{discovery_prefix}/sensor/{node}/{key}/config", "", 1, True) for key in ("fps", "latency_ms")]
+                for path, body in configs + (box if box_wide else [])]
+    if box_wide:  # box-wide sensors of the one-camera edged, now per camera: cleared, so no ghost stays
+        messages += [(f"{discovery_prefix}/sensor/{node}/{key}/config", "", 1, True) for key in ("fps", "latency_ms")]
     # Device triggers ("When edged <camera> saw a stranger" in the automation editor): one per
     # alert kind, on a topic carrying the kind as plain text. Triggers take no availability.
     for kind in EVENT_KINDS:
