@@ -5,10 +5,14 @@ Modes: none, unknowns (people not enrolled, anonymous ids included), knowns, all
 confirmed tracks alert, and only on an answer: a stranger alert waits until the track's vote
 says "unknown", or until the track has stayed unidentified for `unidentified_after_s` (its
 "unidentified" event), so an enrolled person first seen from far away is not a stranger.
-With cooldown 0 each track alerts once; with a cooldown, a person alerts at most once per
-cooldown, so a person whose track breaks up does not alert again and again; faces no one
-could identify in time (too small or blurred to embed) share one cooldown, so a crowd of them
-is one alert, not one per face. People in `ignore` never alert.
+With a cooldown (30 s by default) a person alerts once per visit: again only after they were
+not seen for `cooldown_s`, so one walk-by is one alert even when their track breaks up (tracks
+of one person measured 3 s apart), and someone who stays in view is not announced again; a
+stranger (unknown-N) who walks past twice, minutes apart, alerts twice. The default is the
+MQTT presence timeout's, so an alert and a presence "arrival" mean the same visit. Faces no one
+could identify in time (too small or blurred to embed) share one cooldown per camera, so a
+crowd of them is one alert, not one per face. With cooldown 0 each track alerts once. People
+in `ignore` never alert.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ MODES = ("none", "unknowns", "knowns", "all")
 @dataclass(frozen=True)
 class AlertSettings:
     mode: str = "unknowns"
-    cooldown_s: float = 0.0
+    cooldown_s: float = 30.0
     ignore: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
@@ -44,12 +48,12 @@ class AlertEngine:
     def __init__(self, settings: AlertSettings | None = None) -> None:
         self.settings = settings or AlertSettings()
         self._alerted_tracks: set[tuple[str, int]] = set()
-        self._last_alert: dict[str, float] = {}
+        self._seen: dict[str, float] = {}  # person, stranger id or unidentified key -> last seen
         self.enabled = True  # switched by the MQTT control topic
 
     def reset(self) -> None:
         self._alerted_tracks.clear()
-        self._last_alert.clear()
+        self._seen.clear()
 
     def wanted(self, person: str | None) -> bool:
         mode = self.settings.mode
@@ -60,8 +64,11 @@ class AlertEngine:
 
     def handle(self, event: TrackEvent) -> list[Alert]:
         track = (event.camera, event.track_id)
+        key = event.person or f"unidentified:{event.camera}"
         if event.kind == "ended":
             self._alerted_tracks.discard(track)
+            if event.confirmed:
+                self._see(key, event.time)
             return []
         answered = event.kind in ("confirmed", "identity_changed") and event.identified
         overdue = event.kind == "unidentified"
@@ -69,14 +76,20 @@ class AlertEngine:
             return []
         if not self.enabled or not self.wanted(event.person):
             return []
-        key = event.person or f"unidentified:{event.camera}"
         cooldown = self.settings.cooldown_s
         if cooldown == 0 and track in self._alerted_tracks:
             return []
-        if cooldown > 0 and event.time - self._last_alert.get(key, float("-inf")) < cooldown:
-            return []
+        last = self._seen.get(key, float("-inf"))
+        self._see(key, event.time)
+        if cooldown > 0 and event.time - last < cooldown:
+            return []  # the same visit
         self._alerted_tracks.add(track)
-        self._last_alert[key] = event.time
         reason = "unidentified" if overdue else ("unknown" if is_unknown(event.person) else "known")
         return [Alert(event.camera, event.track_id, event.time, event.start_time, event.person, event.similarity,
                       event.box, reason)]
+
+    def _see(self, key: str, when: float) -> None:
+        self._seen[key] = max(self._seen.get(key, when), when)
+        if len(self._seen) > 10_000:  # months of strangers: forget those whose visit is long over
+            horizon = when - max(self.settings.cooldown_s, 1.0)
+            self._seen = {k: t for k, t in self._seen.items() if t >= horizon}

@@ -136,7 +136,9 @@ class RecognitionConfig:
 class AlertsConfig:
     mode: str = field(default="unknowns", metadata=check("none, unknowns, knowns or all",
                                                          lambda v: v in ("none", "unknowns", "knowns", "all")))
-    cooldown_s: float = field(default=0.0, metadata=check(">= 0 (0: once per track)", lambda v: v >= 0))
+    # One alert per visit: a person alerts again only after not being seen for this long (the
+    # default is mqtt.presence_timeout_s's, so an alert and an arrival are the same visit).
+    cooldown_s: float = field(default=30.0, metadata=check(">= 0 (0: once per track)", lambda v: v >= 0))
     # A track with no answer yet (faces too small or blurred to embed) alerts after this; 0 = never.
     unidentified_after_s: float = field(default=10.0, metadata=check(">= 0", lambda v: v >= 0))
     ignore: list[str] = field(default_factory=list)

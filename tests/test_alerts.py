@@ -19,7 +19,7 @@ def event(kind, track=1, person=None, t=0.0, confirmed=True, camera="door"):
     ("all", [None, "alice", "unknown-3"]),
 ])
 def test_modes(mode, alerted):
-    engine = AlertEngine(AlertSettings(mode=mode))
+    engine = AlertEngine(AlertSettings(mode=mode, cooldown_s=0))
     got = []
     for track, person in enumerate([None, "alice", "unknown-3"], start=1):
         got += [a.person for a in engine.handle(event("confirmed", track, person))]
@@ -33,8 +33,8 @@ def test_only_confirmed_tracks_alert():
     assert len(engine.handle(event("confirmed"))) == 1
 
 
-def test_once_per_track_by_default_even_when_identity_changes():
-    engine = AlertEngine(AlertSettings(mode="all"))
+def test_once_per_track_without_cooldown_even_when_identity_changes():
+    engine = AlertEngine(AlertSettings(mode="all", cooldown_s=0))
     assert len(engine.handle(event("confirmed", person=None))) == 1
     assert engine.handle(event("identity_changed", person="alice", t=5)) == []
     engine.handle(event("ended", t=6))
@@ -53,7 +53,22 @@ def test_cooldown_is_per_person_across_tracks():
     assert len(engine.handle(event("confirmed", 1, "alice", t=0))) == 1
     assert engine.handle(event("confirmed", 2, "alice", t=30)) == []  # her track broke up
     assert len(engine.handle(event("confirmed", 3, "bob", t=31))) == 1
-    assert len(engine.handle(event("confirmed", 4, "alice", t=61))) == 1
+    assert engine.handle(event("confirmed", 4, "alice", t=61)) == []  # still the same visit (seen at 30)
+    engine.handle(event("ended", 4, "alice", t=70))
+    assert len(engine.handle(event("confirmed", 5, "alice", t=131))) == 1  # away for 61 s: a new visit
+
+
+def test_by_default_one_walk_by_is_one_alert_and_two_walk_bys_are_two():
+    """The default cooldown: a person whose track breaks (3 s apart, as measured with Home
+    Assistant) alerts once; a stranger who comes back two minutes later alerts again."""
+    engine = AlertEngine(AlertSettings(mode="all"))
+    assert len(engine.handle(event("confirmed", 24, "obama", t=0))) == 1
+    engine.handle(event("ended", 24, "obama", t=4))
+    assert engine.handle(event("confirmed", 25, "obama", t=7)) == []
+    engine.handle(event("ended", 25, "obama", t=12))
+    assert len(engine.handle(event("confirmed", 30, "unknown-4", t=20))) == 1
+    engine.handle(event("ended", 30, "unknown-4", t=25))
+    assert len(engine.handle(event("confirmed", 31, "unknown-4", t=145))) == 1
 
 
 def test_unidentified_faces_share_one_cooldown():
@@ -61,7 +76,7 @@ def test_unidentified_faces_share_one_cooldown():
     assert len(engine.handle(event("confirmed", 1, None, t=0))) == 1
     assert [engine.handle(event("confirmed", n, None, t=n)) for n in range(2, 9)] == [[]] * 7  # a crowd
     assert len(engine.handle(event("confirmed", 9, "unknown-4", t=10))) == 1  # a stranger with an id
-    assert len(engine.handle(event("confirmed", 10, None, t=61))) == 1
+    assert len(engine.handle(event("confirmed", 10, None, t=70))) == 1  # 62 s after the crowd was last seen
 
 
 def test_ignore_list_and_switch_off():
@@ -81,7 +96,7 @@ def test_bad_settings():
 
 
 def test_a_track_without_an_answer_is_no_stranger_until_its_time_is_up():
-    engine = AlertEngine(AlertSettings(mode="unknowns"))
+    engine = AlertEngine(AlertSettings(mode="unknowns", cooldown_s=0))
     not_yet = TrackEvent("confirmed", "door", 1, 0.0, 0.0, (0, 0, 10, 10), None, -1.0, True, identified=False)
     assert engine.handle(not_yet) == []
     overdue = engine.handle(replace(not_yet, kind="unidentified", time=10.0))

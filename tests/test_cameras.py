@@ -23,7 +23,8 @@ def cameras_config(videos: dict[str, tuple[str, float]], gallery, port: int, ext
     tables = "".join(f'[cameras.{name}]\nsource = "{video}"\ndetect_fps = {fps}\n'
                      for name, (video, fps) in videos.items())
     return (f'[camera]\nloop = true\nopen_timeout_s = 3.0\n[recognition]\ngallery = "{gallery}"\n'
-            f'[stream]\nport = {port}\n[alerts]\nmode = "all"\n[mqtt]\nstats_interval_s = 1.0\n{extra}{tables}')
+            f'[stream]\nport = {port}\n[alerts]\nmode = "all"\ncooldown_s = 0.0\n[mqtt]\nstats_interval_s = 1.0\n'
+            f'{extra}{tables}')
 
 
 def copies(video, folder, names):

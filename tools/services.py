@@ -271,6 +271,7 @@ gallery = "{gallery}"
 port = {status_port}
 [alerts]
 mode = "{mode}"
+cooldown_s = 0.0
 [mqtt]
 stats_interval_s = 1.0
 {extra}
