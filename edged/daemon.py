@@ -106,9 +106,9 @@ def public_base_url(config: Config) -> str:
 
 
 def build_sinks(config: Config, state: Path, clip_link: Callable[[str], str] | None = None,
-                primary: bool = True) -> list[Sink]:
+                primary: bool = True, box_stats: Callable[[], list[dict[str, object]]] | None = None) -> list[Sink]:
     """One camera's sinks; `primary`: the first camera's, which alone answers the box-wide
-    MQTT gallery corrections."""
+    MQTT gallery corrections and publishes the box's stats (`box_stats()`: every camera's)."""
     from edged.sinks.media import MediaStore
 
     sinks: list[Sink] = [MediaStore(state / "media")]  # first: the pictures exist before others link them
@@ -123,7 +123,7 @@ def build_sinks(config: Config, state: Path, clip_link: Callable[[str], str] | N
         from edged.sinks.mqtt import MqttSink
 
         outbox = "mqtt-outbox.jsonl" if primary else f"mqtt-outbox-{config.camera.name}.jsonl"
-        sinks.append(MqttSink(config, state / outbox, base, state / "media", primary=primary))
+        sinks.append(MqttSink(config, state / outbox, base, state / "media", primary=primary, box_stats=box_stats))
     return sinks
 
 
@@ -252,7 +252,7 @@ class Daemon:
         tracking = FaceTracking(self.engine, self.gallery, tracking_settings(config), camera=c.name,
                                 time_offset=offset, name_strangers=True, keep_records=False)
         alerts = AlertEngine(AlertSettings(config.alerts.mode, config.alerts.cooldown_s, tuple(config.alerts.ignore)))
-        sinks = build_sinks(config, self.state, uploader.url_for if uploader else None, primary)
+        sinks = build_sinks(config, self.state, uploader.url_for if uploader else None, primary, self._box_stats)
         pipeline = Pipeline(source, tracking, alerts, sinks, config.detect_fps, config.mqtt.stats_interval_s)
         pipeline.live = self.lives[c.name]
         pipeline.keep_pictures = True
@@ -407,6 +407,9 @@ class Daemon:
             self.gallery.close()
             self.lock.release()
         return code
+
+    def _box_stats(self) -> list[dict[str, object]]:
+        return [p.last_stats.to_json() for p in getattr(self, "pipelines", []) if p.last_stats is not None]
 
     def _mqtt_sinks(self) -> list[Any]:
         return [sink for p in self.pipelines for sink in p.sinks if hasattr(sink, "loop_alive")]

@@ -13,6 +13,7 @@ import urllib.request
 from services import Daemon, Subscriber, free_port, gallery_copy, wait_until
 
 from edged.config import CONFIG_EXIT
+from edged.gallery import Gallery
 from edged.sinks import mqtt_messages as m
 
 from .conftest import chromium_page, live_image_shown
@@ -48,9 +49,9 @@ def test_two_cameras_one_daemon(broker, scenario_video, enrolled_gallery, tmp_pa
     port = free_port()
     mqtt = (f'[device]\nname = "box1"\n[mqtt]\nenabled = true\nhost = "127.0.0.1"\nport = {broker.port}\n'
             "stats_interval_s = 1.0\n")
-    text = cameras_config({"door": (videos["door"], 6.0), "yard": (videos["yard"], 3.0)},
-                          gallery_copy(enrolled_gallery, tmp_path), port).replace("[mqtt]\nstats_interval_s = 1.0\n",
-                                                                                   "")
+    gallery = gallery_copy(enrolled_gallery, tmp_path)
+    text = cameras_config({"door": (videos["door"], 6.0), "yard": (videos["yard"], 3.0)}, gallery,
+                          port).replace("[mqtt]\nstats_interval_s = 1.0\n", "")
     text = text.replace("[cameras.door]", mqtt + "[cameras.door]")
     subscriber = Subscriber(broker.port, client_id="sub-cameras")
     door, yard = (m.Topics("edged", "box1", name) for name in ("door", "yard"))
@@ -73,8 +74,14 @@ def test_two_cameras_one_daemon(broker, scenario_video, enrolled_gallery, tmp_pa
         stats = {c["camera"]: c["stats"] for c in status["cameras"]}
         assert [c["camera"] for c in status["cameras"]] == ["door", "yard"]
         assert (stats["door"]["detect_fps_target"], stats["yard"]["detect_fps_target"]) == (6.0, 3.0)
-        assert 4.5 <= stats["door"]["fps"] <= 6.6 and 2.2 <= stats["yard"]["fps"] <= 3.3, stats
-        assert not stats["door"]["falling_behind"] and not stats["yard"]["falling_behind"]
+        # Rates are the scheduler's behaviour, not the machine's speed: never above what was asked,
+        # and, on a loaded machine too, door's about twice yard's; a camera served under 90% of its
+        # rate says so. (bench_daemon.py measures the rates themselves.)
+        assert stats["door"]["fps"] <= 6.6 and stats["yard"]["fps"] <= 3.3, stats
+        assert 1.3 <= stats["door"]["fps"] / stats["yard"]["fps"] <= 2.7, stats
+        for name, wanted in (("door", 6.0), ("yard", 3.0)):
+            short = stats[name]["fps"] < 0.9 * min(wanted, stats[name]["camera_fps"]) - 0.3  # 0.3: sampling edge
+            assert stats[name]["falling_behind"] or not short, stats[name]
         assert status["camera"] == "door"  # the top of /status is the first camera, as with one
         # Each camera's own page, status, stream and snapshot; an unknown camera is a 404.
         code, body = get(port, "/cameras/yard/status")
@@ -97,11 +104,17 @@ def test_two_cameras_one_daemon(broker, scenario_video, enrolled_gallery, tmp_pa
         wait_until(lambda: subscriber.json(door.camera_stats) and subscriber.json(yard.camera_stats), 10,
                    "stats per camera")
         assert subscriber.json(yard.camera_stats)[-1]["detect_fps_target"] == 3.0
-        discovery = {t for t, _, _ in subscriber.messages if t.startswith("homeassistant/")}
+        wait_until(lambda: [b for b in subscriber.json(door.stats) if set(b["cameras"]) == {"door", "yard"}], 10,
+                   "one box stats message with both cameras")
+        with Gallery(gallery) as g:
+            obama = g.person_ids()["obama"]
+        discovery = [t for t, p, _ in subscriber.messages if t.startswith("homeassistant/") and p]
         for cam in ("door", "yard"):
             for entity in (f"event/edged_box1/{cam}_face", f"sensor/edged_box1/{cam}_fps",
-                           f"binary_sensor/edged_box1/{cam}_obama", f"binary_sensor/edged_box1/{cam}_behind"):
+                           f"binary_sensor/edged_box1/{cam}_person_{obama}", f"binary_sensor/edged_box1/{cam}_behind"):
                 assert f"homeassistant/{entity}/config" in discovery, entity
+        # The box's own entities are announced once per connect, by one camera's connection.
+        assert discovery.count("homeassistant/sensor/edged_box1/cpu_percent/config") == 1
         # SIGHUP with the yard replaced by a porch: the routes follow the cameras.
         porch = copies(scenario_video, tmp_path / "videos", ["porch"])["porch"]
         daemon.config.write_text(text.replace("[cameras.yard]", "[cameras.porch]").replace(videos["yard"], porch))

@@ -168,9 +168,13 @@ def test_events_alerts_discovery_and_presence(broker, scenario_video, enrolled_g
     triggered = subscriber.on(TOPICS.trigger)
     assert {t.decode() for t in triggered} == kinds and len(triggered) == len(alerts)
     assert subscriber.on(TOPICS.stranger)[:2] == [b"OFF", b"ON"]  # none at connect, then unknown-1
-    assert json.loads(subscriber.on(TOPICS.last_person_attributes)[-1])["person"] in {"obama", "biden", "rose_leslie"}
-    stats = subscriber.json(TOPICS.stats)
+    attributes = json.loads(subscriber.on(TOPICS.last_person_attributes)[-1])
+    assert attributes["person"] in {"obama", "biden", "rose_leslie"}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", attributes["time"]), attributes
+    stats = subscriber.json(TOPICS.camera_stats)
     assert stats and {"fps", "skipped", "latency_ms", "embeddings_per_s", "cpu_percent", "rss_mb"} <= set(stats[0])
+    box = subscriber.json(TOPICS.stats)  # one message for the box, each camera's figures in it
+    assert box and {"cpu_percent", "rss_mb", "cameras"} <= set(box[0]) and set(box[0]["cameras"]) == {"door"}
 
 
 def test_last_will_says_offline_when_the_daemon_dies(broker, scenario_video, enrolled_gallery, tmp_path):

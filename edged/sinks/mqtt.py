@@ -21,6 +21,7 @@ import queue
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -63,11 +64,12 @@ def guarded(callback: F) -> F:
 
 class MqttSink:
     def __init__(self, config: Config, outbox_path: Path, base_url: str = "", media_dir: Path | None = None,
-                 primary: bool = True) -> None:
+                 primary: bool = True, box_stats: Callable[[], list[dict[str, object]]] | None = None) -> None:
         """`base_url`: how phones reach the box, for the absolute links alerts and events carry;
         `media_dir`: where alert faces are kept, for corrections that name an event; `primary`:
-        this camera's connection also answers the box-wide gallery corrections (one camera's
-        does, or each correction would be applied once per camera)."""
+        this camera's connection also answers the box-wide gallery corrections and publishes
+        the box's own entities (one camera's does, or each would be done once per camera);
+        `box_stats()`: every camera's newest stats, for the box's one stats message."""
         import paho.mqtt.client as mqtt
 
         self.mqtt = mqtt
@@ -90,6 +92,7 @@ class MqttSink:
         self.goodbye = True  # close() says offline; a reload turns it off (the box is not going away)
         self.page_url = f"{base_url.rstrip('/')}/cameras/{config.camera.name}/" if base_url else ""
         self.primary = primary
+        self.box_stats = box_stats
         self.pipeline: Pipeline | None = None
         self.connected = False
         self.delivered = 0  # kept messages the broker acknowledged
@@ -447,6 +450,9 @@ class MqttSink:
         elif isinstance(item, Stats):
             for message in m.stats_messages(self.topics, item.to_json()):
                 self._send_now(message)
+            if self.primary:
+                cameras = self.box_stats() if self.box_stats is not None else []
+                self._send_now(m.box_stats(self.topics, cameras or [item.to_json()]))
             self._send_now(m.faces_in_view(self.topics, item.faces_in_view))
 
     def _track_presence(self, event: TrackEvent) -> None:

@@ -8,6 +8,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass
+from datetime import datetime
 
 from edged import __version__
 from edged.events import Alert, TrackEvent
@@ -175,8 +176,17 @@ def stranger_present(topics: Topics, present: bool) -> Message:
     return topics.stranger, ON if present else OFF, 1, True
 
 
+def iso_time(epoch: float) -> str:
+    """A time as Home Assistant shows and compares it: ISO 8601 with the box's UTC offset."""
+    return datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="seconds")
+
+
 def last_person_attributes(topics: Topics, attributes: dict[str, object]) -> Message:
-    return topics.last_person_attributes, json.dumps(attributes), 1, True
+    """The last person's attributes; a `time` (epoch seconds) is given as an ISO timestamp."""
+    shown = dict(attributes)
+    if isinstance(shown.get("time"), (int, float)):
+        shown["time"] = iso_time(float(shown["time"]))  # type: ignore[arg-type]
+    return topics.last_person_attributes, json.dumps(shown), 1, True
 
 
 def presence(topics: Topics, person_id: int, present: bool) -> Message:
@@ -192,10 +202,19 @@ def faces_in_view(topics: Topics, count: int) -> Message:
 
 
 def stats_messages(topics: Topics, stats: dict[str, object]) -> list[Message]:
-    """A camera's stats on its own topic, and on the box's (whose CPU and memory they carry);
-    retained, so Home Assistant has values at once after its own restart."""
-    body = json.dumps(stats)
-    return [(topics.camera_stats, body, 0, True), (topics.stats, body, 0, True)]
+    """A camera's stats on its own topic; retained, so Home Assistant has values at once after
+    its own restart."""
+    return [(topics.camera_stats, json.dumps(stats), 0, True)]
+
+
+def box_stats(topics: Topics, cameras: list[dict[str, object]]) -> Message:
+    """The box's stats in one message, as Frigate's: its CPU (0-100, every core) and memory on
+    top, each camera's figures under `cameras` (without their tracks); retained."""
+    newest = max(cameras, key=lambda c: float(c.get("time") or 0))  # type: ignore[arg-type]
+    body = {"time": newest.get("time"), "cpu_percent": newest.get("cpu_percent"), "rss_mb": newest.get("rss_mb"),
+            "cameras": {str(c["camera"]): {k: v for k, v in c.items() if k not in ("tracks", "cpu_percent", "rss_mb")}
+                        for c in cameras}}
+    return topics.stats, json.dumps(body), 0, True
 
 
 GALLERY_ACTIONS = ("reject", "confirm")
