@@ -7,6 +7,7 @@ import re
 import signal
 import time
 
+import cv2
 import numpy as np
 import pytest
 from services import Daemon, Mosquitto, Subscriber, config, free_port, gallery_copy, wait_until
@@ -145,6 +146,10 @@ def test_events_alerts_discovery_and_presence(broker, scenario_video, enrolled_g
     assert {a["person"] for a in alerts} == alerted
     assert len(alerts) == len({a["id"] for a in alerts}), "once per track"
     assert subscriber.on(TOPICS.snapshot) and subscriber.on(TOPICS.snapshot)[0][:2] == b"\xff\xd8"
+    # The whole frame too (its own image entity), larger than the face alone.
+    frame = cv2.imdecode(np.frombuffer(subscriber.on(TOPICS.frame)[0], np.uint8), cv2.IMREAD_COLOR)
+    face = cv2.imdecode(np.frombuffer(subscriber.on(TOPICS.snapshot)[0], np.uint8), cv2.IMREAD_COLOR)
+    assert frame.shape[0] * frame.shape[1] > 4 * face.shape[0] * face.shape[1]
     # Presence: on while a person is in view, off a second after their track ended.
     # (First OFF: on connect, nobody enrolled is left ON by a retained state from before.)
     with Gallery(gallery) as g:

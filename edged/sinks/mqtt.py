@@ -44,6 +44,7 @@ log = logging.getLogger("edged.mqtt")
 IN_FLIGHT = 10  # kept messages handed to paho at once, waiting for their acknowledgement
 GALLERY_CHECK_S = 5.0  # how soon enrolling or removing someone shows in Home Assistant
 COMMAND_QUEUE = 8  # signed gallery commands waiting for the one worker; more are refused
+MAX_FRAME_BYTES = 2 * 2**20  # an alert frame larger than this (a huge camera) is not sent over MQTT
 WARN_EVERY_S = 60.0  # the same warning about hostile or broken messages at most this often
 F = TypeVar("F")
 
@@ -447,6 +448,7 @@ class MqttSink:
                     "person": alert.person, "time": alert.time, "similarity": round(alert.similarity, 4),
                     "snapshot": alert.snapshot, "clip": alert.clip}))
             self._snapshot(item)
+            self._frame(item)
         elif isinstance(item, Stats):
             for message in m.stats_messages(self.topics, item.to_json()):
                 self._send_now(message)
@@ -558,6 +560,15 @@ class MqttSink:
                 changed = True
         if changed:
             self._save_presence()
+
+    def _frame(self, alert: Alert) -> None:
+        """The alert's whole frame with the face boxed, as the media store wrote it (it runs first)."""
+        if not alert.frame:
+            return
+        path = self.media_dir / Path(alert.frame).name
+        with contextlib.suppress(OSError):  # not kept (a full disk): the face snapshot still goes
+            if path.stat().st_size <= MAX_FRAME_BYTES:
+                self._send_now(m.alert_frame(self.topics, path.read_bytes()))
 
     def _snapshot(self, alert: Alert) -> None:
         if self.pipeline is None:

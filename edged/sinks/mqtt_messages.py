@@ -59,6 +59,11 @@ class Topics:
         return f"{self.base}/{self.camera}/snapshot"
 
     @property
+    def frame(self) -> str:
+        """The newest alert's whole frame, its face boxed (the snapshot is the face alone)."""
+        return f"{self.base}/{self.camera}/frame"
+
+    @property
     def last_person(self) -> str:
         return f"{self.base}/{self.camera}/last_person"
 
@@ -267,6 +272,10 @@ def snapshot(topics: Topics, jpeg: bytes) -> Message:
     return topics.snapshot, jpeg, 0, True
 
 
+def alert_frame(topics: Topics, jpeg: bytes) -> Message:
+    return topics.frame, jpeg, 0, True
+
+
 def _node(topics: Topics) -> str:
     return f"edged_{topics.device}".replace("-", "_")
 
@@ -307,6 +316,8 @@ def discovery(topics: Topics, discovery_prefix: str, people: dict[str, int], pag
                                       "icon": "mdi:face-recognition"}),
         (f"image/{node}/{cam}_snapshot", {"name": f"{cam} snapshot", "unique_id": f"{node}_{cam}_snapshot",
                                           "image_topic": topics.snapshot, "content_type": "image/jpeg"}),
+        (f"image/{node}/{cam}_frame", {"name": f"{cam} alert frame", "unique_id": f"{node}_{cam}_frame",
+                                       "image_topic": topics.frame, "content_type": "image/jpeg"}),
         (f"binary_sensor/{node}/{cam}_stranger", {"name": f"{cam} stranger present",
                                                   "unique_id": f"{node}_{cam}_stranger", "state_topic": topics.stranger,
                                                   "payload_on": ON, "payload_off": OFF, "device_class": "occupancy"}),
