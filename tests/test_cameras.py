@@ -115,6 +115,12 @@ def test_two_cameras_one_daemon(broker, scenario_video, enrolled_gallery, tmp_pa
                 assert f"homeassistant/{entity}/config" in discovery, entity
         # The box's own entities are announced once per connect, by one camera's connection.
         assert discovery.count("homeassistant/sensor/edged_box1/cpu_percent/config") == 1
+        # A camera's own switch turns that camera only.
+        subscriber.client.publish(yard.camera_switch_command("detection"), "OFF", qos=1)
+        enabled = lambda: {c["camera"]: c["detection_enabled"] for c in daemon.status(port)["cameras"]}  # noqa: E731
+        wait_until(lambda: enabled() == {"door": True, "yard": False}, 10, "yard's detection off, door's on")
+        wait_until(lambda: subscriber.on(yard.camera_switch("detection"))[-1:] == [b"OFF"], 10, "yard's state")
+        assert subscriber.on(door.camera_switch("detection"))[-1:] == [b"ON"]
         # SIGHUP with the yard replaced by a porch: the routes follow the cameras.
         porch = copies(scenario_video, tmp_path / "videos", ["porch"])["porch"]
         daemon.config.write_text(text.replace("[cameras.yard]", "[cameras.porch]").replace(videos["yard"], porch))

@@ -199,8 +199,10 @@ class MqttSink:
                 self._send_now(m.presence(self.topics, pid, pid in self._present))
             self._send_now(m.stranger_present(self.topics, self._stranger_on))
         for what in ("detection", "alerts"):
-            client.subscribe(self.topics.switch_command(what), qos=1)
-            self._send_now(m.switch_state(self.topics, what, self._switch(what)))
+            client.subscribe([(self.topics.switch_command(what), 1), (self.topics.camera_switch_command(what), 1)])
+            if self.primary:
+                self._send_now(m.switch_state(self.topics, what, self._switch(what)))
+            self._send_now(m.camera_switch_state(self.topics, what, self._switch(what)))
         self._send_now(m.availability(self.topics, online=True))
         if self.primary and self.settings.gallery_commands != "off":
             client.subscribe(self.topics.gallery_command, qos=1)
@@ -240,14 +242,17 @@ class MqttSink:
             self._take_command(bytes(message.payload))
             return
         for what in ("detection", "alerts"):
-            if message.topic == self.topics.switch_command(what):
-                wanted = message.payload.decode(errors="replace").strip().upper()
+            box_wide = message.topic == self.topics.switch_command(what)
+            if box_wide or message.topic == self.topics.camera_switch_command(what):
+                wanted = message.payload.decode(errors="replace").strip().upper()[:8]
                 if wanted not in (m.ON, m.OFF):
-                    log.warning("%s: expected ON or OFF, got %r", message.topic, wanted)
+                    self._warn(f"switch_{what}", "%s: expected ON or OFF, got %r", message.topic, wanted)
                     return
                 self._set_switch(what, wanted == m.ON)
-                self._send_now(m.switch_state(self.topics, what, wanted == m.ON))
-                log.info("%s switched %s over MQTT", what, wanted)
+                if box_wide and self.primary:
+                    self._send_now(m.switch_state(self.topics, what, wanted == m.ON))
+                self._send_now(m.camera_switch_state(self.topics, what, wanted == m.ON))
+                log.info("%s switched %s on camera %s over MQTT", what, wanted, self.topics.camera)
 
     def _take_command(self, raw: bytes) -> None:
         """A gallery command: checked here (cheap: a signature, a nonce), run by the worker.

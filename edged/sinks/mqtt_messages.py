@@ -124,6 +124,13 @@ class Topics:
     def switch_command(self, what: str) -> str:
         return f"{self.base}/{what}/set"
 
+    def camera_switch(self, what: str) -> str:
+        """State topic of this camera's own switch ("detection" or "alerts")."""
+        return f"{self.base}/{self.camera}/{what}/state"
+
+    def camera_switch_command(self, what: str) -> str:
+        return f"{self.base}/{self.camera}/{what}/set"
+
     @property
     def gallery_command(self) -> str:
         """The owner's corrections: {"action": "reject" | "confirm", "person", "event" | "stranger"}."""
@@ -268,6 +275,10 @@ def switch_state(topics: Topics, what: str, on: bool) -> Message:
     return topics.switch(what), ON if on else OFF, 1, True
 
 
+def camera_switch_state(topics: Topics, what: str, on: bool) -> Message:
+    return topics.camera_switch(what), ON if on else OFF, 1, True
+
+
 def snapshot(topics: Topics, jpeg: bytes) -> Message:
     return topics.snapshot, jpeg, 0, True
 
@@ -343,6 +354,10 @@ def discovery(topics: Topics, discovery_prefix: str, people: dict[str, int], pag
         "name": f"{cam} camera connected", "unique_id": f"{node}_{cam}_connected", "state_topic": topics.camera_stats,
         "value_template": "{{ 'ON' if value_json.source_connected else 'OFF' }}", "payload_on": ON,
         "payload_off": OFF, "device_class": "connectivity", "entity_category": "diagnostic"}))
+    for what in ("detection", "alerts"):  # this camera's own; the box-wide pair turns every camera
+        configs.append((f"switch/{node}/{cam}_{what}", {
+            "name": f"{cam} {what}", "unique_id": f"{node}_{cam}_{what}", "state_topic": topics.camera_switch(what),
+            "command_topic": topics.camera_switch_command(what), "payload_on": ON, "payload_off": OFF}))
     configs.append((f"binary_sensor/{node}/{cam}_behind", {
         "name": f"{cam} inference falling behind", "unique_id": f"{node}_{cam}_behind",
         "state_topic": topics.camera_stats, "value_template": "{{ 'ON' if value_json.falling_behind else 'OFF' }}",
