@@ -162,6 +162,9 @@ class MqttConfig:
     discovery_prefix: str = "homeassistant"
     outbox_max: int = field(default=1000, metadata=check("1 to 1000000", lambda v: 1 <= v <= 1_000_000))
     stats_interval_s: float = field(default=10.0, metadata=check(">= 1", lambda v: v >= 1))
+    # Home Assistant camera entity: the annotated live view as a picture this often (0: none).
+    camera_interval_s: float = field(default=10.0, metadata=check("0 (off) or 1 to 3600",
+                                                                  lambda v: v == 0 or 1 <= v <= 3600))
     # The key shared with whoever may command the box over MQTT (better in key_file or a systemd
     # credential): gallery commands and the instance claim are HMAC-signed with it.
     key: str = field(default="", metadata=check("\"\" or at least 16 characters", lambda v: not v or len(v) >= 16))

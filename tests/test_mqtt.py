@@ -21,7 +21,7 @@ TOPICS = m.Topics("edged", "box1", "door")
 
 def mqtt_config(video, gallery, status_port, broker_port, **kwargs):
     extra = (f'[device]\nname = "box1"\n[mqtt]\nenabled = true\nhost = "127.0.0.1"\nport = {broker_port}\n'
-             "keepalive_s = 5\npresence_timeout_s = 1.0\nstats_interval_s = 1.0\n")
+             "keepalive_s = 5\npresence_timeout_s = 1.0\nstats_interval_s = 1.0\ncamera_interval_s = 2.0\n")
     return config(video, gallery, status_port, **kwargs).replace("[mqtt]\nstats_interval_s = 1.0\n", "") + extra
 
 
@@ -146,6 +146,10 @@ def test_events_alerts_discovery_and_presence(broker, scenario_video, enrolled_g
     assert {a["person"] for a in alerts} == alerted
     assert len(alerts) == len({a["id"] for a in alerts}), "once per track"
     assert subscriber.on(TOPICS.snapshot) and subscriber.on(TOPICS.snapshot)[0][:2] == b"\xff\xd8"
+    # Home Assistant's camera entity: the live view as a picture every camera_interval_s.
+    picture = cv2.imdecode(np.frombuffer(subscriber.on(TOPICS.camera_picture)[-1], np.uint8), cv2.IMREAD_COLOR)
+    assert picture.shape[1] == 640
+    assert any(t == "homeassistant/camera/edged_box1/door_live/config" for t, _, _ in subscriber.messages)
     # The whole frame too (its own image entity), larger than the face alone.
     frame = cv2.imdecode(np.frombuffer(subscriber.on(TOPICS.frame)[0], np.uint8), cv2.IMREAD_COLOR)
     face = cv2.imdecode(np.frombuffer(subscriber.on(TOPICS.snapshot)[0], np.uint8), cv2.IMREAD_COLOR)

@@ -44,6 +44,7 @@ log = logging.getLogger("edged.mqtt")
 IN_FLIGHT = 10  # kept messages handed to paho at once, waiting for their acknowledgement
 GALLERY_CHECK_S = 5.0  # how soon enrolling or removing someone shows in Home Assistant
 COMMAND_QUEUE = 8  # signed gallery commands waiting for the one worker; more are refused
+CAMERA_PICTURE_WIDTH = 640  # the camera entity's picture: a dashboard tile, not the live stream
 MAX_FRAME_BYTES = 2 * 2**20  # an alert frame larger than this (a huge camera) is not sent over MQTT
 WARN_EVERY_S = 60.0  # the same warning about hostile or broken messages at most this often
 F = TypeVar("F")
@@ -188,7 +189,8 @@ class MqttSink:
             prefix = self.settings.discovery_prefix
             for message in m.old_person_configs(self.topics, prefix, list(enrolled)):
                 self._send_now(message)
-            for message in m.discovery(self.topics, prefix, enrolled, self.page_url, box_wide=self.primary):
+            for message in m.discovery(self.topics, prefix, enrolled, self.page_url, box_wide=self.primary,
+                                       camera_entity=self.settings.camera_interval_s > 0):
                 self._send_now(message)
             self._announced_people = {pid: name for name, pid in enrolled.items()}
         # The truth before `online`: whoever was present at the last stop or reload is still ON
@@ -509,9 +511,22 @@ class MqttSink:
         stranger = (now if self._strangers_live else self._stranger_seen) if self._stranger_on else None
         save_presence(self.presence_path, PresenceState(people, stranger))
 
+    def _send_camera_picture(self) -> None:
+        """The annotated live view, 640 px wide, for Home Assistant's camera entity."""
+        live = getattr(self.pipeline, "live", None)
+        if live is None or not self.connected:
+            return
+        frame = live.jpeg(0, timeout=0.5, width=CAMERA_PICTURE_WIDTH)
+        if frame is not None:
+            self._send_now(m.camera_picture(self.topics, frame[1]))
+
     def _clear_presence_loop(self) -> None:
-        last_save = last_gallery_check = last_claim = time.monotonic()
+        last_save = last_gallery_check = last_claim = last_picture = time.monotonic()
         while not self._stop.wait(1.0):
+            every = self.settings.camera_interval_s
+            if every and time.monotonic() - last_picture >= every:
+                last_picture = time.monotonic()
+                self._send_camera_picture()
             with self._presence_lock:
                 self._clear_presence(time.time())
                 if (self._present or self._stranger_on) and time.monotonic() - last_save >= 10:

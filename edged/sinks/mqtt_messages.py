@@ -59,6 +59,11 @@ class Topics:
         return f"{self.base}/{self.camera}/snapshot"
 
     @property
+    def camera_picture(self) -> str:
+        """The live view as a picture now and then, for Home Assistant's camera entity."""
+        return f"{self.base}/{self.camera}/camera"
+
+    @property
     def frame(self) -> str:
         """The newest alert's whole frame, its face boxed (the snapshot is the face alone)."""
         return f"{self.base}/{self.camera}/frame"
@@ -283,6 +288,10 @@ def snapshot(topics: Topics, jpeg: bytes) -> Message:
     return topics.snapshot, jpeg, 0, True
 
 
+def camera_picture(topics: Topics, jpeg: bytes) -> Message:
+    return topics.camera_picture, jpeg, 0, True
+
+
 def alert_frame(topics: Topics, jpeg: bytes) -> Message:
     return topics.frame, jpeg, 0, True
 
@@ -304,7 +313,7 @@ ORIGIN = {"name": "edged", "sw_version": __version__}  # who published the disco
 
 
 def discovery(topics: Topics, discovery_prefix: str, people: dict[str, int], page_url: str = "",
-              box_wide: bool = True) -> list[Message]:
+              box_wide: bool = True, camera_entity: bool = True) -> list[Message]:
     """Home Assistant MQTT discovery: one device per box with sensors for the last person seen
     and faces in view, a presence binary sensor per enrolled person, switches for detection and
     alerts, all tied to the availability topic. Retained, so Home Assistant finds them after
@@ -366,8 +375,13 @@ def discovery(topics: Topics, discovery_prefix: str, people: dict[str, int], pag
         box.append((f"switch/{node}/{what}", {
             "name": what, "unique_id": f"{node}_{what}", "state_topic": topics.switch(what),
             "command_topic": topics.switch_command(what), "payload_on": ON, "payload_off": OFF}))
+    if camera_entity:  # inside edged's device, no token in any URL (the MJPEG stream needs one)
+        configs.append((f"camera/{node}/{cam}_live", {"name": f"{cam} live", "unique_id": f"{node}_{cam}_live",
+                                                      "topic": topics.camera_picture}))
     messages = [(f"{discovery_prefix}/{path}/config", json.dumps({**body, **common}), 1, True)
                 for path, body in configs + (box if box_wide else [])]
+    if not camera_entity:
+        messages.append((f"{discovery_prefix}/camera/{node}/{cam}_live/config", "", 1, True))
     if box_wide:  # box-wide sensors of the one-camera edged, now per camera: cleared, so no ghost stays
         messages += [(f"{discovery_prefix}/sensor/{node}/{key}/config", "", 1, True) for key in ("fps", "latency_ms")]
     # Device triggers ("When edged <camera> saw a stranger" in the automation editor): one per
