@@ -412,19 +412,28 @@ def cmd_clips(args: argparse.Namespace) -> int:
 
     folder = _clips_dir(args)
     if args.action == "list":
+        from edged.history import HISTORY_NAME, AlertHistory
+
         clips = sorted(folder.glob("*.mp4")) if folder.is_dir() else []
+        history = AlertHistory(folder.parent / HISTORY_NAME, writer=False)
         rows: list[dict[str, Any]] = []
         for path in clips:
             info = probe(path)
+            alerts = [{"id": a.get("id"), "person": a.get("person"), "reason": a.get("reason"),
+                       "camera": a.get("camera")} for a in history.for_clip(path.name)]
             rows.append({"name": path.name, "bytes": path.stat().st_size, "seconds": round(info.seconds, 2),
                          "frames": info.frames, "codec": info.codec, "size": [info.width, info.height],
-                         "modified": path.stat().st_mtime})
+                         "modified": path.stat().st_mtime, "alerts": alerts})
         if args.json:
             print(json.dumps({"version": JSON_VERSION, "folder": str(folder), "clips": rows}, indent=2))
         else:
             print(f"{folder}: {len(rows)} clip(s)")
             for r in rows:
-                print(f"  {r['name']}  {r['seconds']:.1f} s  {r['bytes'] / 2**20:.1f} MB  {r['codec']}")
+                people = dict.fromkeys(str(a["person"] or "unknown") for a in r["alerts"])
+                who = ", ".join(people) or "no alert on record"
+                ids = " ".join(str(a["id"]) for a in r["alerts"])
+                print(f"  {r['name']}  {r['seconds']:.1f} s  {r['bytes'] / 2**20:.1f} MB  {r['codec']}  {who}"
+                      + (f"  (alert {ids})" if ids else ""))
         return 0
     path = folder / args.name
     if "/" in args.name or not path.is_file():

@@ -26,6 +26,7 @@ from edged.config import Config, load_config
 from edged.engine import EngineOptions, FaceEngine
 from edged.errors import ConfigError, EdgedError
 from edged.gallery import Gallery
+from edged.history import HISTORY_NAME, AlertHistory, HistorySink
 from edged.instance import StateLock
 from edged.io.source import FrameSource, SourceSettings
 from edged.library import Library
@@ -106,12 +107,15 @@ def public_base_url(config: Config) -> str:
 
 
 def build_sinks(config: Config, state: Path, clip_link: Callable[[str], str] | None = None,
-                primary: bool = True, box_stats: Callable[[], list[dict[str, object]]] | None = None) -> list[Sink]:
+                primary: bool = True, box_stats: Callable[[], list[dict[str, object]]] | None = None,
+                history: AlertHistory | None = None) -> list[Sink]:
     """One camera's sinks; `primary`: the first camera's, which alone answers the box-wide
     MQTT gallery corrections and publishes the box's stats (`box_stats()`: every camera's)."""
     from edged.sinks.media import MediaStore
 
     sinks: list[Sink] = [MediaStore(state / "media")]  # first: the pictures exist before others link them
+    if history is not None:
+        sinks.append(HistorySink(history))
     base = public_base_url(config) if config.notify.urls or config.mqtt.enabled else ""
     if config.notify.urls:
         from edged.sinks.notify import NotifySink
@@ -157,6 +161,8 @@ class Daemon:
                              folders={"media": self.state / "media", "clips": self.state / "clips"},
                              recording=self._clip_seconds_left, cameras=self.lives, camera_status=self.camera_status,
                              host_names=(*s.host_names, urlparse(self.config.notify.base_url).hostname or ""))
+        self.history = AlertHistory(self.state / HISTORY_NAME)
+        self.web.history = self.history
         try:
             self.engine = self._engine(self.config)
             self.gallery = Gallery(gallery_path)
@@ -206,8 +212,9 @@ class Daemon:
         return [name for uploader in self.uploaders for name in uploader.pending()]
 
     def _recent_events(self) -> list[dict[str, object]]:
-        events = [e for p in self.pipelines for e in p.recent]
-        return sorted(events, key=lambda e: float(e.get("time") or e.get("start_time") or 0))  # type: ignore[arg-type]
+        """The alerts of every camera, oldest first, from the history on disk (a restart or a
+        busy camera does not empty the library's recent faces)."""
+        return [{"type": "alert", **item} for item in reversed(self.history.recent(200))]
 
     def _engine(self, config: Config) -> FaceEngine:
         models = Path(config.models.dir) if config.models.dir else None
@@ -252,7 +259,8 @@ class Daemon:
         tracking = FaceTracking(self.engine, self.gallery, tracking_settings(config), camera=c.name,
                                 time_offset=offset, name_strangers=True, keep_records=False)
         alerts = AlertEngine(AlertSettings(config.alerts.mode, config.alerts.cooldown_s, tuple(config.alerts.ignore)))
-        sinks = build_sinks(config, self.state, uploader.url_for if uploader else None, primary, self._box_stats)
+        sinks = build_sinks(config, self.state, uploader.url_for if uploader else None, primary, self._box_stats,
+                            self.history)
         pipeline = Pipeline(source, tracking, alerts, sinks, config.detect_fps, config.mqtt.stats_interval_s)
         pipeline.live = self.lives[c.name]
         pipeline.keep_pictures = True

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from edged.config import CAMERA_NAME
 from edged.errors import ConfigError, EdgedError
 from edged.links import link_allows, link_key
 from edged.sinks.connections import ConnectionGuard, ConnectionLimits
@@ -38,6 +39,7 @@ from edged.sinks.stream import LiveView, check_exposure
 log = logging.getLogger("edged.web")
 PAGE = Path(__file__).with_name("page.html")
 LIBRARY_PAGE = Path(__file__).with_name("library.html")
+CLIPS_PAGE = Path(__file__).with_name("clips.html")
 MAX_FORM = 4096  # bytes of a library action
 LIBRARY_FACE = re.compile(r"/library/face/([0-9]{1,12})\.jpg")
 CAMERA_ROUTE = re.compile(r"/cameras/([A-Za-z0-9_-]{1,64})/(|status|stream\.mjpg|snapshot\.jpg)")
@@ -139,6 +141,7 @@ class WebServer:
         snapshot.jpg, and `camera_status(name)` as status); `view` is the one / shows."""
         check_exposure(bind, token, password)
         self.library = library
+        self.history: Any = None  # an edged.history.AlertHistory, for /alerts.json and the clips page
         self.cameras = cameras or {}
         self.camera_status = camera_status
         self.token, self.username, self.password = token, username, password
@@ -153,6 +156,8 @@ class WebServer:
         security = page_headers(page)
         library_page = LIBRARY_PAGE.read_bytes()
         library_security = page_headers(library_page)
+        clips_page = CLIPS_PAGE.read_bytes()
+        clips_security = page_headers(clips_page)
         outer = self
         limits_in_use = self.guard.limits
 
@@ -183,7 +188,10 @@ class WebServer:
                 if self._wrong_host() or self._refused(url.query, url.path):
                     return
                 routes = {"/": self._page, "/status": self._status, "/stream.mjpg": self._stream,
-                          "/snapshot.jpg": self._snapshot}
+                          "/snapshot.jpg": self._snapshot, "/alerts.json": lambda: self._alerts(url.query),
+                          "/clips.json": lambda: self._clips(url.query), "/clips/": self._clips_page,
+                          "/clips": lambda: self._send(301, "text/plain", b"", {
+                              "Location": "/clips/" + (f"?{url.query}" if url.query else "")})}
                 try:  # ?width= asks the live view for a narrower picture (a phone's)
                     self.width = int(parse_qs(url.query).get("width", ["0"])[0])
                 except ValueError:
@@ -268,6 +276,44 @@ class WebServer:
                 self._send(401, "application/json", b'{"error": "a token or a password is required"}',
                            {"WWW-Authenticate": 'Basic realm="edged"'})
                 return True
+
+            def _clips_page(self) -> None:
+                self._send(200, "text/html; charset=utf-8", clips_page, clips_security)
+
+            def _asked(self, query: str) -> tuple[str | None, int]:
+                fields = parse_qs(query)
+                camera = fields.get("camera", [""])[0]
+                try:
+                    limit = max(1, min(500, int(fields.get("limit", ["100"])[0])))
+                except ValueError:
+                    limit = 100
+                return (camera if CAMERA_NAME.fullmatch(camera) else None), limit
+
+            def _alerts(self, query: str) -> None:
+                """The alert history, newest first: ?camera=NAME, ?limit=N (at most 500)."""
+                camera, limit = self._asked(query)
+                alerts = outer.history.recent(limit, camera) if outer.history is not None else []
+                self._send(200, "application/json", json.dumps({"alerts": alerts}).encode())
+
+            def _clips(self, query: str) -> None:
+                """The finished clips, newest first, each with the alerts it was recorded for."""
+                camera, limit = self._asked(query)
+                folder = outer.folders.get("clips")
+                rows: list[dict[str, object]] = []
+                cameras: set[str] = set()
+                files = sorted(folder.glob("*.mp4"), key=lambda f: f.stat().st_mtime, reverse=True) if folder else []
+                for path in files:
+                    if not SERVED_FILE.fullmatch(path.name):
+                        continue
+                    alerts = outer.history.for_clip(path.name) if outer.history is not None else []
+                    owner = str(alerts[0]["camera"]) if alerts else path.name.rsplit("-", 3)[0]
+                    cameras.add(owner)
+                    if camera is None or owner == camera:
+                        info = path.stat()
+                        rows.append({"name": path.name, "camera": owner, "bytes": info.st_size,
+                                     "modified": info.st_mtime, "alerts": alerts})
+                body = {"cameras": sorted(cameras | set(outer.cameras)), "clips": rows[:limit]}
+                self._send(200, "application/json", json.dumps(body).encode())
 
             def _library_page(self) -> None:
                 self._send(200, "text/html; charset=utf-8", library_page, library_security)
