@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -361,6 +362,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return daemon.run()
 
 
+def _who(event: dict[str, Any]) -> str:
+    """As the page says it: a name, unknown-N, or not yet identified (no answer yet)."""
+    person = event.get("person")
+    if isinstance(person, str):
+        return person
+    return "not yet identified" if event.get("identified") is False or event.get("reason") == "unidentified" \
+        else "unknown"
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     import urllib.error
     import urllib.request
@@ -390,10 +400,14 @@ def cmd_status(args: argparse.Namespace) -> int:
               + (f"latency {c['latency_ms']:.0f} ms, " if c.get("latency_ms") is not None else "detection off, ")
               + f"{c['embeddings_per_s']:.2f} embeddings/s" + ("" if c["source_connected"] else ", NOT CONNECTED"))
         for track in c["tracks"]:
-            print(f"    track {track['track_id']}: {track['person'] or 'unknown'}"
+            print(f"    track {track['track_id']}: {track['person'] or 'not yet identified'}"
                   f"{'' if track['confirmed'] else ' (not yet confirmed)'}")
-    for event in document["recent_events"][-5:]:
-        print(f"  event: {event['type']} {event.get('person') or 'unknown'} (track {event['track_id']})")
+        for event in camera.get("recent_events", document["recent_events"])[-5:]:
+            print(f"    event: {event['type']} {_who(event)} (track {event['track_id']})")
+    reload = document.get("last_reload")
+    if reload:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(reload["time"])))
+        print(f"  last reload at {when}: {'done' if reload['ok'] else 'REFUSED'}: {reload['message']}")
     return 0
 
 

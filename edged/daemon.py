@@ -91,6 +91,9 @@ def tracking_settings(config: Config) -> TrackingSettings:
         match_threshold=config.recognition.threshold)
 
 
+_warned_loopback_links = threading.Event()
+
+
 def public_base_url(config: Config) -> str:
     """How a phone reaches this box's web server: notify.base_url, else this host's name when
     the server listens on every address, else its own address (loopback: not from a phone)."""
@@ -99,7 +102,8 @@ def public_base_url(config: Config) -> str:
         return config.notify.base_url
     host = socket.gethostname() if s.bind in ("0.0.0.0", "::") else s.bind
     host = f"[{host}]" if ":" in host else host
-    if s.bind in ("127.0.0.1", "localhost", "::1"):
+    if s.bind in ("127.0.0.1", "localhost", "::1") and not _warned_loopback_links.is_set():
+        _warned_loopback_links.set()  # once per daemon, not once per camera and reload
         log.warning("links in notifications and MQTT point at http://%s:%d, which a phone cannot open: set "
                     "notify.base_url "
                     "(and stream.bind with a token to listen beyond this machine)", host, s.port)
@@ -310,14 +314,14 @@ class Daemon:
                 "embedder": self.engine.embedder_spec.model_id, "providers": dict(self.engine.store.providers),
                 "config_sources": list(self.config.sources), "last_reload": self.last_reload,
                 "recognition": self._recognition(),
-                "cameras": [self._camera_part(p, events=False) for p in pipelines]}
+                "cameras": [self._camera_part(p, events=False, last_events=5) for p in pipelines]}
 
     def camera_status(self, name: str) -> dict[str, object]:
         """/cameras/<name>/status: /status with that camera's part on top."""
         pipeline = next((p for p in self.pipelines if p.camera == name), self.pipelines[0])
         return {**self.snapshot(), **self._camera_part(pipeline)}
 
-    def _camera_part(self, pipeline: Pipeline, events: bool = True) -> dict[str, object]:
+    def _camera_part(self, pipeline: Pipeline, events: bool = True, last_events: int = 0) -> dict[str, object]:
         stats = pipeline.last_stats or pipeline.stats()
         source = pipeline.source.stats
         camera = pipeline.camera_config
@@ -331,8 +335,8 @@ class Daemon:
         mqtt: Any = next((sink for sink in pipeline.sinks if hasattr(sink, "loop_alive")), None)
         if mqtt is not None:
             part["mqtt"] = mqtt.health()
-        if events:
-            part["recent_events"] = list(pipeline.recent)[-20:]
+        if events or last_events:
+            part["recent_events"] = list(pipeline.recent)[-(last_events or 20):]
         return part
 
     def _recognition(self) -> dict[str, object]:

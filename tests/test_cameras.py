@@ -16,7 +16,7 @@ from edged.config import CONFIG_EXIT
 from edged.gallery import Gallery
 from edged.sinks import mqtt_messages as m
 
-from .conftest import chromium_page, live_image_shown
+from .conftest import chromium_page, live_image_shown, run_edged
 
 
 def cameras_config(videos: dict[str, tuple[str, float]], gallery, port: int, extra: str = "") -> str:
@@ -78,7 +78,7 @@ def test_two_cameras_one_daemon(broker, scenario_video, enrolled_gallery, tmp_pa
         # and, on a loaded machine too, door's about twice yard's; a camera served under 90% of its
         # rate says so. (bench_daemon.py measures the rates themselves.)
         assert stats["door"]["fps"] <= 6.6 and stats["yard"]["fps"] <= 3.3, stats
-        assert 1.3 <= stats["door"]["fps"] / stats["yard"]["fps"] <= 2.7, stats
+        assert 1.3 <= stats["door"]["fps"] / stats["yard"]["fps"] <= 2.7 or stats["door"]["falling_behind"], stats
         for name, wanted in (("door", 6.0), ("yard", 3.0)):
             short = stats[name]["fps"] < 0.9 * min(wanted, stats[name]["camera_fps"]) - 0.3  # 0.3: sampling edge
             assert stats[name]["falling_behind"] or not short, stats[name]
@@ -130,6 +130,13 @@ def test_two_cameras_one_daemon(broker, scenario_video, enrolled_gallery, tmp_pa
         assert get(port, "/cameras/yard/status")[0] == 404
         assert json.loads(get(port, "/cameras/porch/status")[1])["camera"] == "porch"
         assert get(port, "/cameras/porch/snapshot.jpg")[1][:2] == b"\xff\xd8"
+        # edged status: each camera with its own events, and the last reload's result.
+        wait_until(lambda: [c for c in daemon.status(port)["cameras"] if c["camera"] == "porch" and c["recent_events"]],
+                   30, "events of the porch")
+        shown = run_edged("status", "--url", f"http://127.0.0.1:{port}/status", check=True).stdout
+        door_part, porch_part = shown.split("camera door", 1)[1].split("camera porch", 1)
+        assert "event:" in door_part and "event:" in porch_part, shown
+        assert "last reload at" in shown and ": done: reloaded from" in shown
     finally:
         code = daemon.stop()
         subscriber.close()

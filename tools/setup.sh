@@ -10,7 +10,8 @@ dev=0
 [[ "${1:-}" == "--dev" ]] && dev=1
 shared="${EDGED_SHARED:-$here/../shared}"
 venv="$here/.venv"
-say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+# Bold only on a terminal: a log file or CI's output gets plain text.
+if [[ -t 1 ]]; then say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }; else say() { printf '[setup] %s\n' "$*"; }; fi
 
 sudo_if_needed() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 

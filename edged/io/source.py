@@ -22,6 +22,10 @@ from edged.redact import mask_url
 from edged.types import Frame
 
 log = logging.getLogger("edged.io.source")
+# OpenCV's FFmpeg prints every decoder complaint ("co located POCs unavailable", again and
+# again) to stderr; a frame that cannot be decoded shows up as a failed read, which is logged.
+# Only fatal ones, unless the owner asks for more (AV_LOG_FATAL = 8).
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "8")
 STOP_WAIT_S = 3.0  # how long stop() waits for a reader that is blocked in a read or an open
 
 
