@@ -14,7 +14,7 @@ from typing import Any
 import cv2
 
 from edged import __version__
-from edged.config import CONFIG_EXIT, load_config, show
+from edged.config import CONFIG_EXIT, load_config, needs_cameras, show
 from edged.engine import EngineOptions, FaceEngine, FaceResult
 from edged.errors import ConfigError, EdgedError, GalleryError, ImageError, ModelError
 from edged.gallery import Gallery
@@ -468,6 +468,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     path = args.file or args.config
     config = load_config(path)
     if args.action == "check":
+        needs_cameras(config)
         print(f"{', '.join(config.sources) or 'built-in defaults'}: configuration is valid")
     else:
         print(show(config), end="")

@@ -65,7 +65,8 @@ class CameraConfig:
     # One rule wherever a camera's name goes: URLs (/cameras/NAME/), MQTT topics, client ids, clip files.
     name: str = field(default="camera", metadata=check("1 to 64 ASCII letters, digits, - or _",
                                                        lambda v: bool(CAMERA_NAME.fullmatch(v))))
-    source: str = field(default="/dev/video0", metadata=check("a device, a file, or an rtsp:// URL", bool))
+    # Required to run (needs_cameras): a configuration that names no camera never opens one by guess.
+    source: str = ""
     # The camera's substream for detection and tracking ("" = detect on `source`); `source` is
     # then recorded for clips (its packets, never decoded) and must be a file or a stream.
     detect_source: str = ""
@@ -536,6 +537,23 @@ def _shared_sources(views: list[Config], origins: dict[str, str]) -> list[str]:
                 errors.append(f"{where}: cameras {seen[source]} and {c.name} both read {mask_url(source)!r}")
             seen.setdefault(source, c.name)
     return errors
+
+
+SOURCE_FORMS = "a device (/dev/video0), a camera index (\"0\"), a video file, or an rtsp:// URL"
+
+
+def needs_cameras(config: Config) -> None:
+    """What `run` and `config check` add to loading: every camera names its source (a camera
+    table without one, or no configuration at all, would otherwise open /dev/video0)."""
+    errors = []
+    for view in config.camera_configs():
+        if view.camera.source:
+            continue
+        section = f"cameras.{view.camera.name}" if config.cameras else "camera"
+        where = ", ".join(config.sources) or f"no configuration file ({DEFAULT_FILE} or --config FILE)"
+        errors.append(f"{where}: {section}.source is required: {SOURCE_FORMS}")
+    if errors:
+        raise ConfigError(errors[0] if len(errors) == 1 else "\n".join(errors))
 
 
 def exposure_problem(bind: str, token: str, password: str = "") -> str | None:

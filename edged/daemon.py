@@ -22,7 +22,7 @@ import numpy as np
 
 from edged import __version__
 from edged.alerts import AlertEngine, AlertSettings
-from edged.config import Config, load_config
+from edged.config import Config, load_config, needs_cameras
 from edged.engine import EngineOptions, FaceEngine
 from edged.errors import ConfigError, EdgedError
 from edged.gallery import Gallery
@@ -139,6 +139,7 @@ class Daemon:
     def __init__(self, config_path: Path | None) -> None:
         self.config_path = config_path
         self.config = load_config(config_path)
+        needs_cameras(self.config)
         check_exposure(self.config.stream.bind, self.config.stream.token, self.config.stream.password)
         self.started = time.time()
         self._stop = threading.Event()
@@ -435,6 +436,7 @@ class Daemon:
     def reload(self) -> None:
         try:
             new = load_config(self.config_path)
+            needs_cameras(new)
             check_exposure(new.stream.bind, new.stream.token, new.stream.password)
         except Exception as exc:  # whatever the new file holds, the running configuration stays
             message = str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"

@@ -74,8 +74,8 @@ def test_secret_files_and_credentials_directory(etc, monkeypatch):
     ('[mqtt]\npassword_file = "/nonexistent/pw"\n', "mqtt.password_file: cannot read secret file /nonexistent/pw"),
     ("[mqtt\n", "edged.toml: not valid TOML"),
     ("[quality]\nzone = [[1, 2], [3, 4]]\n", "quality.zone: [[1, 2], [3, 4]] is out of range"),
-    ('[camera]\ndetect_source = "rtsp://cam/sub"\n', "edged.toml: camera.detect_source is set, so camera.source "
-     "('/dev/video0') is recorded for clips, which needs an rtsp:// stream or a file"),
+    ('[camera]\nsource = "/dev/video0"\ndetect_source = "rtsp://cam/sub"\n', "edged.toml: camera.detect_source is "
+     "set, so camera.source ('/dev/video0') is recorded for clips, which needs an rtsp:// stream or a file"),
 ])
 def test_each_kind_of_error_names_file_and_key(etc, text, message):
     main = write(etc / "edged.toml", text)
@@ -110,11 +110,13 @@ def test_example_documents_every_key_and_loads():
         assert f"[{section_name}]" in text
         for key, value in vars(section).items():
             assert f"\n{key} = " in text, f"systemd/edged.toml does not show {section_name}.{key}"
+            if (section_name, key) == ("camera", "source"):
+                continue  # required: the example names one (a configuration without one is refused)
             assert getattr(getattr(config, section_name), key) == value, f"{section_name}.{key} differs from default"
 
 
 def test_config_check_and_show_commands(etc):
-    good = write(etc / "edged.toml", '[mqtt]\npassword = "hunter2"\n')
+    good = write(etc / "edged.toml", '[camera]\nsource = "/dev/video0"\n[mqtt]\npassword = "hunter2"\n')
     result = run_edged("config", "check", str(good), check=True)
     assert "is valid" in result.stdout
     shown = run_edged("config", "show", "--config", str(good), check=True).stdout
@@ -202,3 +204,14 @@ def test_cameras_tables_override_the_global_sections_per_camera(etc):
 def test_one_camera_table_alone_is_still_one_camera(etc):
     config = load_config(write(etc / "edged.toml", '[camera]\nname = "porch"\nsource = "rtsp://cam/1"\n'), {})
     assert [c.camera.name for c in config.camera_configs()] == ["porch"] and config.cameras == ()
+
+
+def test_a_camera_needs_a_source(etc, tmp_path):
+    """A camera table without a source, a detect_source alone, or no configuration at all is
+    refused by config check and run, never guessed to be /dev/video0."""
+    for text in ('[cameras.door]\ndetect_fps = 2.0\n', '[camera]\ndetect_source = "rtsp://cam/sub"\n'):
+        path = write(etc / "edged.toml", text)
+        result = run_edged("config", "check", "--config", str(path))
+        assert result.returncode == 78 and ".source is required" in result.stderr, result.stderr
+    result = run_edged("run", env={"EDGED_GALLERY": str(tmp_path / "g.db")})  # no /etc/edged/edged.toml here
+    assert result.returncode == 78 and "camera.source is required" in result.stderr, result.stderr[-500:]

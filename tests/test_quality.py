@@ -38,6 +38,12 @@ def test_small_faces_and_zone():
     inside = QualitySettings(zone=((0, 0), (120, 0), (120, 120), (0, 120)))
     assert not assess(image, faces, outside).in_zone[0]
     assert assess(image, faces, inside).in_zone[0]
+    # The same zones in fractions of the 200 x 200 picture, as the example file writes them.
+    assert not assess(image, faces, QualitySettings(zone=((0.5, 0.5), (1, 0.5), (1, 1), (0.5, 1)))).in_zone[0]
+    assert assess(image, faces, QualitySettings(zone=((0, 0), (0.6, 0), (0.6, 0.6), (0, 0.6)))).in_zone[0]
+    # The example's "lower 70% of the frame": a face centred at 27.5% of the height is not in it.
+    lower = QualitySettings(zone=((0.0, 0.3), (1.0, 0.3), (1.0, 1.0), (0.0, 1.0)))
+    assert not assess(image, faces, lower).in_zone[0]
 
 
 def test_yaw_from_landmarks():

@@ -19,7 +19,9 @@ SHARPNESS_SIDE = 64
 class QualitySettings:
     """min_face_px: shorter box side in source pixels. min_sharpness: variance of the Laplacian
     of the face at 64 px. max_yaw: nose offset from the eyes' midpoint in eye distances (0 is
-    frontal, about 0.5 is a half profile). zone: polygon (K, 2) in source pixels, or None."""
+    frontal, about 0.5 is a half profile). zone: polygon (K, 2) in the detected picture's
+    pixels, or in fractions of its width and height when every coordinate is between 0 and 1
+    (Frigate's relative coordinates; no pixel zone fits in one pixel), or None."""
 
     min_face_px: float = 40.0
     min_sharpness: float = 30.0
@@ -69,11 +71,22 @@ def sharpness(image_bgr: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
     return out
 
 
-def in_zone(xyxy: np.ndarray, zone: tuple[tuple[float, float], ...] | None) -> np.ndarray:
-    """Whether each box centre lies inside the zone polygon (all True without a zone)."""
+def zone_pixels(zone: tuple[tuple[float, float], ...], size: tuple[int, int]) -> np.ndarray:
+    """The zone polygon (K, 2) in pixels of a picture `size` (width, height): a zone given in
+    fractions (every coordinate within 0..1) is scaled to it, one in pixels is kept."""
+    polygon = np.asarray(zone, np.float32)
+    if polygon.size and float(polygon.min()) >= 0 and float(polygon.max()) <= 1:
+        polygon = polygon * np.asarray(size, np.float32)
+    return polygon
+
+
+def in_zone(xyxy: np.ndarray, zone: tuple[tuple[float, float], ...] | None,
+            size: tuple[int, int] = (1, 1)) -> np.ndarray:
+    """Whether each box centre lies inside the zone polygon (all True without a zone); `size`:
+    the picture's (width, height), for a zone in fractions."""
     if zone is None:
         return np.ones(len(xyxy), bool)
-    polygon = np.asarray(zone, np.float32).reshape(-1, 1, 2)
+    polygon = zone_pixels(zone, size).reshape(-1, 1, 2)
     centres = (xyxy[:, :2] + xyxy[:, 2:]) / 2
     return np.array([cv2.pointPolygonTest(polygon, (float(x), float(y)), False) >= 0 for x, y in centres], bool)
 
@@ -82,7 +95,7 @@ def assess(image_bgr: np.ndarray, faces: Faces, settings: QualitySettings) -> Qu
     size = np.minimum(faces.width, faces.height)
     sharp = sharpness(image_bgr, faces.xyxy)
     yaw = yaw_ratio(faces.landmarks) if len(faces) else np.zeros(0, np.float32)
-    zone = in_zone(faces.xyxy, settings.zone)
+    zone = in_zone(faces.xyxy, settings.zone, (image_bgr.shape[1], image_bgr.shape[0]))
     passed = (size >= settings.min_face_px) & (sharp >= settings.min_sharpness) & (yaw <= settings.max_yaw) & zone
     # Each factor saturates where more no longer helps recognition.
     score = (np.clip(size / 112.0, 0, 1) * np.clip(sharp / 200.0, 0, 1) * np.clip(1 - yaw / 0.6, 0, 1)
