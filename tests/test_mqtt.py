@@ -369,3 +369,42 @@ def test_presence_survives_reloads_restarts_and_kill_9(broker, stamped_videos, e
     finally:
         daemon.stop()
         subscriber.close()
+
+
+def home_assistant_python() -> str:
+    """The Python of the virtual environment holding Home Assistant (tools/setup.sh --dev)."""
+    import os
+    from pathlib import Path
+
+    from .conftest import ROOT
+
+    marker = ROOT / ".venv" / ".edged-ha-venv"
+    folder = os.environ.get("EDGED_HA_VENV") or (marker.read_text().strip() if marker.is_file() else "")
+    python = Path(folder) / "bin" / "python"
+    if not python.is_file():
+        pytest.fail("Home Assistant's virtual environment is missing: run tools/setup.sh --dev")
+    return str(python)
+
+
+def test_every_discovery_payload_passes_home_assistants_own_schemas():
+    """Home Assistant 2024.1's DISCOVERY_SCHEMA of each platform (and of device triggers), run
+    by Home Assistant's own code on every config edged publishes: one camera and several, names
+    that collide with built-ins or are not ASCII, the camera entity on and off."""
+    import subprocess
+
+    from .conftest import ROOT
+
+    published = m.discovery(TOPICS, "homeassistant", {"alice": 3, "stranger": 4, "José Núñez": 5, "a+b": 6},
+                            "http://box:8090/cameras/door/")
+    published += m.discovery(m.Topics("edged", "box1", "yard"), "homeassistant", {"alice": 3}, box_wide=False,
+                             camera_entity=False)
+    published.append(m.person_discovery(TOPICS, "homeassistant", "Rose Leslie", 9))
+    payloads = [[topic, payload] for topic, payload, _, _ in published if isinstance(payload, str)]
+    result = subprocess.run([home_assistant_python(), str(ROOT / "tools" / "ha_schemas.py")],
+                            input=json.dumps(payloads), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert report["errors"] == []
+    assert report["checked"] == sum(1 for _, p in payloads if p)
+    components = {t.split("/")[1] for t, p in payloads if p}
+    assert components == {"binary_sensor", "sensor", "switch", "image", "event", "camera", "device_automation"}

@@ -64,6 +64,20 @@ if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
   touch "$stamp"
 fi
 
+# --- Home Assistant, for the tests ------------------------------------------------------------
+# Its own discovery schemas check every payload edged publishes (tools/ha_schemas.py). It lives
+# in a virtual environment of its own, outside the checkout, made once per machine.
+if [[ $dev -eq 1 ]]; then
+  ha_venv="${EDGED_HA_VENV:-$HOME/.cache/edged/homeassistant-2024.1}"
+  if [[ ! -x "$ha_venv/bin/hass" ]]; then
+    say "installing Home Assistant 2024.1 into $ha_venv (the tests check discovery with its schemas; once)"
+    rm -rf "$ha_venv"
+    python3 -m venv "$ha_venv" && "$ha_venv/bin/python" -m pip --disable-pip-version-check -q install \
+      "homeassistant==2024.1.6" numpy || { rm -rf "$ha_venv"; say "cannot install Home Assistant into $ha_venv"; exit 1; }
+  fi
+  echo "$ha_venv" > "$venv/.edged-ha-venv"
+fi
+
 # --- demo video -----------------------------------------------------------------------------
 # (Before the models: a few of its frames check an embedder exported here.)
 py="$venv/bin/python"
