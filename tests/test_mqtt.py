@@ -10,7 +10,7 @@ import time
 import cv2
 import numpy as np
 import pytest
-from services import Daemon, Mosquitto, Subscriber, config, free_port, gallery_copy, wait_until
+from services import Daemon, Mosquitto, Subscriber, config, free_port, gallery_copy, home_assistant_python, wait_until
 
 from edged.events import TrackEvent
 from edged.gallery import Gallery
@@ -371,21 +371,6 @@ def test_presence_survives_reloads_restarts_and_kill_9(broker, stamped_videos, e
         subscriber.close()
 
 
-def home_assistant_python() -> str:
-    """The Python of the virtual environment holding Home Assistant (tools/setup.sh --dev)."""
-    import os
-    from pathlib import Path
-
-    from .conftest import ROOT
-
-    marker = ROOT / ".venv" / ".edged-ha-venv"
-    folder = os.environ.get("EDGED_HA_VENV") or (marker.read_text().strip() if marker.is_file() else "")
-    python = Path(folder) / "bin" / "python"
-    if not python.is_file():
-        pytest.fail("Home Assistant's virtual environment is missing: run tools/setup.sh --dev")
-    return str(python)
-
-
 def test_every_discovery_payload_passes_home_assistants_own_schemas():
     """Home Assistant 2024.1's DISCOVERY_SCHEMA of each platform (and of device triggers), run
     by Home Assistant's own code on every config edged publishes: one camera and several, names
@@ -400,7 +385,7 @@ def test_every_discovery_payload_passes_home_assistants_own_schemas():
                              camera_entity=False)
     published.append(m.person_discovery(TOPICS, "homeassistant", "Rose Leslie", 9))
     payloads = [[topic, payload] for topic, payload, _, _ in published if isinstance(payload, str)]
-    result = subprocess.run([home_assistant_python(), str(ROOT / "tools" / "ha_schemas.py")],
+    result = subprocess.run([str(home_assistant_python()), str(ROOT / "tools" / "ha_schemas.py")],
                             input=json.dumps(payloads), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout)

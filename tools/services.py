@@ -303,3 +303,62 @@ def datagrams(sock: socket.socket, seconds: float) -> list[str]:
         except TimeoutError:
             continue
     return got
+
+
+def home_assistant_python() -> Path:
+    """The Python of the virtual environment holding Home Assistant (tools/setup.sh --dev)."""
+    marker = ROOT / ".venv" / ".edged-ha-venv"
+    folder = os.environ.get("EDGED_HA_VENV") or (marker.read_text().strip() if marker.is_file() else "")
+    python = Path(folder) / "bin" / "python"
+    if not python.is_file():
+        raise RuntimeError("Home Assistant's virtual environment is missing: run tools/setup.sh --dev")
+    return python
+
+
+class HomeAssistant:
+    """A real Home Assistant on 127.0.0.1 with a fresh configuration: the HTTP API, onboarding
+    and config flows (tools/ha_watch.py sets up its MQTT integration and follows its states)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "configuration.yaml").write_text(
+            "homeassistant:\n  name: edged-test\n  time_zone: UTC\n  unit_system: metric\n  latitude: 0\n"
+            "  longitude: 0\n  elevation: 0\n  currency: EUR\n  country: DE\n"
+            f"http:\n  server_host: 127.0.0.1\n  server_port: {self.port}\napi:\nonboarding:\nconfig:\n")
+        self.process: subprocess.Popen[bytes] | None = None
+        self.watcher: subprocess.Popen[str] | None = None
+        self.events_file = folder / "states.jsonl"
+
+    def start(self, broker_port: int, seconds: float = 240) -> None:
+        python = home_assistant_python()
+        self.process = subprocess.Popen([str(python), "-m", "homeassistant", "-c", str(self.folder)],
+                                        stdout=subprocess.DEVNULL, stderr=(self.folder / "hass.log").open("wb"))
+
+        def up() -> bool:
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/onboarding", timeout=2) as response:
+                    return response.status == 200
+            except OSError:
+                return False
+
+        wait_until(up, seconds, "Home Assistant's HTTP API")
+        self.watcher = subprocess.Popen([str(python), str(ROOT / "tools" / "ha_watch.py"), self.url, str(broker_port)],
+                                        stdin=subprocess.PIPE, stdout=self.events_file.open("w"),
+                                        stderr=(self.folder / "watch.log").open("w"), text=True)
+        wait_until(lambda: self.events_file.read_text().startswith("ready "), 60, "Home Assistant's MQTT and states")
+
+    def states(self) -> list[dict]:
+        """Every state change Home Assistant made since the watcher started, in order."""
+        return [json.loads(line) for line in self.events_file.read_text().splitlines()[1:] if line.startswith("{")]
+
+    def stop(self) -> None:
+        for process in (self.watcher, self.process):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
