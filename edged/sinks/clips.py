@@ -31,7 +31,8 @@ from edged.sinks.clip_writers import FrameEncoder, PacketClipWriter, recover_unf
 log = logging.getLogger("edged.clips")
 
 __all__ = ["ClipRecorder", "ClipSettings", "JpegFrame", "JpegRing", "PacketRing", "retain"]
-# A clip's end by the clock waits this long past its post-roll for frames still on their way.
+# A clip's end by the clock: its post-roll passed this long ago and nothing arrived from the
+# camera for this long (a busy box delivers late, but delivers: then the frames end the clip).
 CLOCK_GRACE_S = 2.0
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class ClipRecorder:
         self._frames: queue.Queue[tuple[float, np.ndarray, float] | None] = queue.Queue(settings.frame_queue)
         self._compressor: threading.Thread | None = None
         self._closed = threading.Event()
+        self._last_arrival = time.monotonic()  # the newest packet or frame from the source
         self._clock = threading.Thread(target=self._clock_loop, name="edged-clip-clock", daemon=True)
         self._clock.start()
 
@@ -114,6 +116,7 @@ class ClipRecorder:
             self._source_stream = stream
         current = self._template
         assert current is not None
+        self._last_arrival = time.monotonic()
         ticks = max(1, round(1 / (fps * current.time_base))) if fps > 0 else 1
         packet = item.packet
         raw_dts = packet.dts if packet is not None else None
@@ -155,6 +158,7 @@ class ClipRecorder:
         """A frame of a source whose packets cannot go into clips as they are, captured at
         monotonic `ts`: queued for compression on the recorder's own thread, so the source
         keeps its pace; when compression falls behind, the frame is dropped and counted."""
+        self._last_arrival = time.monotonic()
         if self._compressor is None:
             self._compressor = threading.Thread(target=self._compress_loop, name="edged-clip-frames", daemon=True)
             self._compressor.start()
@@ -229,7 +233,7 @@ class ClipRecorder:
         (monotonic) with no frame to end it, as when the camera is down: it keeps what it has."""
         with self._lock:
             recording = self.recording
-            if recording is None or now < recording.end_ts + CLOCK_GRACE_S:
+            if recording is None or now < recording.end_ts + CLOCK_GRACE_S or now - self._last_arrival < CLOCK_GRACE_S:
                 return False
             self.recording = None
         if recording.encoder is not None:
