@@ -26,7 +26,7 @@ log = logging.getLogger("edged.io.source")
 # again) to stderr; a frame that cannot be decoded shows up as a failed read, which is logged.
 # Only fatal ones, unless the owner asks for more (AV_LOG_FATAL = 8).
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "8")
-STOP_WAIT_S = 3.0  # how long stop() waits for a reader that is blocked in a read or an open
+STOP_WAIT_S = 1.0  # how long stop() waits for a reader blocked in a read, an open or a stream's teardown
 
 
 class ClipFeed(Protocol):
