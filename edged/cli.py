@@ -20,7 +20,7 @@ from edged.errors import ConfigError, EdgedError, GalleryError, ImageError, Mode
 from edged.gallery import Gallery
 from edged.io.images import load_image
 from edged.io.s3 import fetched
-from edged.manifest import choose_embedder
+from edged.manifest import choose_embedder, default_reason, installed_embedders
 from edged.paths import default_gallery
 from edged.report import write_report
 from edged.runtime import ModelStore, available_providers, choose_providers
@@ -265,10 +265,13 @@ def cmd_gallery(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     store = ModelStore(args.models_dir)
     try:
-        default = choose_embedder(store.specs, store.models_dir, args.embedder).name
+        chosen = choose_embedder(store.specs, store.models_dir, args.embedder)
+        default: str | None = chosen.name
+        why = ("asked for with --embedder" if args.embedder
+               else default_reason(chosen, installed_embedders(store.specs, store.models_dir)))
     except EdgedError:
-        default = None
-    _say(f"embedder in use: {default or 'none installed'}")
+        default, why = None, ""
+    _say(f"embedder in use: {default or 'none installed'}" + (f" ({why})" if why else ""))
     available = available_providers()
     runs_on = choose_providers(("auto",), available)[0]
     rows: list[dict[str, object]] = []
@@ -280,6 +283,7 @@ def cmd_models(args: argparse.Namespace) -> int:
                      "crop": spec.crop or None, "output_size": spec.output_size or None,
                      "match_threshold": spec.match_threshold if spec.is_embedder else None,
                      "threshold_1pct": spec.threshold_1pct or None, "threshold_5pct": spec.threshold_5pct or None,
+                     "named_1pct": spec.named_1pct or None,
                      "calibration": spec.calibration or None})
     if args.json:
         print(json.dumps({"version": JSON_VERSION, "models_dir": str(store.models_dir), "models": rows,

@@ -143,3 +143,16 @@ def live_image_shown(picture: np.ndarray) -> bool:
     not the page's plain dark background."""
     live = picture[60:400, 16:700].astype(np.float32)
     return bool(live.std() > 10 and abs(live.mean() - 17) > 20)
+
+
+@pytest.fixture
+def chromium():
+    """Debian's Chromium driven by Playwright, for pages measured as a person sees them."""
+    from playwright.sync_api import sync_playwright
+
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert executable, "chromium is missing: tools/setup.sh --dev installs Debian's chromium"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        yield browser
+        browser.close()

@@ -5,7 +5,6 @@ POST endpoint refusing requests without the page's token, from another site, or 
 from __future__ import annotations
 
 import json
-import shutil
 import urllib.error
 import urllib.request
 
@@ -25,18 +24,6 @@ def post(port: int, body: bytes, headers: dict[str, str] | None = None) -> tuple
             return answer.status, json.loads(answer.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"{}")
-
-
-@pytest.fixture
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert executable, "chromium is missing: tools/setup.sh --dev installs Debian's chromium"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
-        yield browser
-        browser.close()
 
 
 def test_face_library_page_actions_by_clicking(chromium, scenario_video, enrolled_gallery, tmp_path):

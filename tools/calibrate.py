@@ -202,6 +202,7 @@ def write_spec(spec_path: Path, result: dict[str, object]) -> None:
              f"threshold_1pct = {points['1%']:.3f}",  # type: ignore[index]
              f"threshold_5pct = {points['5%']:.3f}",  # type: ignore[index]
              f"same_person_floor = {result['same_person_floor']:.3f}",
+             f"named_1pct = {float(held['1%']['identification_rate']):.4f}",  # type: ignore[index]
              f'calibration = "{note}"']
     spec_path.write_text(head + "\n\n" + "\n".join(block) + "\n", encoding="utf-8")
 
