@@ -75,7 +75,7 @@ def enrolled_gallery(tmp_path_factory):
 
     from edged.engine import EngineOptions, FaceEngine
 
-    engine = FaceEngine(EngineOptions(embedder="mobilefacenet"))
+    engine = FaceEngine(EngineOptions())  # the default embedder, as the daemon picks it
     return enroll_first_photos(engine, tmp_path_factory.mktemp("gallery") / "gallery.db", ENROLLED)
 
 

@@ -104,7 +104,11 @@ def test_identify_reports_bad_images_and_goes_on(tmp_path, env):
 def test_models_lists_specs():
     document = json.loads(run_edged("models", "--json", check=True).stdout)
     by_name = {m["name"]: m for m in document["models"]}
-    assert by_name["mobilefacenet"]["default"] is True
+    # The default is the most accurate installed embedder by its measured named rate (tools/calibrate.py).
+    assert by_name["mobilefacenet_paddle"]["default"] is True
+    assert by_name["mobilefacenet_paddle"]["named_1pct"] > by_name["mobilefacenet"]["named_1pct"] > 0
+    said = run_edged("models").stderr
+    assert "embedder in use: mobilefacenet_paddle (the most accurate installed embedder" in said, said
     assert by_name["mobilefacenet_paddle"]["channel_order"] == "BGR"
     assert by_name["mtcnn_pnet"]["installed"] is True
 

@@ -158,7 +158,10 @@ def test_events_alerts_discovery_and_presence(broker, scenario_video, enrolled_g
     # (First OFF: on connect, nobody enrolled is left ON by a retained state from before.)
     with Gallery(gallery) as g:
         obama = g.person_ids()["obama"]
-    assert subscriber.on(TOPICS.person(obama))[:3] == [b"OFF", b"ON", b"OFF"]
+    # (The OFF a second after his track ended comes only if the daemon still runs then: the
+    # file may end first on a loaded machine, and a stop keeps presence as it was.)
+    states = subscriber.on(TOPICS.person(obama))
+    assert states[:2] == [b"OFF", b"ON"] and states[2:3] in ([], [b"OFF"]), states
     assert subscriber.on(TOPICS.last_person)
     discovery = [t for t, _, retain in subscriber.messages if t.startswith("homeassistant/") and retain is False]
     assert f"homeassistant/binary_sensor/edged_box1/door_person_{obama}/config" in discovery

@@ -86,6 +86,6 @@ def test_the_daemon_says_what_each_model_runs_on(scenario_video, enrolled_galler
         status = wait_until(lambda: daemon.status(port), 60, "the status endpoint")
     finally:
         daemon.stop()
-    assert set(status["providers"]) == {"mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet", "mobilefacenet"}
+    assert set(status["providers"]) == {"mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet", "mobilefacenet_paddle"}
     assert set(status["providers"].values()) == {CPU}
     assert "not in this onnxruntime" in daemon.text()

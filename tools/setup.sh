@@ -69,11 +69,15 @@ fi
 # in a virtual environment of its own, outside the checkout, made once per machine.
 if [[ $dev -eq 1 ]]; then
   ha_venv="${EDGED_HA_VENV:-$HOME/.cache/edged/homeassistant-2024.1}"
+  ha_pip() { "$ha_venv/bin/python" -m pip --disable-pip-version-check -q "$@"; }
   if [[ ! -x "$ha_venv/bin/hass" ]]; then
     say "installing Home Assistant 2024.1 into $ha_venv (the tests check discovery with its schemas; once)"
     rm -rf "$ha_venv"
-    python3 -m venv "$ha_venv" && "$ha_venv/bin/python" -m pip --disable-pip-version-check -q install \
-      "homeassistant==2024.1.6" numpy || { rm -rf "$ha_venv"; say "cannot install Home Assistant into $ha_venv"; exit 1; }
+    # paho-mqtt 1.6.1 is what its MQTT integration asks for (it would install it at every start).
+    python3 -m venv "$ha_venv" && ha_pip install "homeassistant==2024.1.6" numpy "paho-mqtt==1.6.1" \
+      || { rm -rf "$ha_venv"; say "cannot install Home Assistant into $ha_venv"; exit 1; }
+  elif ! "$ha_venv/bin/python" -c "import paho.mqtt, numpy" 2>/dev/null; then
+    ha_pip install numpy "paho-mqtt==1.6.1"
   fi
   echo "$ha_venv" > "$venv/.edged-ha-venv"
 fi
