@@ -44,7 +44,8 @@ def library_view(gallery: Gallery, model_id: str, recent: list[dict[str, object]
         else:
             people.append({**row, "negatives": gallery.negatives(person.name)})
     tracks = [{"event": item.get("id"), "person": item.get("person"), "reason": item.get("reason"),
-               "time": item.get("time"), "face": item.get("snapshot")}
+               "time": item.get("time"), "face": item.get("snapshot"), "frame": item.get("frame"),
+               "clip": item.get("clip"), "camera": item.get("camera")}
               for item in reversed(recent) if item.get("type") == "alert" and item.get("snapshot")]
     return {"model_id": model_id, "people": people, "strangers": strangers, "tracks": tracks[:20]}
 

@@ -69,6 +69,9 @@ def test_alerts_and_clips_outlive_the_live_list_and_a_restart(scenario_video, en
         assert dom.count("<video") >= len(clips) and dom.count(" download=") >= len(clips)  # more may finish meanwhile
         assert any(str(p) in dom for p in people if p), (people, dom[:2000])
         assert picture.shape[1] >= 1000 and picture[100:400].std() > 5
+        # The library's recent faces come from the history too: which camera, the frame and the clip.
+        dom, _ = chromium_page(f"{base}/library", tmp_path)
+        assert "· door" in dom and ">clip</a>" in dom and ">frame</a>" in dom, dom[:3000]
         # The camera page lists the kept alerts beside the live events.
         dom, _ = chromium_page(f"{base}/", tmp_path)
         assert 'id="alerts"' in dom and dom.count('class="event"') >= 4
