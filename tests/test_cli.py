@@ -68,7 +68,7 @@ def test_identify_json_gallery_commands_and_embedder_choice(tmp_path, env):
     run_edged("enroll", "biden", str(DATA / "faces" / "biden" / "biden.jpg"), env=env, check=True)
     result = run_edged("identify", str(DATA / "images" / "obama_and_biden.jpg"), "--json", env=env, check=True)
     document = json.loads(result.stdout)
-    assert document["embedder"].startswith("mobilefacenet@")
+    assert document["embedder"].startswith("mobilefacenet_paddle@")  # the default
     people = sorted(f["person"] or "" for f in document["images"][0]["faces"])
     assert people[-2:] == ["biden", "obama"]
 
@@ -81,14 +81,14 @@ def test_identify_json_gallery_commands_and_embedder_choice(tmp_path, env):
 
     other = {"EDGED_GALLERY": str(tmp_path / "other.db")}
     assert "imported 2 new embeddings" in run_edged("gallery", "import", str(export), env=other, check=True).stdout
-    refused = run_edged("gallery", "import", str(export), "--embedder", "mobilefacenet_paddle", env=other)
-    assert refused.returncode == 1 and "made by model mobilefacenet@" in refused.stderr
+    refused = run_edged("gallery", "import", str(export), "--embedder", "mobilefacenet", env=other)
+    assert refused.returncode == 1 and "made by model mobilefacenet_paddle@" in refused.stderr
 
     # The same gallery seen through the other embedder has none of its people.
-    paddle = run_edged("identify", str(OBAMA / "obama2.jpg"), "--json", "--embedder", "mobilefacenet_paddle",
-                       env=env, check=True)
-    assert "embedder in use: mobilefacenet_paddle" in paddle.stderr
-    assert json.loads(paddle.stdout)["images"][0]["faces"][0]["person"] is None
+    other_model = run_edged("identify", str(OBAMA / "obama2.jpg"), "--json", "--embedder", "mobilefacenet",
+                            env=env, check=True)
+    assert "embedder in use: mobilefacenet" in other_model.stderr and "paddle" not in other_model.stderr
+    assert json.loads(other_model.stdout)["images"][0]["faces"][0]["person"] is None
 
 
 def test_identify_reports_bad_images_and_goes_on(tmp_path, env):
@@ -123,7 +123,7 @@ def test_scan_json_on_the_crowd_video(env):
                        env=env, check=True)
     document = json.loads(result.stdout)
     assert document["version"] == 1 and document["frames"] == 105 and document["detections"] == 21
-    assert document["embedder"].startswith("mobilefacenet@")
+    assert document["embedder"].startswith("mobilefacenet_paddle@")
     assert document["people"] and all(p["anonymous"] and p["new"] for p in document["people"])
     for person in document["people"]:
         assert 0 <= person["first_seen"] <= person["last_seen"] <= 105 / 25

@@ -61,7 +61,7 @@ def test_sigterm_stops_cleanly_and_quickly(scenario_video, enrolled_gallery, tmp
     wait_until(lambda: daemon.status(port), 60, "the status endpoint")
     wait_until(lambda: "alert:" in daemon.text(), 20, "a first alert")
     shown = run_edged("status", "--url", f"http://127.0.0.1:{port}/status", check=True).stdout
-    assert "camera door" in shown and "fps" in shown and "embedder mobilefacenet@" in shown
+    assert "camera door" in shown and "fps" in shown and "embedder mobilefacenet_paddle@" in shown
     as_json = json.loads(run_edged("status", "--config", str(daemon.config), "--json", check=True).stdout)
     assert as_json["camera"] == "door" and as_json["stats"]["frames"] > 0
     started = time.monotonic()
