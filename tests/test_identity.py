@@ -139,7 +139,9 @@ def test_the_daemon_ends_tracks_at_a_cut_and_says_why(gallery_path, cut_video, t
     from services import Daemon, config, free_port, gallery_copy, wait_until
 
     port = free_port()
-    daemon = Daemon(tmp_path, config(cut_video, gallery_copy(gallery_path, tmp_path), port, loop=False))
+    # The gallery was enrolled with this module's engine (mobilefacenet): the daemon uses the same.
+    daemon = Daemon(tmp_path, config(cut_video, gallery_copy(gallery_path, tmp_path), port, loop=False,
+                                     extra='[models]\nembedder = "mobilefacenet"\n'))
     daemon.start()
     try:
         def cut_events():
