@@ -109,7 +109,7 @@ class Pipeline:
         self.detect_interval = 1.0 / detect_fps
         self.stats_interval_s = stats_interval_s
         self._detection_enabled = True
-        self._enabled_at = time.monotonic()  # detection last switched on: the shortfall counts from then
+        self._enabled_at = float("-inf")  # detection last switched back on: the shortfall counts from then
         self.recent: deque[dict[str, object]] = deque(maxlen=50)  # recent events, for the status page
         self.last_stats: Stats | None = None
         self.view = Faces.empty()  # faces in the newest frame: detected, or predicted between detections

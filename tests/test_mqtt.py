@@ -62,7 +62,7 @@ def test_names_become_ascii_slugs_in_topics_and_ids(name, expected):
 # a device needs identifiers or connections; a device trigger's automation_type is "trigger".
 DISCOVERY_TOPIC = re.compile(r"^homeassistant/(?P<component>[a-z_]+)/(?:[a-zA-Z0-9_-]+/)?[a-zA-Z0-9_-]+/config$")
 REQUIRED = {"sensor": {"state_topic"}, "binary_sensor": {"state_topic"}, "switch": {"command_topic"},
-            "event": {"state_topic", "event_types"}, "image": {"image_topic"},
+            "event": {"state_topic", "event_types"}, "image": {"image_topic"}, "camera": {"topic"},
             "device_automation": {"automation_type", "topic", "type", "subtype"}}
 WILDCARDS = set("+#")
 

@@ -34,8 +34,7 @@ TRUTH = {"obama": [(10, 140)], "biden": [(20, 150)], "rose_leslie": [(60, 170)],
 
 @pytest.fixture(scope="module")
 def engine():
-    return FaceEngine(EngineOptions(embedder="mobilefacenet",
-                                    detector=DetectorSettings.edge()))
+    return FaceEngine(EngineOptions(detector=DetectorSettings.edge()))  # the default embedder, as the CLI's
 
 
 @pytest.fixture(scope="module")
