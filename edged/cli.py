@@ -433,12 +433,12 @@ def cmd_clips(args: argparse.Namespace) -> int:
         from edged.history import HISTORY_NAME, AlertHistory
 
         clips = sorted(folder.glob("*.mp4")) if folder.is_dir() else []
-        history = AlertHistory(folder.parent / HISTORY_NAME, writer=False)
+        by_clip = AlertHistory(folder.parent / HISTORY_NAME, writer=False).by_clip()
         rows: list[dict[str, Any]] = []
         for path in clips:
             info = probe(path)
             alerts = [{"id": a.get("id"), "person": a.get("person"), "reason": a.get("reason"),
-                       "camera": a.get("camera")} for a in history.for_clip(path.name)]
+                       "camera": a.get("camera")} for a in by_clip.get(path.name, [])]
             rows.append({"name": path.name, "bytes": path.stat().st_size, "seconds": round(info.seconds, 2),
                          "frames": info.frames, "codec": info.codec, "size": [info.width, info.height],
                          "modified": path.stat().st_mtime, "alerts": alerts})

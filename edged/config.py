@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
 from edged.errors import ConfigError
+from edged.files import read_regular_file
 from edged.redact import mask_url
 
 if sys.version_info >= (3, 11):
@@ -285,8 +286,6 @@ def config_files(main: Path | None) -> list[Path]:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    from edged.io.images import read_regular_file
-
     try:
         return tomllib.loads(read_regular_file(path, MAX_FILE_BYTES).decode("utf-8"))
     except OSError as exc:
@@ -347,8 +346,6 @@ def _secret(path_text: str, where: str) -> str:
     credentials = os.environ.get("CREDENTIALS_DIRECTORY")
     if not path.is_absolute() and credentials and (Path(credentials) / path).is_file():
         path = Path(credentials) / path
-    from edged.io.images import read_regular_file
-
     try:
         return read_regular_file(path, 64 * 1024).decode("utf-8").strip()
     except OSError as exc:

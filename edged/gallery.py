@@ -17,6 +17,7 @@ import numpy as np
 
 from edged import durable
 from edged.errors import GalleryError
+from edged.files import read_regular_file
 from edged.names import check_person_name
 from edged.types import Identity
 
@@ -471,8 +472,6 @@ class Gallery:
     def import_file(self, path: Path, model_id: str, dimension: int) -> int:
         """Adds the embeddings of an exported file; refuses a file made by another model. The
         whole file is checked before anything is written: one clear error, gallery unchanged."""
-        from edged.io.images import read_regular_file
-
         try:
             document = json.loads(read_regular_file(path, MAX_IMPORT_BYTES).decode("utf-8"))
         except RecursionError:

@@ -82,8 +82,17 @@ class AlertHistory:
 
     def for_clip(self, name: str) -> list[dict[str, object]]:
         """The alerts a clip (its file name) was recorded for, oldest first."""
+        return self.by_clip().get(name, [])
+
+    def by_clip(self) -> dict[str, list[dict[str, object]]]:
+        """Every clip's alerts, oldest first, by the clip's file name: one pass for a whole list."""
+        clips: dict[str, list[dict[str, object]]] = {}
         with self._lock:
-            return [i for i in self._items if i.get("clip") == f"clips/{name}"]
+            for item in self._items:
+                clip = item.get("clip")
+                if isinstance(clip, str) and clip.startswith("clips/"):
+                    clips.setdefault(clip[len("clips/"):], []).append(item)
+        return clips
 
 
 class HistorySink:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from edged.errors import ImageError
+from edged.files import read_regular_file
 from edged.io.image_header import FORMATS, image_dimensions
 
 # Larger photos are refused before decoding: 50 megapixels is a 48 MP phone camera's full
@@ -33,28 +33,6 @@ def _looks_truncated(path: Path, data: bytes) -> bool:
     if data[:8] == b"\x89PNG\r\n\x1a\n":
         return not tail.endswith(_PNG_END)
     return False
-
-
-def read_regular_file(path: Path, max_bytes: int) -> bytes:
-    """The bytes of a regular file of at most `max_bytes`; a FIFO, a device (a link to
-    /dev/zero), a folder or a larger file is refused by name (OSError), never read. Opened
-    without blocking, so a FIFO with no writer cannot hang the caller."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    try:
-        info = os.fstat(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise IsADirectoryError(21, "is a folder, not a file", str(path))
-        if not stat.S_ISREG(info.st_mode):
-            raise OSError(22, "not a regular file (a pipe, a device or a socket)", str(path))
-        if info.st_size > max_bytes:
-            raise OSError(27, f"larger than {max_bytes // 2**20} MB ({info.st_size // 2**20} MB)", str(path))
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(max_bytes + 1)
-        if len(data) > max_bytes:  # it grew while being read
-            raise OSError(27, f"larger than {max_bytes // 2**20} MB", str(path))
-        return data
-    finally:
-        os.close(fd)
 
 
 def _flat_tail_rows(image: np.ndarray) -> int:

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 import cv2
 
-from edged.config import Config
+from edged.config import Config, MqttConfig
 from edged.errors import EdgedError
 from edged.events import Alert, TrackEvent
 from edged.gallery import is_anonymous_name
@@ -124,11 +124,7 @@ class MqttSink:
         # instance), since when; see claims.py.
         self.claim = own_claim(outbox_path.parent)
         self._claim_sent = 0.0
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id)
-        if c.username:
-            client.username_pw_set(c.username, c.password or None)
-        if c.tls:
-            client.tls_set(ca_certs=c.ca_file or None)
+        client = new_client(c, self.client_id)
         topic, payload, qos, retain = m.availability(self.topics, online=False)
         client.will_set(topic, payload, qos, retain)
         client.reconnect_delay_set(1, 30)
@@ -615,6 +611,18 @@ class MqttSink:
         self.client.loop_stop()
 
 
+def new_client(settings: MqttConfig, client_id: str) -> Any:
+    """A paho client with the broker's credentials and TLS as configured (not yet connected)."""
+    import paho.mqtt.client as mqtt
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+    if settings.username:
+        client.username_pw_set(settings.username, settings.password or None)
+    if settings.tls:
+        client.tls_set(ca_certs=settings.ca_file or None)
+    return client
+
+
 def own_claim(state: Path) -> Claim:
     """This instance's claim: this host and state directory (a restart is the same instance)."""
     now = round(time.time(), 3)
@@ -628,7 +636,6 @@ def find_other_instance(config: Config, state: Path, settle_s: float = 1.0, answ
     reads the retained claim; a fresh one is asked to answer (a probe), and only a live answer
     counts. Returns who holds the device, or None (also when the broker cannot be reached:
     the daemon starts, and keeps its alerts on disk until the broker is back)."""
-    import paho.mqtt.client as mqtt
 
     c = config.mqtt
     topics = m.Topics(c.prefix, config.device.resolved_name, config.camera.name)
@@ -637,11 +644,7 @@ def find_other_instance(config: Config, state: Path, settle_s: float = 1.0, answ
     seen: queue.SimpleQueue[tuple[bytes, bool]] = queue.SimpleQueue()
     connected = threading.Event()
     subscribed = threading.Event()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"edged-{topics.device}-check-{os.getpid()}")
-    if c.username:
-        client.username_pw_set(c.username, c.password or None)
-    if c.tls:
-        client.tls_set(ca_certs=c.ca_file or None)
+    client = new_client(c, f"edged-{topics.device}-check-{os.getpid()}")
 
     def on_connect(client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         if not reason.is_failure:

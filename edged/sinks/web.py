@@ -302,10 +302,11 @@ class WebServer:
                 rows: list[dict[str, object]] = []
                 cameras: set[str] = set()
                 files = sorted(folder.glob("*.mp4"), key=lambda f: f.stat().st_mtime, reverse=True) if folder else []
+                by_clip = outer.history.by_clip() if outer.history is not None else {}
                 for path in files:
                     if not SERVED_FILE.fullmatch(path.name):
                         continue
-                    alerts = outer.history.for_clip(path.name) if outer.history is not None else []
+                    alerts = by_clip.get(path.name, [])
                     owner = str(alerts[0]["camera"]) if alerts else path.name.rsplit("-", 3)[0]
                     cameras.add(owner)
                     if camera is None or owner == camera:
