@@ -18,6 +18,7 @@ from edged.config import CONFIG_EXIT, load_config, needs_cameras, show
 from edged.engine import EngineOptions, FaceEngine, FaceResult
 from edged.errors import ConfigError, EdgedError, GalleryError, ImageError, ModelError
 from edged.gallery import Gallery
+from edged.io.image_header import image_dimensions
 from edged.io.images import load_image
 from edged.io.s3 import fetched
 from edged.manifest import choose_embedder, default_reason, installed_embedders
@@ -38,19 +39,52 @@ def _say(message: str) -> None:
 
 def _engine(args: argparse.Namespace, need_embedder: bool = True, video: bool = False) -> FaceEngine:
     """Photos get facenet-pytorch's detector settings, videos the edge defaults, unless told."""
-    profile = args.detector or ("edge" if video else "facenet")
+    # A command without an option group (`detect` matches nothing) gets its defaults.
+    given = vars(args)
+    profile = given.get("detector") or ("edge" if video else "facenet")
     settings = DetectorSettings.edge() if profile == "edge" else DetectorSettings()
-    if args.min_face is not None or args.max_side is not None:
+    min_face, max_side = given.get("min_face"), given.get("max_side")
+    if min_face is not None or max_side is not None:
         settings = DetectorSettings(
-            min_face_size=args.min_face if args.min_face is not None else settings.min_face_size,
-            max_side=args.max_side if args.max_side is not None else settings.max_side)
-    engine = FaceEngine(EngineOptions(args.models_dir, args.embedder, settings, args.threads,
-                                      match_threshold=args.threshold, false_accepts=args.false_accepts),
+            min_face_size=min_face if min_face is not None else settings.min_face_size,
+            max_side=max_side if max_side is not None else settings.max_side)
+    engine = FaceEngine(EngineOptions(args.models_dir, given.get("embedder"), settings, given.get("threads", 0),
+                                      match_threshold=given.get("threshold", 0.0),
+                                      false_accepts=given.get("false_accepts", "1%")),
                         need_embedder=need_embedder)
     _say(engine.describe_embedder())
     if need_embedder:
         _say(engine.describe_threshold())
     return engine
+
+
+def _check_video(source: str, option: str = "") -> None:
+    """Before any model loads: a folder, a photo or a missing file is named for what it is."""
+    if source.startswith("s3://"):
+        return  # fetched later; a missing object says so then
+    path = Path(source)
+    what = f"{option} {source}" if option else source
+    if path.is_dir():
+        raise EdgedError(f"{what} is a folder: give one video file (scan each file in turn)")
+    if not path.is_file():
+        raise EdgedError(f"{what}: no such file")
+    with path.open("rb") as file:
+        head = file.read(64 * 1024)
+    if image_dimensions(head) is not None:
+        raise EdgedError(f"{what} is a still image, not a video: `edged identify {source}` names the faces "
+                         "in a photo")
+
+
+def _check_report(folder: Path | None) -> None:
+    if folder is not None and folder.exists() and not folder.is_dir():
+        raise EdgedError(f"--report {folder}: exists and is not a folder; give a folder for the report")
+
+
+def _check_images(paths: list[Path]) -> None:
+    """Models take seconds to load: when no photo can be read, say so first."""
+    if paths and not any(path.is_file() for path in paths):
+        raise EdgedError(f"{', '.join(str(p) for p in paths)}: no such file" if len(paths) == 1 else
+                         f"none of the {len(paths)} photos is a file: {', '.join(str(p) for p in paths[:5])}")
 
 
 def _gallery(args: argparse.Namespace) -> Gallery:
@@ -112,32 +146,51 @@ def _per_image(args: argparse.Namespace, engine: FaceEngine, gallery: Gallery | 
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
+    _check_images(args.images)
     return _per_image(args, _engine(args, need_embedder=False), None)
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
+    _check_images(args.images)
     engine = _engine(args)
     with _gallery(args) as gallery:
         return _per_image(args, engine, gallery)
 
 
+def _spans(spans: list[tuple[float, float]]) -> str:
+    return ", ".join(f"{start:.2f}-{end:.2f}s" for start, end in spans)
+
+
 def _enroll_from_video(args: argparse.Namespace, engine: FaceEngine) -> int:
-    """Scans the video, picks the person (the only one, or --person), enrolls their best faces."""
+    """Scans the video, picks the person (the only one, or --person), enrolls their best faces.
+
+    It says where on screen each kept face comes from (and --report draws the scan), so that
+    enrolling the wrong person shows before it is done; --dry-run stops there."""
     embedder = engine.embedder_loaded()
     with _gallery(args) as gallery, fetched(str(args.from_video)) as local:
         every = args.every or detect_every(local, args.detect_fps)
         result = scan_video(local, engine, gallery, every, TrackingSettings(detector=engine.detector.settings),
                             source=str(args.from_video), progress=ScanProgress())
-        found = [p.name for p in result.people]
+        if args.report:
+            write_report(result, args.report)
+            _say(f"report: {args.report / 'index.html'}")
         if args.person:
             chosen = [p for p in result.people if p.name == args.person]
         else:
             chosen = result.people if len(result.people) == 1 else []
         if not chosen:
             wanted = f"'{args.person}' is not" if args.person else "not exactly one person is"
-            raise EdgedError(f"{args.from_video}: {wanted} in the video; found: {found or 'nobody'}"
+            raise EdgedError(f"{args.from_video}: {wanted} in the video; found: "
+                             + ("; ".join(f"{p.name} at {_spans([(i.start, i.end) for i in p.intervals])}"
+                                          for p in result.people) or "nobody")
                              + ("" if args.person else "; pick one with --person"))
         person = chosen[0]
+        print(f"{person.name} is on screen at {_spans([(i.start, i.end) for i in person.intervals])}")
+        for number, span in enumerate(person.vector_spans, 1):
+            print(f"  face {number}: from the track on screen at {_spans([span])}")
+        if args.dry_run:
+            print(f"dry run: would enroll these {len(person.vectors)} face(s) as '{args.name}'; nothing was changed")
+            return 0
         if person.anonymous and not person.new:
             gallery.name_anonymous(person.name, args.name)  # the stranger's history follows the name
         gallery.enroll(args.name, person.vectors, embedder.model_id, str(args.from_video))
@@ -147,13 +200,18 @@ def _enroll_from_video(args: argparse.Namespace, engine: FaceEngine) -> int:
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    engine = _engine(args, video=bool(args.from_video))
     if args.from_video:
         if args.images:
             raise EdgedError("give photos or --from-video, not both")
-        return _enroll_from_video(args, engine)
+        _check_video(str(args.from_video), "--from-video")
+        _check_report(args.report)
+        return _enroll_from_video(args, _engine(args, video=True))
     if not args.images:
         raise EdgedError("enroll needs photos, or --from-video VIDEO")
+    if args.report or args.dry_run or args.person:
+        raise EdgedError("--person, --report and --dry-run go with --from-video")
+    _check_images(args.images)
+    engine = _engine(args)
     faces = []
     sources = []
     failed = 0
@@ -328,6 +386,8 @@ def _print_scan(result: ScanResult) -> None:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
+    _check_video(str(args.video))
+    _check_report(args.report)
     engine = _engine(args, video=True)
     settings = TrackingSettings(detector=engine.detector.settings)
     with _gallery(args) as gallery, fetched(str(args.video)) as local:
@@ -479,73 +539,101 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _options() -> dict[str, argparse.ArgumentParser]:
+    """Each command takes only the options that do something there: models, gallery, matching
+    and detector options are separate parents."""
+    models_dir = argparse.ArgumentParser(add_help=False)
+    models_dir.add_argument("--models-dir", type=Path, help="folder with manifest.toml (default: $EDGED_MODELS "
+                            "or the state directory's models/; MTCNN ships with edged)")
+    models = argparse.ArgumentParser(add_help=False, parents=[models_dir])
+    models.add_argument("--embedder", help="embedder name from the manifest (default: the most accurate "
+                        "installed one; `edged models` says which)")
+    threads = argparse.ArgumentParser(add_help=False)
+    threads.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (default: one per core)")
+    gallery = argparse.ArgumentParser(add_help=False)
+    gallery.add_argument("--gallery", type=Path, help="gallery database (default: $EDGED_GALLERY, "
+                         "$STATE_DIRECTORY/gallery.db, /var/lib/edged or ~/.local/share/edged)")
+    matching = argparse.ArgumentParser(add_help=False)
+    matching.add_argument("--false-accepts", choices=("1%", "5%"), default="1%",
+                          help="share of strangers the match threshold may name as someone, as measured by "
+                               "tools/calibrate.py (default 1%%)")
+    matching.add_argument("--threshold", type=float, default=0.0,
+                          help="an explicit cosine match threshold instead (0: from --false-accepts)")
+    detector = argparse.ArgumentParser(add_help=False)
+    detector.add_argument("--detector", choices=["facenet", "edge"], help="detector settings: facenet-pytorch's "
+                          "(default for photos) or edge (at most 960 px, faces >= 40 px; default for videos)")
+    detector.add_argument("--edge", dest="detector", action="store_const", const="edge",
+                          help="short for --detector edge")
+    detector.add_argument("--min-face", type=float, help="smallest face to find, in source pixels (default 20)")
+    detector.add_argument("--max-side", type=int, help="downscale frames to this longer side before detecting")
+    return {"models_dir": models_dir, "models": models, "threads": threads, "gallery": gallery,
+            "matching": matching, "detector": detector}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--models-dir", type=Path, help="folder with manifest.toml (default: $EDGED_MODELS "
-                        "or the state directory's models/; MTCNN ships with edged)")
-    common.add_argument("--embedder", help="embedder name from the manifest (default: the preferred installed one)")
-    common.add_argument("--gallery", type=Path, help="gallery database (default: $EDGED_GALLERY, "
-                        "$STATE_DIRECTORY/gallery.db, /var/lib/edged or ~/.local/share/edged)")
-    common.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (default: one per core)")
-    common.add_argument("--false-accepts", choices=("1%", "5%"), default="1%",
-                        help="share of strangers the match threshold may name as someone, as measured by "
-                             "tools/calibrate.py (default 1%%)")
-    common.add_argument("--threshold", type=float, default=0.0,
-                        help="an explicit cosine match threshold instead (0: from --false-accepts)")
-    common.add_argument("--detector", choices=["facenet", "edge"], help="detector settings: facenet-pytorch's "
-                        "(default for photos) or edge (at most 960 px, faces >= 40 px; default for videos)")
-    common.add_argument("--edge", dest="detector", action="store_const", const="edge", help="short for --detector edge")
-    common.add_argument("--min-face", type=float, help="smallest face to find, in source pixels (default 20)")
-    common.add_argument("--max-side", type=int, help="downscale frames to this longer side before detecting")
+    o = _options()
+    engine_options = [o["models"], o["threads"], o["detector"]]
+    everything = [*engine_options, o["gallery"], o["matching"]]
+    # The embedder in use is said by these, and export/import need its id; nothing loads.
+    gallery_only = [o["gallery"], o["models"]]
 
     parser = argparse.ArgumentParser(
-        prog="edged", description="Face detection, recognition and tracking for edge boxes.")
+        prog="edged", description="Face detection, recognition and tracking for edge boxes.",
+        epilog="`edged COMMAND --help` tells more; the manual is in docs/.")
     parser.add_argument("--version", action="version", version=f"edged {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("detect", parents=[common], help="find faces in photos")
+    p = sub.add_parser("detect", parents=[o["models_dir"], o["threads"], o["detector"]], help="find faces in photos")
     p.add_argument("images", nargs="+", type=Path)
     p.add_argument("--json", action="store_true")
     p.add_argument("--annotate", type=Path, help="write annotated image(s): a file for one image, a folder for several")
     p.set_defaults(run=cmd_detect)
 
-    p = sub.add_parser("identify", parents=[common], help="find and name faces in photos")
+    p = sub.add_parser("identify", parents=everything, help="find and name faces in photos")
     p.add_argument("images", nargs="+", type=Path)
     p.add_argument("--json", action="store_true")
     p.add_argument("--annotate", type=Path)
     p.set_defaults(run=cmd_identify)
 
-    p = sub.add_parser("enroll", parents=[common], help="add a person's photos (or faces from a video) to the gallery")
+    p = sub.add_parser("enroll", parents=everything,
+                       help="add a person's photos (or faces from a video) to the gallery")
     p.add_argument("name")
     p.add_argument("images", nargs="*", type=Path)
     p.add_argument("--from-video", metavar="VIDEO", help="enroll the best faces of a person found in this video "
                    "(a file or s3://bucket/key)")
-    p.add_argument("--person", help="with --from-video: which person (unknown-N or new-N as a scan names them)")
+    p.add_argument("--person", help="with --from-video: which person (unknown-N or new-N as a scan names them; "
+                   "new-N is the stranger's first track, the same each time the video is scanned)")
+    p.add_argument("--report", type=Path, metavar="DIR", help="with --from-video: write the scan's report "
+                   "(who is where, with pictures) to DIR")
+    p.add_argument("--dry-run", action="store_true", help="with --from-video: say which faces would be "
+                   "enrolled, and change nothing")
     p.add_argument("--every", type=int, help="with --from-video: detect on every Nth frame")
     p.add_argument("--detect-fps", type=float, default=DEFAULT_DETECT_FPS, help="with --from-video: detections per "
                    "second of video")
     p.set_defaults(run=cmd_enroll)
 
-    p = sub.add_parser("gallery", help="list, remove, rename, export or import people")
-    gsub = p.add_subparsers(dest="action", required=True)
-    g = gsub.add_parser("list", parents=[common])
+    p = sub.add_parser("gallery", help="list, name, rename, remove, reject, confirm, stats, export or import people",
+                       description="The gallery of people: enrolled names, strangers (unknown-N), and corrections.")
+    gsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    g = gsub.add_parser("list", parents=gallery_only, help="everyone in the gallery, with embeddings and sightings")
     g.add_argument("--json", action="store_true")
-    g = gsub.add_parser("remove", parents=[common])
+    g = gsub.add_parser("remove", parents=gallery_only, help="forget a person or stranger entirely")
     g.add_argument("name")
-    g = gsub.add_parser("rename", parents=[common])
+    g = gsub.add_parser("rename", parents=gallery_only, help="rename an enrolled person")
     g.add_argument("old")
     g.add_argument("new")
-    g = gsub.add_parser("name", parents=[common], help="give an anonymous unknown-N a name; its history follows")
+    g = gsub.add_parser("name", parents=gallery_only, help="give an anonymous unknown-N a name; its history follows")
     g.add_argument("anonymous")
     g.add_argument("name")
-    g = gsub.add_parser("export", parents=[common])
+    g = gsub.add_parser("export", parents=gallery_only, help="write the embeddings of the embedder in use to a "
+                        "JSON file")
     g.add_argument("file", type=Path)
-    g = gsub.add_parser("import", parents=[common])
+    g = gsub.add_parser("import", parents=gallery_only, help="add embeddings from an export of the same embedder")
     g.add_argument("file", type=Path)
     p.set_defaults(run=cmd_gallery)
     for action, what in (("reject", "a face that is NOT this person: it will not be named so again"),
                          ("confirm", "a face (or a stranger's whole history) that IS this person")):
-        g = gsub.add_parser(action, parents=[common], help=what)
+        g = gsub.add_parser(action, parents=everything, help=what)
         g.add_argument("name")
         source = g.add_mutually_exclusive_group(required=True)
         source.add_argument("--photo", type=Path, help="a photo of the face")
@@ -556,8 +644,8 @@ def build_parser() -> argparse.ArgumentParser:
             g.set_defaults(stranger=None)
         g.add_argument("--media", type=Path, help="where the daemon keeps faces (default: media/ beside the gallery)")
         g.set_defaults(run=cmd_correct)
-    g = gsub.add_parser("stats", parents=[common], help="people, corrections, and the false-accept rate "
-                        "this box's own strangers imply")
+    g = gsub.add_parser("stats", parents=[o["gallery"], o["models"], o["matching"]],
+                        help="people, corrections, and the false-accept rate this box's own strangers imply")
     g.add_argument("--json", action="store_true")
     g.set_defaults(run=cmd_gallery_stats)
 
@@ -572,10 +660,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_status)
 
-    p = sub.add_parser("clips", help="list, copy out or remove recorded clips")
-    ksub = p.add_subparsers(dest="action", required=True)
-    for action in ("list", "get", "rm"):
-        k = ksub.add_parser(action)
+    p = sub.add_parser("clips", help="list, copy out or remove recorded clips",
+                       description="The daemon's recorded clips, with the alerts that made them.")
+    ksub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, what in (("list", "every clip: length, size, codec and who made the alert"),
+                         ("get", "copy a clip out"), ("rm", "remove a clip")):
+        k = ksub.add_parser(action, help=what)
         k.add_argument("--dir", help="the clips folder (default: beside the gallery, clips/)")
         k.add_argument("--config", type=Path, help="take the state folder from this configuration")
         if action == "list":
@@ -586,21 +676,22 @@ def build_parser() -> argparse.ArgumentParser:
             k.add_argument("out", nargs="?", help="where to copy it (default: its name, here)")
     p.set_defaults(run=cmd_clips)
 
-    p = sub.add_parser("config", help="check or show the daemon's configuration")
-    csub = p.add_subparsers(dest="action", required=True)
+    p = sub.add_parser("config", help="check or show the daemon's configuration",
+                       description="The daemon's TOML configuration: the main file and conf.d/ beside it.")
+    csub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     c = csub.add_parser("check", help="validate (exit code 78 when invalid)")
-    c.add_argument("file", nargs="?", type=Path, help="default: /etc/edged/edged.toml and conf.d/")
-    c.add_argument("--config", type=Path, help=argparse.SUPPRESS)
+    c.add_argument("--config", type=Path, help="main TOML file (default /etc/edged/edged.toml; conf.d/ beside it)")
+    c.add_argument("file", nargs="?", type=Path, help=argparse.SUPPRESS)  # the old positional form still works
     c = csub.add_parser("show", help="the merged configuration, secrets masked")
-    c.add_argument("--config", type=Path)
+    c.add_argument("--config", type=Path, help="main TOML file (default /etc/edged/edged.toml; conf.d/ beside it)")
     c.set_defaults(file=None)
     p.set_defaults(run=cmd_config)
 
-    p = sub.add_parser("models", parents=[common], help="installed models and their specs")
+    p = sub.add_parser("models", parents=[o["models"]], help="installed models and their specs")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_models)
 
-    p = sub.add_parser("scan", parents=[common], help="who is in a video file, and when")
+    p = sub.add_parser("scan", parents=everything, help="who is in a video file, and when")
     p.add_argument("video", help="a video file, or s3://bucket/key")
     p.add_argument("--every", type=int, help="detect on every Nth frame; tracks carry faces in between "
                    "(default: as --detect-fps gives)")
@@ -624,6 +715,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return CONFIG_EXIT
     except EdgedError as exc:
         _say(str(exc))
+        return 1
+    except OSError as exc:  # a file the command had to write or read: one line, not a traceback
+        _say(f"{exc.filename or ''}{': ' if exc.filename else ''}{exc.strerror or exc}")
         return 1
     except KeyboardInterrupt:
         return 130

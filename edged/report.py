@@ -80,33 +80,69 @@ def write_report(result: ScanResult, folder: Path) -> dict[str, str]:
     return thumbnails
 
 
+def _bars(result: ScanResult) -> str:
+    """The timeline as HTML: one row per person, bars placed in percent of the video, so that
+    it fits a phone as well as a desktop (the PNG, 1200 px wide, shrinks to unreadable)."""
+    duration = max(result.duration, 1e-3)
+    rows = []
+    for p in result.people:
+        kind = "stranger" if p.anonymous else "known"
+        bars = "".join(f'<span class="bar {kind}" style="left:{100 * i.start / duration:.2f}%;'
+                       f'width:max(3px,{100 * (i.end - i.start) / duration:.2f}%)" '
+                       f'title="{i.start:.2f}-{i.end:.2f} s"></span>' for i in p.intervals)
+        rows.append(f'<div class="row"><span class="who">{html.escape(p.name)}</span>'
+                    f'<span class="lane">{bars}</span></div>')
+    return (f'<div class="timeline" role="img" aria-label="timeline: one row per person">{"".join(rows)}'
+            f'<div class="row"><span class="who"></span><span class="lane axis"><span>0 s</span>'
+            f'<span>{result.duration:.1f} s</span></span></div></div>')
+
+
 def _page(result: ScanResult, thumbnails: dict[str, str]) -> str:
     rows = []
     for p in result.people:
         img = f'<img class="thumb" src="{html.escape(thumbnails[p.name])}" alt="">' if p.name in thumbnails else ""
         spans = "<br>".join(f"{i.start:.2f} s - {i.end:.2f} s (frames {i.first_frame}-{i.last_frame})"
                             for i in p.intervals)
+        kept = ", ".join(f"{a:.2f}-{b:.2f} s" for a, b in p.vector_spans)
         kind = "stranger" if p.anonymous else f"enrolled, similarity {p.similarity:.2f}"
         rows.append(f"<tr><td>{img}</td><td><b>{html.escape(p.name)}</b><br><small>{kind}</small></td>"
-                    f"<td>{p.first_seen:.2f} s</td><td>{p.last_seen:.2f} s</td><td>{spans}</td>"
-                    f"<td>{len(p.tracks)}</td></tr>")
+                    f"<td data-label=\"first seen\">{p.first_seen:.2f} s</td>"
+                    f"<td data-label=\"last seen\">{p.last_seen:.2f} s</td>"
+                    f"<td data-label=\"on screen\">{spans}"
+                    + (f"<br><small>faces kept from: {kept}</small>" if kept else "")
+                    + f"</td><td data-label=\"tracks\">{len(p.tracks)}</td></tr>")
     speed = result.duration / result.processing_seconds if result.processing_seconds else 0.0
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>edged scan: {html.escape(Path(result.video).name)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+h1 {{ overflow-wrap: anywhere; }}
 table {{ border-collapse: collapse; }} td, th {{ padding: 6px 12px; border-bottom: 1px solid #ddd; text-align: left; }}
 img.thumb {{ width: 64px; height: 64px; object-fit: cover; border-radius: 4px; }}
-.timeline {{ max-width: 100%; border: 1px solid #ddd; }}
+.timeline {{ margin: 1em 0; max-width: 1200px; }}
+.row {{ display: flex; align-items: center; gap: 8px; min-height: 28px; }}
+.who {{ flex: 0 0 9em; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; font-size: 15px; }}
+.lane {{ position: relative; flex: 1; height: 20px; background: #f2f2f2; border-radius: 3px; }}
+.lane.axis {{ background: none; display: flex; justify-content: space-between; font-size: 13px; color: #666; }}
+.bar {{ position: absolute; top: 0; bottom: 0; border-radius: 3px; }}
+.bar.known {{ background: #28aa50; }} .bar.stranger {{ background: #f08c28; }}
+@media (max-width: 640px) {{
+  body {{ margin: 1em; }}
+  .who {{ flex-basis: 6.5em; }}
+  table, tbody, tr, td {{ display: block; }} th {{ display: none; }}
+  tr {{ border-bottom: 1px solid #ddd; padding: 8px 0; }} td {{ border: none; padding: 2px 0; }}
+  td[data-label]::before {{ content: attr(data-label) ": "; color: #666; }}
+}}
 </style></head><body>
 <h1>Who is in {html.escape(Path(result.video).name)}</h1>
 <p>{len(result.people)} people in {result.duration:.1f} s of video ({result.frames} frames),
 scanned in {result.processing_seconds:.1f} s ({speed:.1f}x real time) with embedder
 <code>{html.escape(result.embedder)}</code>.</p>
-<img class="timeline" src="timeline.png" alt="timeline: one row per person">
+{_bars(result)}
 <table><tr><th></th><th>person</th><th>first seen</th><th>last seen</th><th>on screen</th><th>tracks</th></tr>
 {"".join(rows)}
 </table>
-<p><a href="report.json">report.json</a></p>
+<p><a href="report.json">report.json</a> · <a href="timeline.png">timeline picture</a></p>
 </body></html>
 """

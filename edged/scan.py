@@ -109,6 +109,9 @@ class PersonResult:
     thumbnail: np.ndarray | None
     vectors: np.ndarray  # (K, D) best embeddings, for enrolling from a video
     new: bool = False  # an anonymous id created by this scan
+    # Where each of `vectors` was taken: its track's time on screen, in seconds, so that
+    # the owner can check whom they are about to enroll.
+    vector_spans: list[tuple[float, float]] = field(default_factory=list)
 
     @property
     def first_seen(self) -> float:
@@ -170,6 +173,7 @@ class ScanResult:
                 "intervals": [{"start": round(i.start, 3), "end": round(i.end, 3), "first_frame": i.first_frame,
                                "last_frame": i.last_frame} for i in p.intervals],
                 "thumbnail": (thumbnails or {}).get(p.name),
+                "faces_kept": [{"start": round(a, 3), "end": round(b, 3)} for a, b in p.vector_spans],
             } for p in self.people],
         }
 
@@ -186,10 +190,13 @@ def merge_intervals(records: list[TrackRecord], fps: float, gap_frames: int) -> 
     return [Interval(first / fps, last / fps, first, last) for first, last in merged]
 
 
-def best_vectors(records: list[TrackRecord], limit: int = 5) -> np.ndarray:
+def best_vectors(records: list[TrackRecord], limit: int = 5) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """The `limit` best embeddings of these tracks, and the span of the track each came from."""
     vectors = np.concatenate([r.vectors for r in records])
     qualities = np.concatenate([r.qualities for r in records])
-    return vectors[np.argsort(-qualities)[:limit]]
+    spans = [(r.first_ts, r.last_ts) for r in records for _ in range(len(r.vectors))]
+    order = np.argsort(-qualities, kind="stable")[:limit]
+    return vectors[order], [spans[i] for i in order]
 
 
 def best_thumbnail(records: list[TrackRecord]) -> np.ndarray | None:
@@ -211,26 +218,30 @@ def group_people(records: list[TrackRecord], gallery: Gallery, model_id: str, th
             unknown.append(record)
         else:
             unidentified += 1
-    people = [PersonResult(name, False, merge_intervals(tracks, fps, gap_frames), [t.track_id for t in tracks],
-                           float(np.mean([t.identity.similarity for t in tracks])), best_thumbnail(tracks),
-                           best_vectors(tracks))
-              for name, tracks in known.items()]
+    people = []
+    for name, tracks in known.items():
+        vectors, spans = best_vectors(tracks)
+        people.append(PersonResult(name, False, merge_intervals(tracks, fps, gap_frames), [t.track_id for t in tracks],
+                                   float(np.mean([t.identity.similarity for t in tracks])), best_thumbnail(tracks),
+                                   vectors, vector_spans=spans))
     clusters = UnknownClusters(threshold, gallery.anonymous_vectors(model_id))
     for record in sorted(unknown, key=lambda r: r.first_index):
         clusters.assign(record.track_id, record.vectors)
     by_id = {r.track_id: r for r in unknown}
-    pending_number = 0
     for group in clusters.groups:
         if not group.members:
             continue
         tracks = [by_id[t] for t in group.members]
-        name, new = group.name, group.name is None
-        if name is None:
-            pending_number += 1
-            name = f"new-{pending_number}"  # given a lasting unknown-N only when the scan enrolls
+        new = group.name is None
+        # A new stranger is named after their first track: the same video scanned again gives
+        # the same id, whoever else has been enrolled since. A running count of who is still
+        # unknown renumbered them, and `enroll --person new-N` then took the wrong face. The
+        # scan's own id only: a lasting unknown-N comes when the scan enrolls.
+        name = group.name or f"new-{min(group.members)}"
+        vectors, spans = best_vectors(tracks)
         people.append(PersonResult(name, True, merge_intervals(tracks, fps, gap_frames),
                                    [t.track_id for t in tracks], -1.0, best_thumbnail(tracks),
-                                   best_vectors(tracks), new))
+                                   vectors, new, spans))
     people.sort(key=lambda p: (p.first_seen, p.name))
     return people, len(records) - len(confirmed), unidentified
 

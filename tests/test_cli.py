@@ -130,6 +130,48 @@ def test_scan_json_on_the_crowd_video(env):
         assert person["intervals"][0]["first_frame"] % 5 == 0
 
 
-def test_scan_missing_video_is_named(env, tmp_path):
-    result = run_edged("scan", str(tmp_path / "none.mp4"), env=env)
-    assert result.returncode == 1 and "none.mp4: no such video file" in result.stderr
+def test_scan_inputs_are_checked_before_any_model_loads(env, tmp_path):
+    """Each wrong input is one line naming it, said before the models load (the embedder's
+    line comes only after the models load)."""
+    (tmp_path / "report.txt").write_text("x")
+    photo = str(OBAMA / "obama2.jpg")
+    video = str(DATA / "video" / "crowd_1080p.mp4")
+    cases = [
+        (["scan", str(tmp_path / "none.mp4")], "none.mp4: no such file"),
+        (["scan", str(tmp_path)], "is a folder: give one video file"),
+        (["scan", photo], f"{photo} is a still image, not a video: `edged identify {photo}`"),
+        (["scan", video, "--report", str(tmp_path / "report.txt")], "report.txt: exists and is not a folder"),
+        (["enroll", "x", "--from-video", photo], "--from-video " + photo + " is a still image"),
+        (["enroll", "x", photo, "--dry-run"], "--person, --report and --dry-run go with --from-video"),
+        (["identify", str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg")], "none of the 2 photos is a file"),
+        (["detect", str(tmp_path / "a.jpg")], "a.jpg: no such file"),
+    ]
+    for argv, message in cases:
+        result = run_edged(*argv, env=env)
+        assert result.returncode == 1 and message in result.stderr, (argv, result.stderr)
+        assert "embedder in use" not in result.stderr and "Traceback" not in result.stderr, (argv, result.stderr)
+    # A report folder that cannot be made is one line too.
+    result = run_edged("scan", video, "--every", "50", "--edge", "--report", str(tmp_path / "report.txt" / "sub"),
+                       env=env)
+    assert result.returncode == 1 and "Traceback" not in result.stderr and "report.txt" in result.stderr, result.stderr
+
+
+def test_help_shows_what_each_command_takes():
+    def help_of(*argv: str) -> str:
+        return run_edged(*argv, "--help", check=True).stdout
+
+    top = help_of()
+    for command in ("detect", "identify", "enroll", "gallery", "run", "status", "clips", "config", "models", "scan"):
+        assert f"    {command} " in top, command
+    assert "name, rename, remove, reject, confirm, stats" in top
+    gallery = help_of("gallery")
+    for action in ("list", "remove", "rename", "name", "export", "import", "reject", "confirm", "stats"):
+        assert f"    {action} " in gallery, action
+    assert "recorded clips" in help_of("clips") and "    rm " in help_of("clips")
+    # Options that do nothing for a command are not offered there.
+    for argv, absent in ((("detect",), ("--threshold", "--gallery", "--false-accepts", "--embedder")),
+                         (("models",), ("--threshold", "--gallery", "--detector", "--min-face")),
+                         (("gallery", "list"), ("--threshold", "--detector", "--min-face", "--threads"))):
+        text = help_of(*argv)
+        assert not [a for a in absent if a in text], (argv, text)
+    assert "--config" in help_of("config", "check")

@@ -117,12 +117,12 @@ def test_example_documents_every_key_and_loads():
 
 def test_config_check_and_show_commands(etc):
     good = write(etc / "edged.toml", '[camera]\nsource = "/dev/video0"\n[mqtt]\npassword = "hunter2"\n')
-    result = run_edged("config", "check", str(good), check=True)
+    result = run_edged("config", "check", "--config", str(good), check=True)
     assert "is valid" in result.stdout
     shown = run_edged("config", "show", "--config", str(good), check=True).stdout
     assert "hunter2" not in shown and "[mqtt]" in shown
     bad = write(etc / "bad.toml", "[mqtt]\nport = 0\n")
-    result = run_edged("config", "check", str(bad))
+    result = run_edged("config", "check", "--config", str(bad))
     assert result.returncode == 78 and "bad.toml: mqtt.port: 0 is out of range" in result.stderr
 
 
@@ -159,7 +159,7 @@ def test_config_show_writes_toml_that_reads_back(etc):
     document = tomllib.loads(shown)
     assert document["alerts"]["ignore"] == ["line\nbreak", "quote\"d", "tab\there"]
     again = write(etc / "shown.toml", shown)
-    assert "is valid" in run_edged("config", "check", str(again), check=True).stdout
+    assert "is valid" in run_edged("config", "check", "--config", str(again), check=True).stdout
 
 
 def test_the_camera_url_may_come_from_a_credential_file(etc, monkeypatch):
