@@ -21,7 +21,7 @@ from edged.files import read_regular_file
 from edged.names import check_person_name
 from edged.types import Identity
 
-SCHEMA_VERSION = 4  # 2: people.anonymous and sightings; 3: negatives; 4: pictures
+SCHEMA_VERSION = 5  # 2: people.anonymous and sightings; 3: negatives; 4: pictures; 5: former_names
 EXPORT_FORMAT = "edged-gallery"
 EXPORT_VERSION = 1
 
@@ -58,6 +58,12 @@ CREATE TABLE IF NOT EXISTS pictures (
     jpeg BLOB NOT NULL,
     quality REAL NOT NULL
 );
+-- Names a person had before a rename or a naming (unknown-7 -> paul), so that what was
+-- recorded under the old name (recent alerts on the page) shows the current one.
+CREATE TABLE IF NOT EXISTS former_names (
+    name TEXT PRIMARY KEY,
+    person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE
+);
 CREATE TABLE IF NOT EXISTS sightings (
     id INTEGER PRIMARY KEY,
     person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
@@ -68,6 +74,8 @@ CREATE TABLE IF NOT EXISTS sightings (
 );
 """
 ANONYMOUS_PREFIX = "unknown-"
+# Every table with a person's rows, the person first (the others refer to it).
+_PERSON_TABLES = ("people", "embeddings", "negatives", "pictures", "former_names", "sightings")
 MAX_IMPORT_BYTES = 256 * 2**20  # an export of 10,000 people with 10 faces each is about 60 MB
 
 
@@ -251,10 +259,11 @@ class Gallery:
             target = self._db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
             (count,) = self._db.execute("SELECT COUNT(*) FROM embeddings WHERE person_id = ?",
                                         (source_id,)).fetchone()
+            self._db.execute("INSERT OR REPLACE INTO former_names VALUES (?, ?)", (anonymous, source_id))
             if target is None:
                 self._db.execute("UPDATE people SET name = ?, anonymous = 0 WHERE id = ?", (name, source_id))
             else:
-                for table in ("embeddings", "negatives", "sightings"):
+                for table in ("embeddings", "negatives", "sightings", "former_names"):
                     self._db.execute(f"UPDATE {table} SET person_id = ? WHERE person_id = ?", (target[0], source_id))
                 self._db.execute("INSERT OR IGNORE INTO pictures SELECT ?, jpeg, quality FROM pictures "
                                  "WHERE person_id = ?", (target[0], source_id))
@@ -330,6 +339,42 @@ class Gallery:
         return [Sighting(*row) for row in rows]
 
     @_locked
+    def current_names(self) -> dict[str, str]:
+        """Former name -> the name that person has now (a name in use now is not former)."""
+        return {old: new for old, new in self._db.execute(
+            "SELECT f.name, p.name FROM former_names f JOIN people p ON p.id = f.person_id "
+            "WHERE f.name NOT IN (SELECT name FROM people)")}
+
+    @_locked
+    def take_out(self, name: str) -> dict[str, list[tuple[object, ...]]]:
+        """Removes a person and returns every row that was theirs, for `put_back` (the page's
+        undo). The rows keep their ids, so a person put back has the same stable id."""
+        with self._transaction():
+            person_id = self._person_id(name)
+            rows = {table: [tuple(r) for r in self._db.execute(
+                        f"SELECT * FROM {table} WHERE {'id' if table == 'people' else 'person_id'} = ?",
+                        (person_id,))]
+                    for table in _PERSON_TABLES}
+            self._db.execute("DELETE FROM people WHERE id = ?", (person_id,))
+        self._forget()
+        return rows
+
+    @_locked
+    def put_back(self, rows: dict[str, list[tuple[object, ...]]]) -> str:
+        """Restores what `take_out` removed; refused when the name has been taken since."""
+        (person,) = rows["people"]
+        name = str(person[1])
+        with self._transaction():
+            if self._db.execute("SELECT 1 FROM people WHERE name = ? OR id = ?", (name, person[0])).fetchone():
+                raise GalleryError(f"cannot put '{name}' back: that name is in use again")
+            for table in _PERSON_TABLES:
+                for row in rows[table]:
+                    marks = ", ".join("?" * len(row))
+                    self._db.execute(f"INSERT OR IGNORE INTO {table} VALUES ({marks})", row)
+        self._forget()
+        return name
+
+    @_locked
     def remove(self, name: str) -> int:
         """Deletes a person and all their embeddings; returns how many embeddings went."""
         with self._transaction():
@@ -350,6 +395,8 @@ class Gallery:
                                    "(remove it first, or enroll more photos under that name)")
             self._db.execute("UPDATE people SET name = ?, anonymous = ? WHERE id = ?",
                              (new, int(is_anonymous_name(new)), person_id))
+            self._db.execute("DELETE FROM former_names WHERE name = ?", (new,))
+            self._db.execute("INSERT OR REPLACE INTO former_names VALUES (?, ?)", (old, person_id))
         self._forget()
 
     # -- reading -------------------------------------------------------------------------

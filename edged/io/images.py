@@ -21,7 +21,7 @@ _JPEG_END = b"\xff\xd9"
 _PNG_END = b"IEND\xaeB`\x82"
 
 
-def _looks_truncated(path: Path, data: bytes) -> bool:
+def _looks_truncated(data: bytes) -> bool:
     """JPEG and PNG files carry an end marker; a file cut short (a copy interrupted) lacks it.
 
     OpenCV would decode such a JPEG anyway and fill the missing part with grey, which would
@@ -55,9 +55,15 @@ def load_image(path: Path, max_megapixels: float = MAX_MEGAPIXELS) -> np.ndarray
         raise ImageError(f"{path}: is a folder, not an image") from None
     except OSError as exc:
         raise ImageError(f"{path}: cannot read ({exc.strerror})") from None
+    return decode_image(data, path, max_megapixels)
+
+
+def decode_image(data: bytes, path: Path | str, max_megapixels: float = MAX_MEGAPIXELS) -> np.ndarray:
+    """An image file's bytes (a file read, or an upload) -> (H, W, 3) uint8 BGR, by the same
+    rules as `load_image`; `path` names it in messages."""
     if not data:
         raise ImageError(f"{path}: empty file")
-    if _looks_truncated(path, data):
+    if _looks_truncated(data):
         raise ImageError(f"{path}: truncated image (the file ends before the picture does)")
     size = image_dimensions(data)
     if size is None:

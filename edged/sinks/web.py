@@ -41,6 +41,13 @@ PAGE = Path(__file__).with_name("page.html")
 LIBRARY_PAGE = Path(__file__).with_name("library.html")
 CLIPS_PAGE = Path(__file__).with_name("clips.html")
 MAX_FORM = 4096  # bytes of a library action
+MAX_PHOTO = 20 * 2**20  # bytes of a photo uploaded to enroll: more than a phone's full-size JPEG
+# The tab's icon: a face in a frame, in the page's colours. Public (no token): browsers ask for
+# it without one, and it says nothing about the box.
+FAVICON = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" '
+           b'fill="#222"/><rect x="5" y="5" width="22" height="22" rx="3" fill="none" stroke="#9cf" '
+           b'stroke-width="2.5"/><circle cx="16" cy="14" r="5" fill="#9cf"/><path d="M8 27c1-5 4-7 8-7s7 2 8 7" '
+           b'fill="#9cf"/></svg>')
 LIBRARY_FACE = re.compile(r"/library/face/([0-9]{1,12})\.jpg")
 CAMERA_ROUTE = re.compile(r"/cameras/([A-Za-z0-9_-]{1,64})/(|status|stream\.mjpg|snapshot\.jpg)")
 SERVED_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.(mp4|jpg)")  # no .part, no spool, no dot files
@@ -185,6 +192,9 @@ class WebServer:
 
             def do_GET(self) -> None:  # noqa: N802
                 url = urlparse(self.path)
+                if url.path == "/favicon.ico" and not self._wrong_host():
+                    self._send(200, "image/svg+xml", FAVICON, {"Cache-Control": "max-age=86400"})
+                    return
                 if self._wrong_host() or self._refused(url.query, url.path):
                     return
                 routes = {"/": self._page, "/status": self._status, "/stream.mjpg": self._stream,
@@ -232,7 +242,7 @@ class WebServer:
                 self.close_connection = True  # a body left unread must not be taken for a request
                 if self._wrong_host() or self._refused(url.query):
                     return
-                if url.path != "/library" or outer.library is None:
+                if url.path not in ("/library", "/library/photo") or outer.library is None:
                     self._send(404, "application/json", b'{"error": "not found"}')
                     return
                 origin = self.headers.get("Origin")
@@ -243,6 +253,9 @@ class WebServer:
                     length = int(self.headers.get("Content-Length", "-1"))
                 except ValueError:
                     length = -1
+                if url.path == "/library/photo":
+                    self._photo(url.query, length)
+                    return
                 if not 0 <= length <= MAX_FORM:
                     self._send(413, "application/json", b'{"error": "a form of at most 4096 bytes is expected"}')
                     return
@@ -257,6 +270,30 @@ class WebServer:
                     return
                 log.info("face library: %s", outcome.message)
                 self._send(200 if outcome.ok else 400, "application/json", json.dumps(outcome.to_json()).encode())
+
+            def _photo(self, query: str, length: int) -> None:
+                """A photo to enroll, posted as the request body (the page sends the file as
+                it is: no multipart form to parse), with the page's token in a header."""
+                from edged.io.images import decode_image
+
+                if not 0 < length <= MAX_PHOTO:
+                    self._send(413, "application/json", json.dumps(
+                        {"ok": False, "error": f"a photo of 1 byte to {MAX_PHOTO // 2**20} MB is expected"}).encode())
+                    return
+                name = parse_qs(query).get("person", [""])[0].strip()
+                try:
+                    assert outer.library is not None
+                    outer.library.check_token(self.headers.get("X-Edged-Form-Token", ""))
+                    image = decode_image(self.rfile.read(length), "the photo")
+                    outcome = outer.library.enroll_photo(name, image, self.headers.get("X-Edged-Form-Token", ""))
+                except PermissionError as exc:
+                    self._send(403, "application/json", json.dumps({"ok": False, "error": str(exc)}).encode())
+                    return
+                except (EdgedError, ValueError) as exc:
+                    self._send(400, "application/json", json.dumps({"ok": False, "error": str(exc)}).encode())
+                    return
+                log.info("face library: %s", outcome.message)
+                self._send(200, "application/json", json.dumps(outcome.to_json()).encode())
 
             def _wrong_host(self) -> bool:
                 if host_allowed(self.headers.get("Host"), outer.host_names):
