@@ -215,7 +215,7 @@ def test_rtsp_output_pushes_the_annotated_view(scenario_video, enrolled_gallery,
             capture.release()
             return got if len(got) >= 20 else None
 
-        frames = wait_until(frames_from_server, 60, "the pushed stream at the RTSP server")
+        frames = wait_until(frames_from_server, 120, "the pushed stream at the RTSP server")
     finally:
         daemon.stop()
         server.stop()
@@ -223,3 +223,26 @@ def test_rtsp_output_pushes_the_annotated_view(scenario_video, enrolled_gallery,
     # The annotated view: some frames carry the green label of a known person.
     green = [int((np.abs(f.astype(int) - (80, 200, 60)).sum(axis=2) < 60).sum()) for f in frames]
     assert max(green) > 300
+
+
+def test_two_rtsp_test_servers_do_not_share_ports(scenario_video, monkeypatch):
+    """The test RTSP server once fell back to UDP 20000 whatever it was told, so two of them
+    (parallel tests) collided and answered DESCRIBE with 404. Both serve their stream at once."""
+    monkeypatch.setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;udp")
+    servers = [RtspServer(scenario_video), RtspServer(scenario_video)]
+    try:
+        for server in servers:
+            server.start()
+
+        def both_readable():
+            opened = [cv2.VideoCapture(server.url, cv2.CAP_FFMPEG) for server in servers]
+            frames = [capture.read()[0] for capture in opened]
+            for capture in opened:
+                capture.release()
+            return all(frames)
+
+        wait_until(both_readable, 60, "frames from both test RTSP servers")
+        assert servers[0].rtp_port != servers[1].rtp_port
+    finally:
+        for server in servers:
+            server.stop()

@@ -27,6 +27,40 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_udp_range(count: int = 16) -> int:
+    """An even UDP port with the `count` ports from it free now (RTP pairs for the streams)."""
+    import random
+
+    for _ in range(200):
+        base = random.randrange(30000, 60000 - count, 2)
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                sockets.append(udp)
+                udp.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for udp in sockets:
+                udp.close()
+    raise RuntimeError(f"no {count} free UDP ports in a row")
+
+
+# Debian's rtsp-server-perl, started so that its RTP ports are ours: the packaged script takes
+# --rtp_start_port, but the server goes back to its built-in 20000 whenever its last stream
+# ends, so two servers (two tests, or a test and a restart) collided on UDP 20000 and
+# answered DESCRIBE with 404. The built-in start lives in a package variable we set first.
+RTSP_SERVER = """
+use strict; use warnings; use AnyEvent; use RTSP::Server;
+$RTSP::Server::RTP_START_PORT = shift @ARGV;
+my $server = RTSP::Server->new_with_options();
+$server->listen;
+AnyEvent->condvar->recv;
+"""
+
+
 def wait_for_port(port: int, seconds: float = 20) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -159,18 +193,18 @@ class RtspServer:
         self.video = video
         self.substream = substream
         self.size = size
-        self.client_port, self.source_port, self.rtp_port = free_port(), free_port(), free_port()
+        self.client_port, self.source_port, self.rtp_port = free_port(), free_port(), free_udp_range()
         self.url = f"rtsp://127.0.0.1:{self.client_port}/cam"
         self.sub_url = f"rtsp://127.0.0.1:{self.client_port}/sub"
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def start_server(self) -> None:
         """Only the server: something else publishes to rtsp://127.0.0.1:SOURCE_PORT/cam."""
-        server = shutil.which("rtsp-server-perl")
-        if not server:
+        if not shutil.which("rtsp-server-perl"):
             raise RuntimeError("rtsp-server-perl is not installed: run tools/setup.sh --dev")
         self.processes.append(subprocess.Popen(
-            [server, "--clientport", str(self.client_port), "--serverport", str(self.source_port),
+            ["perl", "-e", RTSP_SERVER, str(self.rtp_port),
+             "--clientport", str(self.client_port), "--serverport", str(self.source_port),
              "--client_listen_address", "127.0.0.1", "--source_listen_address", "127.0.0.1",
              "--rtp_start_port", str(self.rtp_port), "--loglevel", "1"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
