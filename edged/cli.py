@@ -455,7 +455,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     stats = document["stats"]
     print(f"edged {document['edged']} on {document['device']}, up {document['uptime_s']:.0f} s, embedder "
-          f"{document['embedder']}, CPU {stats['cpu_percent']:.0f}% of the box, RSS {stats['rss_mb']:.0f} MB")
+          f"{document['embedder'] or 'none installed'}, CPU {stats['cpu_percent']:.0f}% of the box, "
+          f"RSS {stats['rss_mb']:.0f} MB")
     for camera in document.get("cameras") or [document]:
         c = camera["stats"]
         print(f"  camera {camera['camera']} ({camera['source']}): detections {c['fps']:.1f} of "

@@ -223,10 +223,19 @@ class Daemon:
 
     def _engine(self, config: Config) -> FaceEngine:
         models = Path(config.models.dir) if config.models.dir else None
-        engine = FaceEngine(EngineOptions(models, config.models.embedder or None, detector_settings(config),
-                                          config.detector.threads, tuple(config.runtime.providers),
-                                          config.recognition.threshold, config.recognition.false_accepts))
+        options = EngineOptions(models, config.models.embedder or None, detector_settings(config),
+                                config.detector.threads, tuple(config.runtime.providers),
+                                config.recognition.threshold, config.recognition.false_accepts)
+        # An embedder asked for by name must be there; with none installed at all (a bare box
+        # offline), the daemon still finds and tracks faces, and says once what names need.
+        engine = FaceEngine(options, need_embedder=bool(config.models.embedder))
         engine.detector.warm_up()
+        if not engine.has_embedder:
+            log.warning("no embedder installed: faces are found and tracked, but nobody is named or enrolled. "
+                        "Install one with tools/setup.sh (../shared/models beside the checkout, or "
+                        "EDGED_FACENET_WEIGHTS=checkpoint), or `python tools/export_models.py import FILE.onnx "
+                        "--spec SPEC.toml`; see docs/recognition.md")
+            return engine
         engine.embedder_loaded().warm_up()
         log.info("edged %s: %s; models warmed up", __version__, engine.describe_embedder())
         log.info("%s", engine.describe_threshold())
@@ -312,7 +321,8 @@ class Daemon:
                 "problems": [broken] if broken else [],
                 **self._camera_part(pipelines[0]),
                 "started": self.started, "uptime_s": round(time.time() - self.started, 1),
-                "embedder": self.engine.embedder_spec.model_id, "providers": dict(self.engine.store.providers),
+                "embedder": self.engine.embedder_spec.model_id if self.engine.has_embedder else None,
+                "providers": dict(self.engine.store.providers),
                 "config_sources": list(self.config.sources), "last_reload": self.last_reload,
                 "recognition": self._recognition(),
                 "cameras": [self._camera_part(p, events=False, last_events=5) for p in pipelines]}
@@ -345,6 +355,9 @@ class Daemon:
         from edged.corrections import in_situ_false_accepts
 
         tracking = self.pipeline.tracking
+        if not self.engine.has_embedder:
+            return {"threshold": None, "false_accepts": self.config.recognition.false_accepts, "calibration": None,
+                    "false_accepts_in_situ": None, "embedder": "none installed: faces are not named"}
         spec = self.engine.embedder_spec
         # The page polls /status every 2 s per viewer; matching every stranger's faces again
         # each time is work a minute-old answer spares.

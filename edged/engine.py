@@ -124,6 +124,11 @@ class FaceEngine:
                 "(tools/calibrate.py), so its false-accept rate is not known")
 
     @property
+    def has_embedder(self) -> bool:
+        """False on a box with no embedder installed: faces are found and tracked, not named."""
+        return self._spec is not None
+
+    @property
     def embedder_spec(self) -> ModelSpec:
         if self._spec is None:
             assert self._missing is not None

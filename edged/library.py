@@ -96,7 +96,8 @@ class Library:
         self.csrf = self.csrf or secrets.token_urlsafe(24)
 
     def view(self) -> dict[str, object]:
-        view = library_view(self.gallery, self.engine.embedder_loaded().model_id, self.recent())
+        model_id = self.engine.embedder_spec.model_id if self.engine.has_embedder else "no embedder installed"
+        view = library_view(self.gallery, model_id, self.recent())
         return {**view, "csrf": self.csrf}
 
     def picture(self, person_id: int) -> bytes | None:

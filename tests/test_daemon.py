@@ -163,3 +163,30 @@ def test_a_second_daemon_on_the_same_state_directory_is_refused(scenario_video, 
         assert first.process.poll() is None and first.status(first_port)
     finally:
         assert first.stop() == 0
+
+
+def test_a_box_without_an_embedder_finds_and_tracks_faces(scenario_video, tmp_path):
+    """A bare box offline has no embedder: the daemon still runs, finds and tracks faces, and
+    says once what names need; the page's library answers, naming nobody."""
+    port = free_port()
+    empty_models = tmp_path / "models"
+    empty_models.mkdir()
+    daemon = Daemon(tmp_path, config(scenario_video, tmp_path / "gallery.db", port),
+                    env={"EDGED_MODELS": str(empty_models)})
+    daemon.start()
+    try:
+        def confirmed():
+            seen = daemon.status(port) or {}
+            return seen if any(e["type"] == "confirmed" for e in seen.get("recent_events", [])) else None
+
+        seen = wait_until(confirmed, 90, "a confirmed track from a daemon without an embedder")
+        assert seen["embedder"] is None
+        assert seen["recognition"]["threshold"] is None
+        assert all(e.get("person") is None for e in seen["recent_events"]), seen["recent_events"]
+        said = run_edged("status", "--url", f"http://127.0.0.1:{port}/status").stdout
+        assert "embedder none installed" in said and "not yet identified" in said, said
+    finally:
+        assert daemon.stop() == 0, daemon.text()[-3000:]
+    log = daemon.text()
+    assert log.count("no embedder installed: faces are found and tracked") == 1, log[-3000:]
+    assert "Traceback" not in log, log[-3000:]

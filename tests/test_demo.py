@@ -6,9 +6,12 @@ import signal
 import subprocess
 import time
 
+import pytest
 from services import free_port, wait_until
 
 from .conftest import ROOT
+
+pytestmark = pytest.mark.shared  # strangers alert only with the embedders ../shared brings
 
 
 def test_the_demo_alerts_on_strangers_and_makes_a_clip_within_a_minute(tmp_path):

@@ -9,7 +9,10 @@ import pytest
 from edged.vision.boxes import iou_matrix
 from edged.vision.detector import Detector, DetectorSettings
 
-from .conftest import DATA
+from .conftest import DATA, NO_SHARED
+
+if NO_SHARED:  # its parameters are read from ../shared as the module loads
+    pytest.skip(NO_SHARED, allow_module_level=True)
 
 IMAGES = json.loads((DATA / "mtcnn_reference.json").read_text())["images"]
 CROWD = json.loads((DATA / "crowd_1080p_mtcnn_reference.json").read_text())["frames"]

@@ -7,7 +7,10 @@ from edged.engine import EngineOptions, FaceEngine
 from edged.gallery import Gallery
 from edged.io.images import load_image
 
-from .conftest import DATA
+from .conftest import DATA, NO_SHARED
+
+if NO_SHARED:  # its parameters are read from ../shared as the module loads
+    pytest.skip(NO_SHARED, allow_module_level=True)
 
 PEOPLE = sorted(p.name for p in (DATA / "faces").iterdir())
 NOT_ENROLLED = "paul_rudd"  # left out of the gallery to stand for a stranger

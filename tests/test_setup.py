@@ -1,7 +1,8 @@
 """tools/setup.sh on a bare box, as a newcomer meets it: a clone without ../shared's models, a
 virtual environment left half-made by an earlier run, and no embedder. Offline (a dead server)
-it stops with one message naming the two ways to provide one; with the checkpoint reachable it
-fetches it, checks its sha256, exports and checks it, and the box has an embedder."""
+it finishes without one, in two lines saying how to provide one, and without installing torch;
+with the checkpoint reachable it fetches it, checks its sha256, exports and checks it, and the
+box has an embedder."""
 
 import functools
 import os
@@ -42,11 +43,21 @@ def test_setup_on_a_bare_clone_repairs_the_venv_and_fetches_the_embedder(tmp_pat
                               timeout=900)
 
     offline = setup()
-    assert offline.returncode == 1, offline.stdout[-2000:] + offline.stderr[-2000:]
+    # Offline is no failure: the box finds and tracks faces without an embedder, and two lines
+    # say how to add one. torch (754 MB) is not installed for a download that cannot happen.
+    assert offline.returncode == 0, offline.stdout[-2000:] + offline.stderr[-2000:]
     assert "is incomplete (no working pip); making it again" in offline.stdout
-    assert "No face-recognition model (embedder) is installed" in offline.stderr
-    assert "EDGED_FACENET_WEIGHTS=" in offline.stderr and "export_models.py import" in offline.stderr
-    assert "Traceback" not in offline.stderr
+    said = [line for line in offline.stdout.splitlines() if "embedder" in line.lower() and "[setup]" in line]
+    assert said[0].startswith("[setup] no embedder: faces will be found and tracked, not named"), said
+    assert "EDGED_FACENET_WEIGHTS=" in offline.stdout and len(said) <= 3, said
+    assert "installing torch" not in offline.stdout and "Traceback" not in offline.stderr
+    assert "\x1b[" not in offline.stdout  # not a terminal: no colour codes in a log
+    venv_python = str(clone / ".venv" / "bin" / "python")
+    no_torch = subprocess.run([venv_python, "-c", "import importlib.util as u; print(u.find_spec('torch'))"],
+                              capture_output=True, text=True, check=True).stdout
+    assert no_torch.strip() == "None"
+    again = setup()  # a rerun installs nothing again
+    assert again.returncode == 0 and "installing" not in again.stdout, again.stdout
 
     served = tmp_path / "served"
     served.mkdir()

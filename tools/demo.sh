@@ -6,6 +6,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bash "$here/tools/setup.sh"
 demo=$(cat "$here/.venv/.edged-demo-video")
+[[ -f "$demo" ]] || { echo "[demo] no demo video at $demo (setup could not fetch it): put one there" >&2; exit 1; }
 state="${EDGED_DEMO_STATE:-$here/.cache/demo}"
 mkdir -p "$state"
 export EDGED_GALLERY="$state/gallery.db"

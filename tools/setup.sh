@@ -83,7 +83,8 @@ if [[ $dev -eq 1 ]]; then
 fi
 
 # --- demo video -----------------------------------------------------------------------------
-# (Before the models: a few of its frames check an embedder exported here.)
+# (Before the models: a few of its frames check an embedder exported here.) Offline, setup
+# goes on without it: only the demo and the embedder's export check need it.
 py="$venv/bin/python"
 demo="$shared/data/video/crowd_1080p.mp4"
 if [[ ! -f "$demo" ]]; then
@@ -91,13 +92,13 @@ if [[ ! -f "$demo" ]]; then
   if [[ ! -f "$demo" ]]; then
     mkdir -p "$(dirname "$demo")"
     say "downloading the demo video (facenet-pytorch examples/video.mp4)"
-    if ! "$py" -c "import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])" \
+    if "$py" -c "import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])" \
         "https://raw.githubusercontent.com/timesler/facenet-pytorch/master/examples/video.mp4" "$demo.part" 2>/dev/null; then
+      mv "$demo.part" "$demo"
+    else
       rm -f "$demo.part"
-      say "cannot download the demo video (offline?): put a video at $demo, or ../shared beside the checkout"
-      exit 1
+      say "no demo video (offline?): put a video at $demo, or ../shared beside the checkout"
     fi
-    mv "$demo.part" "$demo"
   fi
 fi
 echo "$demo" > "$venv/.edged-demo-video"
@@ -115,10 +116,18 @@ has_embedder() {
   "$py" -c "import sys; from pathlib import Path; from edged.runtime import ModelStore
 sys.exit(not any(s.is_embedder and Path(s.file).is_file() for s in ModelStore().specs.values()))"
 }
-if ! has_embedder; then
+checkpoint_url="${EDGED_FACENET_URL:-https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/20180402-114759-vggface2.pt}"
+can_fetch_checkpoint() {
+  # A cached download, or the release answering within 15 s: asked before torch (754 MB) is installed.
+  [[ -f "$here/.cache/$(basename "$checkpoint_url")" ]] && return 0
+  "$py" -c "import sys, urllib.request
+urllib.request.urlopen(urllib.request.Request(sys.argv[1], method='HEAD'), timeout=15).close()" "$checkpoint_url" 2>/dev/null
+}
+if ! has_embedder && [[ -f "$demo" ]] && { [[ -n "${EDGED_FACENET_WEIGHTS:-}" ]] || can_fetch_checkpoint; }; then
   # The default embedder, InceptionResnetV1 (VGGFace2): its checkpoint, exported to ONNX here and
-  # checked against torch on frames of the demo video. torch is needed for this once.
-  "$py" -c "import torch, onnx, facenet_pytorch" 2>/dev/null || {
+  # checked against torch on frames of the demo video. torch is needed for this once. (facenet_pytorch
+  # is looked for, not imported: installed without its dependencies, its import wants tqdm.)
+  "$py" -c "import importlib.util as u, sys; sys.exit(not all(u.find_spec(m) for m in ('torch', 'onnx', 'facenet_pytorch')))" || {
     say "installing torch and onnx to export the default embedder (once)"
     pip install "torch==2.13.0" "onnx>=1.15" && pip install --no-deps "facenet-pytorch==2.6.0"
   }
@@ -136,20 +145,15 @@ PY
   if [[ -n "${EDGED_FACENET_WEIGHTS:-}" ]]; then
     say "exporting InceptionResnetV1 (VGGFace2) from $EDGED_FACENET_WEIGHTS"
     "$py" tools/export_models.py --verify-images "$frames" facenet --weights "$EDGED_FACENET_WEIGHTS"
-  elif ! "$py" tools/export_models.py --verify-images "$frames" facenet --download 2>"$here/.cache/download.log"; then
-    reason=$(tail -n 1 "$here/.cache/download.log")
-    cat >&2 <<MSG
-[setup] No face-recognition model (embedder) is installed, and the default one could not be fetched:
-[setup]   ${reason#export_models: }
-[setup] Provide one of these, then run this command again:
-[setup]   1. The VGGFace2 checkpoint 20180402-114759-vggface2.pt (from
-[setup]      https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/20180402-114759-vggface2.pt):
-[setup]      EDGED_FACENET_WEIGHTS=/path/to/20180402-114759-vggface2.pt bash tools/setup.sh
-[setup]   2. An ONNX embedder with a spec: $py tools/export_models.py import FILE.onnx --spec models/specs/mobilefacenet.toml
-[setup]      (../shared/models beside the checkout is registered by itself).
-MSG
-    exit 1
+  elif ! "$py" tools/export_models.py --verify-images "$frames" facenet --download --url "$checkpoint_url" \
+      2>"$here/.cache/download.log"; then
+    say "the embedder's export failed: $(tail -n 1 "$here/.cache/download.log")"
   fi
+fi
+if ! has_embedder; then
+  # Not fatal: the daemon finds and tracks faces without one; only names need it.
+  say "no embedder: faces will be found and tracked, not named. To add one, run this again with"
+  say "../shared beside the checkout, or EDGED_FACENET_WEIGHTS=/path/to/20180402-114759-vggface2.pt (docs/recognition.md)"
 fi
 "$venv/bin/edged" models 2>&1 | sed 's/^/[setup] /'
 say "ready"

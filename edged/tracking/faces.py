@@ -198,7 +198,7 @@ class FaceTracking:
             if quality.score[i] > extra.thumbnail_quality:
                 extra.thumbnail = face_thumbnail(image_bgr, faces.xyxy[i])
                 extra.thumbnail_quality = float(quality.score[i])
-            if (track_id not in crossing and quality.passed[i]
+            if (self.engine.has_embedder and track_id not in crossing and quality.passed[i]
                     and self.reid.due(track_id, faces.xyxy[i], float(quality.score[i]))):
                 due.append(i)
         if due:
@@ -363,7 +363,7 @@ class FaceTracking:
         state = self.reid.forget(track.track_id)
         if not self.keep_records:
             return
-        dim = self.engine.embedder_spec.output_size
+        dim = self.engine.embedder_spec.output_size if self.engine.has_embedder else 0
         vectors = np.stack(state.vectors) if state and state.vectors else np.empty((0, dim), np.float32)
         identity = (state.identity(track.track_id, track.confirmed, self.reid.settings.margin) if state
                     else Identity(None, -1.0, track.track_id, 0, track.confirmed, identified=False))
