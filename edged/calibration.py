@@ -1,6 +1,6 @@
 """Match thresholds from labelled face embeddings: open-set trials, false accepts, operating points (pure).
 
-Protocol (README, "How far to trust a name"): people, never photos, are split into a fitting
+Protocol (docs/recognition.md, "How far to trust a name"): people, never photos, are split into a fitting
 half and a checking half. A trial enrolls `gallery_size` people of one half with
 `enroll_photos` photos each; their other photos are genuine probes, and every photo of that
 half's people who were not enrolled is a stranger probe. A stranger probe whose best

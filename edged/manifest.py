@@ -219,4 +219,4 @@ def choose_embedder(specs: dict[str, ModelSpec], models_dir: Path, wanted: str |
         order = {name: i for i, name in enumerate(EMBEDDER_PREFERENCE)}
         return min(installed, key=lambda s: (-s.named_1pct, order.get(s.name, len(order)), s.name))
     raise ModelError(f"no embedder is installed in {models_dir}: run tools/setup.sh, or "
-                     "tools/export_models.py (see README, 'Models')")
+                     "tools/export_models.py (see docs/recognition.md)")

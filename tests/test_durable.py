@@ -1,4 +1,4 @@
-"""Files the README calls durable are flushed to the disk, and so is the rename that makes them
+"""Files docs/design.md calls durable are flushed to the disk, and so is the rename that makes them
 appear: the file and its folder are both fsynced, and nothing is left under a temporary name."""
 
 import os

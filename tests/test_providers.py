@@ -52,7 +52,7 @@ def test_a_provider_that_fails_to_load_a_model_falls_back_to_the_cpu(monkeypatch
 
 
 def test_cuda_sessions_get_a_cudnn_search_per_model(monkeypatch):
-    """Measured on an H100 (README): cuDNN's DEFAULT algorithm for MTCNN, whose input shapes
+    """Measured on an H100 (docs/accelerators.md): cuDNN's DEFAULT algorithm for MTCNN, whose input shapes
     change every frame, and ONNX Runtime's EXHAUSTIVE search for the embedder."""
     import onnxruntime as ort
 

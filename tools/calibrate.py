@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Measures each embedder's match thresholds on ../shared/data/calibration and writes its
 operating points (1% and 5% false accepts per stranger face at 20 enrolled people) into the
-model's spec. Prints the table the README shows; see edged/calibration.py for the protocol."""
+model's spec. Prints the table docs/recognition.md shows; see edged/calibration.py for the protocol."""
 
 from __future__ import annotations
 

@@ -50,7 +50,7 @@ if [[ ! -x "$venv/bin/python" ]]; then
 fi
 pip() { "$venv/bin/python" -m pip --disable-pip-version-check -q "$@"; }
 extras="mqtt,notify,s3,clips"
-[[ $dev -eq 1 ]] && extras="$extras,dev,tools"
+[[ $dev -eq 1 ]] && extras="$extras,dev,tools,docs"
 stamp="$venv/.edged-installed-$extras"
 if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
   say "installing edged[$extras] into $venv"

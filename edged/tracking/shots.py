@@ -3,7 +3,7 @@
 Each frame is reduced to a hue-saturation histogram of a small subsample (about 90 rows,
 ~0.1 ms on a 1080p frame), compared with the previous frame's by Bhattacharyya distance.
 Hue and saturation ignore most exposure changes; people walking, even close to the lens,
-change a histogram little. Measured (README, "Faces through time"): at most 0.07 between
+change a histogram little. Measured (docs/tracking.md, "Faces through time"): at most 0.07 between
 frames of the crowd video, at every frame and at every 5th; 0.93 to 0.97 at the scenario
 cuts. The default threshold sits between the two.
 """

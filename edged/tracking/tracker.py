@@ -1,7 +1,7 @@
 """Face tracker: persistent track ids across frames, constant-velocity prediction between
 detections, association by IoU and size-normalised centre distance, lifetime in seconds (pure).
 
-Design (README, "Tracker"): SORT's predict-then-associate loop without its Kalman filter
+Design (docs/tracking.md, "Tracker"): SORT's predict-then-associate loop without its Kalman filter
 (an alpha-beta velocity estimate is enough for faces and has two knobs, not six matrices),
 OC-SORT's lesson of keeping a lost track's last observed box and velocity rather than drifting
 predictions, and norfair's size-normalised distance so that one gate fits near and far faces.
