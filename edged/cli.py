@@ -463,6 +463,8 @@ def cmd_status(args: argparse.Namespace) -> int:
               f"{c.get('detect_fps_target', 0):.1f}/s" + (" (FALLING BEHIND)" if c.get("falling_behind") else "")
               + f", camera {c.get('camera_fps', 0):.1f} fps, "
               + (f"latency {c['latency_ms']:.0f} ms, " if c.get("latency_ms") is not None else "detection off, ")
+              + ("nothing moves, " if c.get("detect_mode") == "idle" else f"motion {c['motion_percent']:.1f}%, "
+                 if c.get("motion_percent") is not None else "")
               + f"{c['embeddings_per_s']:.2f} embeddings/s" + ("" if c["source_connected"] else ", NOT CONNECTED"))
         for track in c["tracks"]:
             print(f"    track {track['track_id']}: {track['person'] or 'not yet identified'}"

@@ -126,6 +126,21 @@ class QualityConfig:
 
 
 @dataclass(frozen=True)
+class MotionConfig:
+    """Motion-gated detection (edged/vision/motion.py; Frigate's settings as the starting point)."""
+
+    enabled: bool = True  # false: detect at detect_fps whatever happens (the old behaviour)
+    # Detections per second while nothing moves and no track is alive: someone standing still
+    # is still found.
+    idle_detect_fps: float = field(default=0.5, metadata=check("between 0.05 and 60", lambda v: 0.05 <= v <= 60))
+    frame_height: int = field(default=120, metadata=check("60 to 480 rows", lambda v: 60 <= v <= 480))
+    threshold: int = field(default=30, metadata=check("1 to 254 (of 255)", lambda v: 1 <= v <= 254))
+    contour_area: int = field(default=10, metadata=check("1 to 10000 sampled pixels", lambda v: 1 <= v <= 10000))
+    lightning_threshold: float = field(default=0.8, metadata=check("between 0.1 and 1", lambda v: 0.1 <= v <= 1))
+    frame_alpha: float = field(default=0.01, metadata=check("between 0.001 and 0.5", lambda v: 0.001 <= v <= 0.5))
+
+
+@dataclass(frozen=True)
 class RecognitionConfig:
     gallery: str = ""  # "" = the state directory's gallery.db
     # Strangers named as someone, per face, measured by tools/calibrate.py (20 enrolled people).
@@ -241,6 +256,7 @@ class Config:
     runtime: RuntimeConfig = RuntimeConfig()
     tracker: TrackerConfig = TrackerConfig()
     quality: QualityConfig = QualityConfig()
+    motion: MotionConfig = MotionConfig()
     recognition: RecognitionConfig = RecognitionConfig()
     alerts: AlertsConfig = AlertsConfig()
     mqtt: MqttConfig = MqttConfig()
@@ -249,7 +265,7 @@ class Config:
     stream: StreamConfig = StreamConfig()
     sources: tuple[str, ...] = ()  # the files and variables it came from, for messages
     # With [cameras.NAME] tables: one whole configuration per camera (its camera table, and its
-    # alerts, clips, quality, stream and tracker tables over the global ones); () = [camera] alone.
+    # alerts, clips, motion, quality, stream and tracker tables over the global ones); () = [camera] alone.
     cameras: tuple[Config, ...] = ()
 
     def camera_configs(self) -> list[Config]:
@@ -264,7 +280,7 @@ class Config:
 NOT_SECTIONS = ("sources", "cameras")
 # What a [cameras.NAME] table may hold besides the camera's own keys; server-wide stream keys
 # stay in [stream] (one web server serves every camera).
-PER_CAMERA_TABLES = ("alerts", "clips", "quality", "stream", "tracker")
+PER_CAMERA_TABLES = ("alerts", "clips", "motion", "quality", "stream", "tracker")
 SERVER_STREAM_KEYS = ("bind", "port", "token", "username", "password", "max_viewers", "link_expiry_s",
                       "host_names")
 

@@ -44,6 +44,7 @@ from edged.tracking.quality import QualitySettings
 from edged.tracking.reid import ReidSettings
 from edged.tracking.tracker import TrackerSettings
 from edged.vision.detector import DetectorSettings
+from edged.vision.motion import MotionDetector, MotionSettings
 
 log = logging.getLogger("edged")
 IN_SITU_EVERY_S = 60.0  # how often /status recomputes the in-situ false-accept estimate
@@ -276,6 +277,12 @@ class Daemon:
         sinks = build_sinks(config, self.state, uploader.url_for if uploader else None, primary, self._box_stats,
                             self.history)
         pipeline = Pipeline(source, tracking, alerts, sinks, config.detect_fps, config.mqtt.stats_interval_s)
+        m = config.motion
+        if m.enabled:
+            pipeline.motion = MotionDetector(MotionSettings(True, m.frame_height, m.threshold, m.contour_area,
+                                                            m.lightning_threshold, m.frame_alpha),
+                                             tracking.settings.quality.zone)
+            pipeline.idle_interval = max(1.0 / m.idle_detect_fps, pipeline.detect_interval)
         pipeline.live = self.lives[c.name]
         pipeline.keep_pictures = True
         pipeline.clips = recorder

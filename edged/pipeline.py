@@ -23,7 +23,10 @@ from edged.alerts import AlertEngine
 from edged.events import Alert, TrackEvent
 from edged.io.source import FrameSource
 from edged.tracking.faces import FaceTracking, FrameResult
+from edged.tracking.shots import SAMPLE_ROWS as CUT_ROWS
 from edged.types import Faces, Frame, Identity
+from edged.vision.motion import NONE as NO_MOTION
+from edged.vision.motion import Motion, MotionDetector
 
 if TYPE_CHECKING:
     from edged.config import CameraConfig
@@ -49,10 +52,14 @@ class Stats:
     source_connected: bool
     scene_cuts: int = 0  # hard cuts seen since start: the camera moved, switched or covered
     camera_fps: float = 0.0  # frames read from the source per second
-    detect_fps_target: float = 0.0  # detections per second asked for (fps is what was achieved)
+    detect_fps_target: float = 0.0  # detections per second asked for now (fps is what was achieved)
     # The scheduler could not serve this camera's detections at the rate asked for (nor at the
     # camera's own frame rate, where that is lower) over the last 10 s: the box is overloaded.
     falling_behind: bool = False
+    # Motion-gated detection: "motion" (something moves or a face is tracked: detect_fps),
+    # "idle" (idle_detect_fps), or "always" (motion off: detect_fps whatever happens).
+    detect_mode: str = "always"
+    motion_percent: float | None = None  # share of the (zone's) picture moving in the newest frame
 
     def to_json(self) -> dict[str, object]:
         return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -75,7 +82,7 @@ class ClipAlerts(Protocol):
 
 
 class LiveViewLike(Protocol):
-    def update(self, image: np.ndarray, faces: Faces, identities: list[Identity], fps: float) -> None: ...
+    def update(self, image: np.ndarray | Frame, faces: Faces, identities: list[Identity], fps: float) -> None: ...
 
 
 class Sink(Protocol):
@@ -107,6 +114,13 @@ class Pipeline:
         self.alerts = alerts
         self.sinks = sinks
         self.detect_interval = 1.0 / detect_fps
+        # Motion gating (None: detect at detect_fps always): while nothing moves and no track is
+        # alive, detections come every idle_interval; the first frame that moves is detected at once.
+        self.motion: MotionDetector | None = None
+        self.idle_interval = self.detect_interval
+        self.last_motion: Motion = NO_MOTION
+        self._onset = False  # the due frame is the first that moved after a quiet spell
+        self._due_at = float("-inf")
         self.stats_interval_s = stats_interval_s
         self._detection_enabled = True
         self._enabled_at = float("-inf")  # detection last switched back on: the shortfall counts from then
@@ -184,7 +198,27 @@ class Pipeline:
     def due_at(self) -> float:
         """When this camera's next detection was due (capture clock): the scheduler serves the
         camera that has waited longest past its due time first."""
-        return self._last_detect + self.detect_interval
+        return self._due_at
+
+    @property
+    def active(self) -> bool:
+        """Something moves, or a face is tracked: detection runs at detect_fps."""
+        return self.motion is None or self.last_motion.moving or bool(self.tracking.tracker.tracks)
+
+    @property
+    def interval(self) -> float:
+        """Seconds between detections now: detect_fps's while active, idle_detect_fps's otherwise."""
+        return self.detect_interval if self.active else self.idle_interval
+
+    def _moved(self, frame: Frame) -> bool:
+        """Looks for motion in the frame; True when it starts after a quiet spell (no motion,
+        no track): that frame is detected at once."""
+        if self.motion is None:
+            return False
+        was_active = self.active
+        grey = frame.small_grey(self.motion.settings.frame_height)
+        self.last_motion = self.motion.check(grey, frame.size)
+        return self.last_motion.moving and not was_active
 
     def poll(self, now: float) -> None:
         """Takes the newest frame, if any: checks it for a cut, keeps it as `due` when its
@@ -193,14 +227,20 @@ class Pipeline:
         frame = self.source.next_frame(timeout=0)
         self._read.append((now, self.source.stats.frames))
         if frame is not None:
-            self._detect_size = (frame.image.shape[1], frame.image.shape[0])
+            self._detect_size = frame.size
             self._check_cut(frame)
-            if self.detection_enabled and frame.ts - self._last_detect >= self.detect_interval:
+            onset = self._moved(frame)
+            interval = self.interval
+            if self.detection_enabled and (onset or frame.ts - self._last_detect >= interval):
+                if self.due is None:
+                    self._due_at = frame.ts if onset else self._last_detect + interval
+                self._onset = self._onset or onset
                 self.due = frame
             else:
-                # Between detections the tracker moves the boxes (for the live view).
+                # Between detections the tracker moves the boxes (for the live view, which
+                # converts the frame only when someone watches).
                 self.view = self.tracking.tracker.predict(frame.ts)
-                self._show(frame.image, self.view, [self.tracking.identity(int(t)) for t in self.view.track_id])
+                self._show(frame, self.view, [self.tracking.identity(int(t)) for t in self.view.track_id])
         elif self.due is None:
             for event in self.tracking.tick(now):
                 self._emit(event)
@@ -215,8 +255,13 @@ class Pipeline:
         frame, self.due = self.due, None
         if frame is None:
             return
-        # Ideal ticks, not "since the last frame used", so the rate asked for is the rate run.
-        self._last_detect = max(self._last_detect + self.detect_interval, frame.ts - self.detect_interval)
+        # Ideal ticks, not "since the last frame used", so the rate asked for is the rate run;
+        # motion after a quiet spell starts the ticks again from its frame.
+        interval = self.interval
+        if self._onset or self._last_detect == float("-inf"):  # the first detection starts the ticks too
+            self._last_detect, self._onset = frame.ts, False
+        else:
+            self._last_detect = max(self._last_detect + interval, frame.ts - interval)
         try:
             result = self.tracking.process(frame.image, frame.ts, frame.index)
         except Exception:  # one bad frame must not end the daemon; say so, at most once a minute
@@ -229,12 +274,13 @@ class Pipeline:
             self._emit(event, frame)
         for hook in self.on_frame:
             hook(result)
-        self._show(frame.image, result.faces, result.identities)
+        self._show(frame, result.faces, result.identities)
 
     def _check_cut(self, frame: Frame) -> None:
         """Every frame, detection or not: a hard cut ends every track (no name crosses it)."""
         try:
-            cut = self.tracking.observe(frame.image, frame.ts)
+            # A small colour sample is all a cut needs: no full-size conversion for it.
+            cut = self.tracking.observe(frame.small_bgr(CUT_ROWS), frame.ts)
         except Exception:
             self._failed(frame.index)
             return
@@ -245,7 +291,7 @@ class Pipeline:
             for event in events:
                 self._emit(event, frame)
 
-    def _show(self, image: np.ndarray, faces: Faces, identities: list[Identity]) -> None:
+    def _show(self, image: np.ndarray | Frame, faces: Faces, identities: list[Identity]) -> None:
         self.view_identities = identities
         if self.live is not None:
             self.live.update(image, faces, identities, self.recent_fps())
@@ -352,15 +398,24 @@ class Pipeline:
             tracks.append({"track_id": track_id, "person": identity.person, "similarity": round(identity.similarity, 3),
                            "confirmed": track.confirmed, "box": [round(float(v), 1) for v in track.xyxy]})
         camera_fps = self.camera_fps()
-        wanted = 1.0 / self.detect_interval
+        wanted = 1.0 / self.interval
         # Detection switched back on less than the measuring window ago: the off time is no shortfall.
         settled = self.detection_enabled and now - self._enabled_at >= 10
         latency = self._latency_ms if self.detection_enabled else None
         self.last_stats = Stats(time.time(), self.camera, fps, self.source.stats.frames,
                                 self.source.stats.skipped, latency, per_s, len(tracks), tracks, cpu,
                                 rss_mb(), self.source.stats.connected, self.tracking.cut_count,
-                                camera_fps, wanted, falling_behind(wanted, fps, camera_fps, settled))
+                                camera_fps, wanted, falling_behind(wanted, fps, camera_fps, settled),
+                                self.detect_mode, self.motion_percent)
         return self.last_stats
+
+    @property
+    def detect_mode(self) -> str:
+        return "always" if self.motion is None else "motion" if self.active else "idle"
+
+    @property
+    def motion_percent(self) -> float | None:
+        return None if self.motion is None else round(100 * self.last_motion.fraction, 2)
 
 
 def falling_behind(wanted: float, achieved: float, camera_fps: float, enabled: bool) -> bool:

@@ -3,18 +3,91 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
+import cv2
 import numpy as np
 
 
-@dataclass(frozen=True)
-class Frame:
-    """One picture from a source. `ts` is seconds on the source's monotonic clock."""
+class Decoded(Protocol):
+    """A decoder's picture, converted only when something uses it (edged/io/video.py)."""
 
-    camera: str
-    index: int
-    ts: float
-    image: np.ndarray  # (H, W, 3) uint8, BGR as OpenCV gives it
+    @property
+    def size(self) -> tuple[int, int]: ...
+
+    def bgr(self) -> np.ndarray: ...
+
+    def small(self, rows: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class Frame:
+    """One picture from a source. `ts` is seconds on the source's monotonic clock.
+
+    `image` (BGR, full size) is made on first use: most frames of a camera are only looked at
+    small, for motion and scene cuts (`small_grey`, `small_bgr`), and converting every 1080p
+    frame to BGR cost as much as a third of decoding it."""
+
+    __slots__ = ("camera", "index", "ts", "_image", "_decoded", "_small")
+
+    def __init__(self, camera: str, index: int, ts: float, image: np.ndarray | None = None,
+                 decoded: Decoded | None = None) -> None:
+        if image is None and decoded is None:
+            raise ValueError("a frame needs an image or a decoded picture")
+        self.camera = camera
+        self.index = index
+        self.ts = ts
+        self._image = image
+        self._decoded = decoded
+        self._small: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    @property
+    def image(self) -> np.ndarray:
+        """(H, W, 3) uint8 BGR, as OpenCV gives it."""
+        if self._image is None:
+            assert self._decoded is not None
+            self._image = self._decoded.bgr()
+        return self._image
+
+    @property
+    def converted(self) -> bool:
+        """The full-size BGR picture has been made (for the benchmarks' and tests' counts)."""
+        return self._image is not None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height), without converting anything."""
+        if self._image is not None:
+            return self._image.shape[1], self._image.shape[0]
+        assert self._decoded is not None
+        return self._decoded.size
+
+    def _small_pair(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        if rows not in self._small:
+            if self._image is None:
+                assert self._decoded is not None
+                self._small[rows] = self._decoded.small(rows)
+            else:
+                self._small[rows] = small_from_bgr(self._image, rows)
+        return self._small[rows]
+
+    def small_grey(self, rows: int) -> np.ndarray:
+        """About `rows` rows of the picture's brightness (a strided sample: no filtering)."""
+        return self._small_pair(rows)[0]
+
+    def small_bgr(self, rows: int) -> np.ndarray:
+        """About `rows` rows of the picture in colour (a strided sample)."""
+        return self._small_pair(rows)[1]
+
+
+def stride_for(height: int, rows: int) -> int:
+    return max(1, height // max(rows, 1))
+
+
+def small_from_bgr(image: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """(grey, BGR) strided samples of about `rows` rows of a BGR picture."""
+    step = stride_for(image.shape[0], rows)
+    small = np.ascontiguousarray(image[::step, ::step])
+    return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), small
 
 
 @dataclass

@@ -101,8 +101,10 @@ def test_clip_spans_pre_and_post_roll(stamped_videos, enrolled_gallery, tmp_path
     if path_kind == "packets":
         assert stamps[0] % GOP == 0 and want_first - GOP < stamps[0] <= want_first, (stamps[0], at)
         # Packets are read a few frames ahead of display (B-frames, threaded decoding), so the
-        # packet path ends up to 6 frames (0.24 s) past the post-roll; it never ends early.
-        assert want_last - 1 <= stamps[-1] <= want_last + 6, (stamps[-1], at)
+        # packet path ends up to 7 frames (0.28 s) past the post-roll; it never ends early.
+        # (Where the boundary falls moves with the reader's own work per frame: 6 frames while
+        # it converted every frame to BGR, 7 since it no longer does.)
+        assert want_last - 1 <= stamps[-1] <= want_last + 7, (stamps[-1], at)
     else:
         assert abs(stamps[0] - want_first) <= 2, (stamps[0], at)
         assert abs(stamps[-1] - want_last) <= 3, (stamps[-1], at)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -26,11 +27,12 @@ FPS = 25.0
 
 def packets_and_frames(path: Path) -> tuple[VideoInput, list, list]:
     video = VideoInput(str(path))
-    packets, frames = [], []
+    packets: list = []
+    frames: list[np.ndarray] = []
     for packet, images in video.read():
         if packet is not None:
             packets.append(packet)
-        frames.extend(images)
+        frames.extend(image.bgr() for image in images)
     return video, packets, frames
 
 

@@ -96,10 +96,12 @@ def read_stamp(image: np.ndarray) -> int:
 
 
 def render(path: Path, actors: list[Actor], frames: int, detector: Any, size: tuple[int, int] = (640, 360),
-           face_height: int = 110, stamped: bool = False, cuts: tuple[int, ...] = ()) -> Path:
+           face_height: int = 110, stamped: bool = False, cuts: tuple[int, ...] = (), noise: float = 0.0) -> Path:
     """Writes the scenario to an MP4 file (MPEG-4 part 2, as OpenCV writes); actors later in
     the list pass in front; `stamped` marks each frame with its number; at each frame in
-    `cuts` a new shot begins (another backdrop, as a hard cut to another scene)."""
+    `cuts` a new shot begins (another backdrop, as a hard cut to another scene); `noise`: a
+    camera sensor's noise, new in every frame (standard deviation, of 255)."""
+    rng = np.random.default_rng(11)
     width, height = size
     patches = {(a.person, a.photo, s.height or face_height): face_patch(detector, a.person, a.photo,
                                                                         s.height or face_height)
@@ -118,6 +120,8 @@ def render(path: Path, actors: list[Actor], frames: int, detector: Any, size: tu
                     x1, y1 = min(x + pw, width), min(y + ph, height)
                     if x1 > x0 and y1 > y0:
                         canvas[y0:y1, x0:x1] = patch[y0 - y:y1 - y, x0 - x:x1 - x]
+        if noise:
+            canvas = np.clip(canvas + rng.normal(0, noise, canvas.shape), 0, 255).astype(np.uint8)
         if stamped:
             stamp(canvas, frame)
         writer.write(canvas)

@@ -240,17 +240,20 @@ class FrameSource:
                     if packet is not None and keep_packets and self.clips is not None:
                         self.clips.add_packet(Packet(now, packet, bool(packet.is_keyframe), packet.size),
                                               video.stream, video.fps, self._segment)
-                    for image in images:
+                    for picture in images:
                         if paced:
                             delay = start + shown / video.fps - time.monotonic()
                             if delay > 0:
                                 self._stop.wait(delay)
                         shown += 1
                         captured = time.monotonic()  # one capture time for clips and inference alike
+                        # BGR is made when something uses it (detection, the live view, a
+                        # clip of frames), not for every frame read.
+                        frame = Frame(s.camera, self._index, captured, decoded=picture)
                         if self.clips is not None and not keep_packets:
-                            self.clips.add_frame(captured, image, video.fps)
+                            self.clips.add_frame(captured, frame.image, video.fps)
                         if not self.record_only:
-                            self._put(Frame(s.camera, self._index, captured, image), blocking)
+                            self._put(frame, blocking)
             except Exception as exc:  # a dropped stream surfaces as PyAV's own errors
                 log.debug("reading %s failed: %s", mask_url(s.source), mask_url(str(exc)))
                 return False

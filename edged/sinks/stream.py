@@ -17,7 +17,7 @@ from edged.config import exposure_problem
 from edged.errors import ConfigError
 from edged.gallery import is_anonymous_name
 from edged.memory import release_free_memory
-from edged.types import Faces, Identity
+from edged.types import Faces, Frame, Identity
 from edged.vision.draw import KNOWN, PLAIN, UNKNOWN, draw_face
 
 log = logging.getLogger("edged.stream")
@@ -70,7 +70,8 @@ def annotate(image: np.ndarray, faces: Faces, identities: list[Identity], fps: f
 
 @dataclass
 class _Latest:
-    image: np.ndarray | None = None
+    # A Frame is converted to BGR only when a viewer asks for it: nobody watching costs nothing.
+    image: np.ndarray | Frame | None = None
     faces: Faces | None = None
     identities: list[Identity] | None = None
     sequence: int = 0
@@ -117,7 +118,7 @@ class LiveView:
         if last:
             release_free_memory()
 
-    def update(self, image: np.ndarray, faces: Faces, identities: list[Identity], fps: float) -> None:
+    def update(self, image: np.ndarray | Frame, faces: Faces, identities: list[Identity], fps: float) -> None:
         with self._cond:
             self._latest = _Latest(image, faces, identities, self._latest.sequence + 1)
             self.fps = fps
@@ -156,7 +157,8 @@ class LiveView:
 
     def _encode(self, latest: _Latest, target: int) -> bytes | None:
         assert latest.image is not None
-        image, faces = latest.image, latest.faces or Faces.empty()
+        image = latest.image.image if isinstance(latest.image, Frame) else latest.image
+        faces = latest.faces or Faces.empty()
         width = image.shape[1]
         if target and width > target:  # scale first: cheaper, and labels stay readable
             scale = target / width
