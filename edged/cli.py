@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -531,6 +532,78 @@ def cmd_clips(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_video() -> Path | None:
+    """The demo video setup fetched or found (tools/setup.sh writes where it is)."""
+    checkout = Path(__file__).resolve().parent.parent
+    marker = checkout / ".venv" / ".edged-demo-video"
+    named = Path(marker.read_text().strip()) if marker.is_file() else None
+    shared = Path(os.environ.get("EDGED_SHARED", checkout.parent / "shared")) / "data" / "video" / "crowd_1080p.mp4"
+    return next((p for p in (named, shared) if p is not None and p.is_file()), None)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from edged.bench import bench_camera, share_inference
+
+    if args.frames < 2 or args.detections < 1:
+        raise EdgedError("--frames must be at least 2 and --detections at least 1")
+    if args.config:
+        config = load_config(args.config)
+        needs_cameras(config)
+        cameras = [(c.camera.name, c.camera.detect_source or c.camera.source, c.detect_fps)
+                   for c in config.camera_configs()]
+        from edged.daemon import detector_settings
+
+        settings = detector_settings(config)
+        models = Path(config.models.dir) if config.models.dir else None
+        options = EngineOptions(models, config.models.embedder or None, settings, config.detector.threads)
+    else:
+        video = args.video or _demo_video()
+        if video is None:
+            raise EdgedError("bench needs --config (your cameras) or --video FILE; no demo video is set up here")
+        _check_video(str(video), "--video")
+        cameras = [("video", str(video), 0.0)]
+        options = EngineOptions(detector=DetectorSettings.edge())
+    terminal = sys.stderr.isatty()
+
+    def progress(line: str) -> None:
+        print(f"\rbench: {line:<70}" if terminal else f"bench: {line}", end="" if terminal else "\n",
+              file=sys.stderr, flush=True)
+
+    engine = FaceEngine(options, need_embedder=False)
+    benches = [bench_camera(engine, name, source, args.frames, args.detections, progress)
+               for name, source, _ in cameras]
+    benches = share_inference(benches, [wanted for _, _, wanted in cameras])
+    if terminal:
+        print(file=sys.stderr)
+    if args.json:
+        print(json.dumps({"version": JSON_VERSION, "machine": _machine(), "cameras": [b.to_json() for b in benches]},
+                         indent=2))
+        return 0
+    print(f"on {_machine()}:")
+    for b in benches:
+        embed = f"{b.embed_ms:.1f} ms per face embedded" if b.embed_ms is not None else "no embedding measured"
+        print(f"  {b.camera} ({b.width}x{b.height} at {b.fps:.0f} fps): decoding {b.decode_ms:.1f} ms per frame "
+              f"({b.decode_cores:.2f} of a core at its frame rate); detection {b.detect_busy_ms:.0f} ms busy "
+              f"({b.faces_per_frame:.1f} faces), {b.detect_idle_ms:.0f} ms on an empty picture; {embed}")
+        wanted = f" of the {b.detect_fps_wanted:g} asked for" if b.detect_fps_wanted else ""
+        print(f"      can have {b.detect_fps_possible:.1f} detections/s{wanted} while every camera is busy")
+    return 0
+
+
+def _machine() -> str:
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "Model")):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores"
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     path = args.file or args.config
     config = load_config(path)
@@ -689,6 +762,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--config", type=Path, help="main TOML file (default /etc/edged/edged.toml; conf.d/ beside it)")
     c.set_defaults(file=None)
     p.set_defaults(run=cmd_config)
+
+    p = sub.add_parser("bench", help="what this box can take: ms per frame, detection and embedding, and "
+                       "detections/s per camera", description="Measures decoding, detection (busy and on an empty "
+                       "picture) and embedding on this box, with each camera's own frames (--config) or a video.")
+    p.add_argument("--config", type=Path, help="measure the cameras of this configuration")
+    p.add_argument("--video", type=Path, help="measure this video (default: the demo video)")
+    p.add_argument("--frames", type=int, default=50, help="frames to decode per camera (default 50)")
+    p.add_argument("--detections", type=int, default=10, help="detections to time per camera (default 10)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_bench)
 
     p = sub.add_parser("models", parents=[o["models"]], help="installed models and their specs")
     p.add_argument("--json", action="store_true")

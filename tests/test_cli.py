@@ -175,3 +175,31 @@ def test_help_shows_what_each_command_takes():
         text = help_of(*argv)
         assert not [a for a in absent if a in text], (argv, text)
     assert "--config" in help_of("config", "check")
+
+
+def test_bench_measures_a_video_and_shares_inference_between_cameras(scenario_video, tmp_path):
+    """`edged bench` on the scenario video, then on a configuration of two cameras: each gets
+    figures for its own frames, and the rates it can have fit in the one inference thread."""
+    one = run_edged("bench", "--video", str(scenario_video), "--frames", "20", "--detections", "3", "--json",
+                    check=True)
+    document = json.loads(one.stdout)
+    (video,) = document["cameras"]
+    assert (video["width"], video["height"]) == (640, 360) and video["frames"] == 20
+    assert video["decode_ms"] > 0 and video["detect_busy_ms"] > 0 and video["detect_idle_ms"] > 0
+    assert video["faces_per_frame"] > 0 and video["embed_ms"] > 0
+    assert "bench: camera video: decoding" in one.stderr  # progress, line by line off a terminal
+
+    config = tmp_path / "edged.toml"
+    (tmp_path / "yard.mp4").symlink_to(scenario_video)  # two cameras may not read one source
+    config.write_text(f'[cameras.door]\nsource = "{scenario_video}"\ndetect_fps = 1.0\n'
+                      f'[cameras.yard]\nsource = "{tmp_path / "yard.mp4"}"\n')
+    two = json.loads(run_edged("bench", "--config", str(config), "--frames", "10", "--detections", "2", "--json",
+                               check=True).stdout)
+    door, yard = two["cameras"]
+    assert (door["camera"], yard["camera"]) == ("door", "yard")
+    assert door["detect_fps_wanted"] == 1.0 and door["detect_fps_possible"] <= 1.0
+    busy = door["detect_fps_possible"] * door["detect_busy_ms"] + yard["detect_fps_possible"] * yard["detect_busy_ms"]
+    assert busy <= 1000 * 1.01, busy  # what both can have fits in one second of the inference thread
+    said = run_edged("bench", "--config", str(config), "--frames", "10", "--detections", "1", check=True).stdout
+    assert "door (640x360 at 25 fps)" in said and "detections/s of the 1 asked for" in said, said
+    assert run_edged("bench", "--frames", "1").returncode == 1

@@ -1,0 +1,118 @@
+"""`edged bench`: what this box can take, measured on the box itself with its own cameras'
+frames (or a video): milliseconds per decoded frame, per detection on a busy picture and on
+an empty one, and per embedding, for each camera's resolution; and, for a configuration, how
+many detections per second each camera can have when they share the one inference thread."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from edged.engine import FaceEngine
+from edged.errors import EdgedError
+from edged.io.video import VideoInput
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class CameraBench:
+    """One camera's (or video's) figures; milliseconds of CPU are the process's, all threads."""
+
+    camera: str
+    source: str
+    width: int
+    height: int
+    fps: float  # the stream's own frame rate
+    frames: int  # frames decoded to measure
+    decode_ms: float  # CPU per decoded frame (decoding only, as the daemon reads)
+    detect_busy_ms: float  # wall time per detection on the camera's own frames
+    detect_idle_ms: float  # wall time per detection on an empty picture of the same size
+    faces_per_frame: float
+    embed_ms: float | None  # wall time per face embedded (None without an embedder or faces)
+    detect_fps_wanted: float = 0.0  # what the configuration asks for (0 without one)
+    detect_fps_possible: float = 0.0  # what this camera gets when every camera shares the thread alike
+    decode_cores: float = 0.0  # cores decoding this camera at its own frame rate takes
+
+    def to_json(self) -> dict[str, object]:
+        return {k: round(v, 2) if isinstance(v, float) else v for k, v in asdict(self).items()}
+
+
+def read_frames(source: str, count: int, progress: Progress, camera: str) -> tuple[list[np.ndarray], float, float]:
+    """(`count` BGR frames, CPU ms per decoded frame, the stream's fps), read as the daemon reads."""
+    try:
+        video = VideoInput(source, timeout_s=10.0)
+    except Exception as exc:  # PyAV's own error types, for files and streams alike
+        raise EdgedError(f"camera {camera}: cannot open {source} to measure it ({exc})") from None
+    pictures = []
+    cpu_before = sum(os.times()[:2])
+    try:
+        for _packet, decoded in video.read():
+            pictures.extend(decoded)
+            if len(pictures) % 10 == 0:
+                progress(f"camera {camera}: decoding {min(len(pictures), count)}/{count} frames")
+            if len(pictures) >= count:
+                break
+        cpu_ms = (sum(os.times()[:2]) - cpu_before) * 1000
+    finally:
+        video.close()
+    if not pictures:
+        raise EdgedError(f"camera {camera}: {source} gave no frames")
+    # Converted after the timing: the daemon converts only the frames it detects on.
+    return [p.bgr() for p in pictures[:count]], cpu_ms / len(pictures), video.fps
+
+
+def per_call_ms(work: Callable[[], object], calls: int) -> float:
+    started = time.perf_counter()
+    for _ in range(calls):
+        work()
+    return (time.perf_counter() - started) * 1000 / max(calls, 1)
+
+
+def bench_camera(engine: FaceEngine, camera: str, source: str, frames: int, detections: int,
+                 progress: Progress) -> CameraBench:
+    images, decode_ms, fps = read_frames(source, frames, progress, camera)
+    engine.detector.warm_up()
+    picked = [images[i * len(images) // detections] for i in range(detections)]
+    found = []
+    progress(f"camera {camera}: detecting on {len(picked)} of its frames")
+    started = time.perf_counter()
+    for image in picked:
+        found.append(engine.detector.detect(image))
+    busy_ms = (time.perf_counter() - started) * 1000 / len(picked)
+    rng = np.random.default_rng(0)
+    empty = np.clip(np.full_like(images[0], 120) + rng.normal(0, 3, images[0].shape), 0, 255).astype(np.uint8)
+    progress(f"camera {camera}: detecting on an empty picture")
+    idle_ms = per_call_ms(lambda: engine.detector.detect(empty), max(3, detections // 2))
+    faces = sum(len(f) for f in found)
+    embed_ms = None
+    if engine.has_embedder and faces:
+        progress(f"camera {camera}: embedding {faces} faces")
+        embedder = engine.embedder_loaded()
+        embedder.warm_up()
+        started = time.perf_counter()
+        for image, detected in zip(picked, found, strict=True):
+            if len(detected):
+                embedder.embed(image, detected)
+        embed_ms = (time.perf_counter() - started) * 1000 / faces
+    height, width = images[0].shape[:2]
+    return CameraBench(camera, source, width, height, fps, len(images), decode_ms, busy_ms, idle_ms,
+                       faces / len(picked), embed_ms, decode_cores=decode_ms * fps / 1000)
+
+
+def share_inference(benches: list[CameraBench], wanted: list[float]) -> list[CameraBench]:
+    """Every camera gets the same rate r from the one inference thread: r x (sum of their busy
+    detection times) = one second. A camera that wants less leaves the rest to the others."""
+    left, rates = 1000.0, [0.0] * len(benches)
+    waiting = sorted(range(len(benches)), key=lambda i: wanted[i] or float("inf"))
+    for n, i in enumerate(waiting):
+        others = [benches[j].detect_busy_ms for j in waiting[n:]]
+        fair = left / sum(others)
+        rates[i] = min(wanted[i], fair) if wanted[i] else fair
+        left -= rates[i] * benches[i].detect_busy_ms
+    return [CameraBench(**{**asdict(b), "detect_fps_wanted": wanted[i], "detect_fps_possible": rates[i]})
+            for i, b in enumerate(benches)]

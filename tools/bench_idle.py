@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""What a camera costs when nothing happens, and what a busy one costs per detection, against
+the physical floor measured in the same run: ffmpeg decoding the same stream in real time.
+
+Scenes (H.264, 25 fps, looped as a live camera): a static wall with fresh sensor noise in every
+frame and nobody there, at 1080p and as a 640x360 substream; and the crowd video at 1080p.
+Each daemon run is `edged run` as a subprocess with the default configuration, its CPU taken
+from /proc over `--seconds` after `--settle` seconds; 100% is one core. Rows with
+`motion.enabled = false` are the behaviour before motion gating, measured in the same run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
+
+from services import Daemon, free_port, wait_until  # noqa: E402
+
+from edged.io.video import encode  # noqa: E402
+
+CROWD = ROOT.parent / "shared" / "data" / "video" / "crowd_1080p.mp4"
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def static_scene(path: Path, size: tuple[int, int], seconds: float = 8.0, noise: float = 3.0) -> Path:
+    """A blurred wall (a camera slightly out of focus on an empty doorway) with sensor noise."""
+    from scenarios import background
+
+    wall = background(*size).astype(np.float32)
+    rng = np.random.default_rng(5)
+    frames = [np.clip(wall + rng.normal(0, noise, wall.shape), 0, 255).astype(np.uint8)
+              for _ in range(int(seconds * 25))]
+    encode(frames, 25.0, path, crf=23, gop=50)
+    return path
+
+
+def ffmpeg_floor(video: Path, seconds: float) -> float:
+    """ffmpeg decoding the stream in real time, as the daemon must: CPU % of one core."""
+    started = time.monotonic()
+    process = subprocess.Popen(["ffmpeg", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(video),
+                                "-t", str(seconds), "-f", "null", "-"])
+    _, _, usage = os.wait4(process.pid, 0)
+    return (usage.ru_utime + usage.ru_stime) / (time.monotonic() - started) * 100
+
+
+def daemon_cpu(folder: Path, source: Path, detect_source: Path | None, motion: bool, settle: float,
+               seconds: float) -> dict[str, object]:
+    port = free_port()
+    detect = f'detect_source = "{detect_source}"\n' if detect_source else ""
+    text = (f'[camera]\nname = "cam"\nsource = "{source}"\n{detect}loop = true\n'
+            f'[recognition]\ngallery = "{folder / "gallery.db"}"\n[stream]\nport = {port}\n'
+            f"[motion]\nenabled = {str(motion).lower()}\n")
+    daemon = Daemon(folder, text)
+    daemon.start()
+    try:
+        wait_until(lambda: daemon.status(port), 180, "the daemon's status")
+        time.sleep(settle)
+        assert daemon.process is not None
+        before, then = cpu_seconds(daemon.process.pid), time.monotonic()
+        time.sleep(seconds)
+        cpu = (cpu_seconds(daemon.process.pid) - before) / (time.monotonic() - then) * 100
+        stats = (daemon.status(port) or {})["stats"]
+    finally:
+        daemon.stop()
+    detections = stats["fps"]
+    return {"cpu_percent": round(cpu, 1), "detections_per_s": round(detections, 2), "mode": stats.get("detect_mode"),
+            "cpu_per_detection": round(cpu / detections, 1) if detections else None}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--settle", type=float, default=15.0)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    rows: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        print("making the scenes...", flush=True)
+        full = static_scene(tmp / "static_1080p.mp4", (1920, 1080))
+        sub = static_scene(tmp / "static_360p.mp4", (640, 360))
+        floors = {"1080p": ffmpeg_floor(full, args.seconds), "360p": ffmpeg_floor(sub, args.seconds),
+                  "crowd": ffmpeg_floor(CROWD, args.seconds)}
+        print(f"ffmpeg -re -f null, CPU: static 1080p {floors['1080p']:.1f}%, static 360p {floors['360p']:.1f}%, "
+              f"crowd 1080p {floors['crowd']:.1f}%", flush=True)
+        runs = [("static 1080p, nobody there", full, None, "1080p"),
+                ("static 1080p recorded, 640x360 detect_source", full, sub, "360p"),
+                ("crowd 1080p", CROWD, None, "crowd")]
+        for n, (label, source, detect, floor) in enumerate(runs):
+            for motion in (True, False):
+                row = daemon_cpu(tmp / f"run{n}-{motion}", source, detect, motion, args.settle, args.seconds)
+                row.update(scene=label, motion=motion, floor_percent=round(floors[floor], 1),
+                           x_floor=round(float(row["cpu_percent"]) / floors[floor], 2))  # type: ignore[arg-type]
+                rows.append(row)
+                print(f"{label}, motion {'on ' if motion else 'off'}: daemon CPU {row['cpu_percent']}% "
+                      f"(x{row['x_floor']} of ffmpeg's {row['floor_percent']}%), {row['detections_per_s']} "
+                      f"detections/s ({row['mode']}), {row['cpu_per_detection']}% CPU per detection/s", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
