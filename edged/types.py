@@ -17,7 +17,9 @@ class Decoded(Protocol):
 
     def bgr(self) -> np.ndarray: ...
 
-    def small(self, rows: int) -> tuple[np.ndarray, np.ndarray]: ...
+    def small_grey(self, rows: int) -> np.ndarray: ...
+
+    def small_bgr(self, rows: int) -> np.ndarray: ...
 
 
 class Frame:
@@ -38,7 +40,7 @@ class Frame:
         self.ts = ts
         self._image = image
         self._decoded = decoded
-        self._small: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._small: dict[tuple[str, int], np.ndarray] = {}
 
     @property
     def image(self) -> np.ndarray:
@@ -61,33 +63,32 @@ class Frame:
         assert self._decoded is not None
         return self._decoded.size
 
-    def _small_pair(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
-        if rows not in self._small:
-            if self._image is None:
-                assert self._decoded is not None
-                self._small[rows] = self._decoded.small(rows)
-            else:
-                self._small[rows] = small_from_bgr(self._image, rows)
-        return self._small[rows]
-
     def small_grey(self, rows: int) -> np.ndarray:
         """About `rows` rows of the picture's brightness (a strided sample: no filtering)."""
-        return self._small_pair(rows)[0]
+        key = ("grey", rows)
+        if key not in self._small:
+            if self._image is None:
+                assert self._decoded is not None
+                self._small[key] = self._decoded.small_grey(rows)
+            else:
+                self._small[key] = cv2.cvtColor(self.small_bgr(rows), cv2.COLOR_BGR2GRAY)
+        return self._small[key]
 
     def small_bgr(self, rows: int) -> np.ndarray:
         """About `rows` rows of the picture in colour (a strided sample)."""
-        return self._small_pair(rows)[1]
+        key = ("bgr", rows)
+        if key not in self._small:
+            if self._image is None:
+                assert self._decoded is not None
+                self._small[key] = self._decoded.small_bgr(rows)
+            else:
+                step = stride_for(self._image.shape[0], rows)
+                self._small[key] = np.ascontiguousarray(self._image[::step, ::step])
+        return self._small[key]
 
 
 def stride_for(height: int, rows: int) -> int:
     return max(1, height // max(rows, 1))
-
-
-def small_from_bgr(image: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """(grey, BGR) strided samples of about `rows` rows of a BGR picture."""
-    step = stride_for(image.shape[0], rows)
-    small = np.ascontiguousarray(image[::step, ::step])
-    return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), small
 
 
 @dataclass

@@ -69,21 +69,35 @@ class AvPicture:
     def bgr(self) -> np.ndarray:
         return self.frame.to_ndarray(format="bgr24")
 
-    def small(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
-        from edged.types import small_from_bgr, stride_for
+    def _planes(self) -> list[np.ndarray]:
+        return [np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size) for plane in self.frame.planes[:3]]
 
-        frame = self.frame
+    def small_grey(self, rows: int) -> np.ndarray:
+        from edged.types import stride_for
+
         width, height = self.size
-        if frame.format.name not in PLANAR_420:
-            return small_from_bgr(self.bgr(), rows)
         step = stride_for(height, rows)
-        planes = [np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size) for plane in frame.planes[:3]]
-        grey = np.ascontiguousarray(planes[0][:height:step, :width:step])
+        if self.frame.format.name not in PLANAR_420:
+            return cv2.cvtColor(self.small_bgr(rows), cv2.COLOR_BGR2GRAY)
+        return np.ascontiguousarray(self._planes()[0][:height:step, :width:step])
+
+    def small_bgr(self, rows: int) -> np.ndarray:
+        from edged.types import stride_for
+
+        width, height = self.size
+        step = stride_for(height, rows)
+        if self.frame.format.name not in PLANAR_420:
+            return np.ascontiguousarray(self.bgr()[::step, ::step])
+        luma, blue, red = self._planes()
+        grey = luma[:height:step, :width:step]
         # The chroma planes are half the size: the same sample points, halved.
-        ys, xs = np.arange(0, height, step) // 2, np.arange(0, width, step) // 2
-        u, v = planes[1][ys][:, xs], planes[2][ys][:, xs]
-        bgr = cv2.cvtColor(np.dstack([grey, u, v]), cv2.COLOR_YUV2BGR)
-        return grey, bgr
+        if step % 2 == 0:
+            half, rows_out, cols_out = step // 2, grey.shape[0], grey.shape[1]
+            u, v = blue[::half, ::half][:rows_out, :cols_out], red[::half, ::half][:rows_out, :cols_out]
+        else:
+            ys, xs = np.arange(0, height, step) // 2, np.arange(0, width, step) // 2
+            u, v = blue[ys][:, xs], red[ys][:, xs]
+        return cv2.cvtColor(np.dstack([grey, u, v]), cv2.COLOR_YUV2BGR)
 
 
 class VideoInput:
