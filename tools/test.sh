@@ -7,4 +7,6 @@ cd "$here"
 venv="$here/.venv/bin"
 echo "[test] ruff"; "$venv/ruff" check edged tools tests
 echo "[test] mypy"; "$venv/mypy" edged tools
-echo "[test] pytest"; exec "$venv/python" -m pytest -q "$@"
+# One worker per core (pytest-xdist), each taking whole test files: most tests wait on real
+# services and real-time video, so two workers halve the wall time on a 2-core box.
+echo "[test] pytest"; exec "$venv/python" -m pytest -q -n "${EDGED_TEST_WORKERS:-auto}" --dist loadfile "$@"
