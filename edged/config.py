@@ -138,6 +138,9 @@ class MotionConfig:
     contour_area: int = field(default=10, metadata=check("1 to 10000 sampled pixels", lambda v: 1 <= v <= 10000))
     lightning_threshold: float = field(default=0.8, metadata=check("between 0.1 and 1", lambda v: 0.1 <= v <= 1))
     frame_alpha: float = field(default=0.01, metadata=check("between 0.001 and 0.5", lambda v: 0.001 <= v <= 0.5))
+    # Detect only around the motion and the tracked faces when they cover a small part of the
+    # frame, at the frame's own resolution (edged/vision/regions.py).
+    detect_crops: bool = True
 
 
 @dataclass(frozen=True)

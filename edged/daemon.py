@@ -283,6 +283,7 @@ class Daemon:
                                                             m.lightning_threshold, m.frame_alpha),
                                              tracking.settings.quality.zone)
             pipeline.idle_interval = max(1.0 / m.idle_detect_fps, pipeline.detect_interval)
+            pipeline.crops = m.detect_crops
         pipeline.live = self.lives[c.name]
         pipeline.keep_pictures = True
         pipeline.clips = recorder

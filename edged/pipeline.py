@@ -27,6 +27,7 @@ from edged.tracking.shots import SAMPLE_ROWS as CUT_ROWS
 from edged.types import Faces, Frame, Identity
 from edged.vision.motion import NONE as NO_MOTION
 from edged.vision.motion import Motion, MotionDetector
+from edged.vision.regions import regions
 
 if TYPE_CHECKING:
     from edged.config import CameraConfig
@@ -120,6 +121,12 @@ class Pipeline:
         self.idle_interval = self.detect_interval
         self.last_motion: Motion = NO_MOTION
         self._onset = False  # the due frame is the first that moved after a quiet spell
+        # Detect only around the motion and the tracked faces (motion.detect_crops), except on
+        # the idle heartbeat, after a cut, and when they would cover most of the frame.
+        self.crops = False
+        self._due_motion: Motion = NO_MOTION  # the motion of the due frame
+        self._whole_next = True  # the next detection takes the whole frame (start, after a cut)
+        self.crop_detections = 0
         self._due_at = float("-inf")
         self.stats_interval_s = stats_interval_s
         self._detection_enabled = True
@@ -236,6 +243,7 @@ class Pipeline:
                     self._due_at = frame.ts if onset else self._last_detect + interval
                 self._onset = self._onset or onset
                 self.due = frame
+                self._due_motion = self.last_motion
             else:
                 # Between detections the tracker moves the boxes (for the live view, which
                 # converts the frame only when someone watches).
@@ -262,8 +270,9 @@ class Pipeline:
             self._last_detect, self._onset = frame.ts, False
         else:
             self._last_detect = max(self._last_detect + interval, frame.ts - interval)
+        crops = self._regions(frame)
         try:
-            result = self.tracking.process(frame.image, frame.ts, frame.index)
+            result = self.tracking.process(frame.image, frame.ts, frame.index, crops)
         except Exception:  # one bad frame must not end the daemon; say so, at most once a minute
             self._failed(frame.index)
             return
@@ -276,6 +285,17 @@ class Pipeline:
             hook(result)
         self._show(frame, result.faces, result.identities)
 
+    def _regions(self, frame: Frame) -> list[tuple[int, int, int, int]] | None:
+        """Where to detect on this frame: crops around its motion and the tracked faces, or
+        None for the whole frame."""
+        whole, self._whole_next = self._whole_next, False
+        if not self.crops or whole or not self._due_motion.moving:  # the idle heartbeat takes it all
+            return None
+        tracked = self.tracking.tracker.predict(frame.ts).xyxy.tolist()
+        crops = regions(self._due_motion.boxes, tracked, frame.size)
+        self.crop_detections += crops is not None
+        return crops
+
     def _check_cut(self, frame: Frame) -> None:
         """Every frame, detection or not: a hard cut ends every track (no name crosses it)."""
         try:
@@ -285,6 +305,7 @@ class Pipeline:
             self._failed(frame.index)
             return
         if cut:
+            self._whole_next = True  # a new shot: nothing known about where faces are
             events = self.tracking.take_events()
             log.warning("%s: the picture changed at once (camera moved, switched or covered?): %d track(s) ended",
                         self.source.settings.camera, len([e for e in events if e.kind == "ended"]))

@@ -92,9 +92,10 @@ class VideoFrames:
         return frame
 
 
-def run(video, engine, gallery_path, motion: bool) -> tuple[list[int], list[tuple[str | None, int]], int]:
+def run(video, engine, gallery_path, motion: bool, crops: bool = True,
+        pipelines: list[Pipeline] | None = None) -> tuple[list[int], list[tuple[str | None, int]], int]:
     """The pipeline as the scheduler drives it, one poll per frame: (frame indices detected,
-    (person, track) of every confirmed track, tracks started)."""
+    (person, track) of every confirmed track, tracks started); `pipelines` collects it."""
     with Gallery(gallery_path) as gallery:
         tracking = FaceTracking(engine, gallery, TrackingSettings(detector=engine.detector.settings),
                                 camera="door", keep_records=False)
@@ -102,6 +103,9 @@ def run(video, engine, gallery_path, motion: bool) -> tuple[list[int], list[tupl
         if motion:
             pipeline.motion = MotionDetector(MotionSettings())
             pipeline.idle_interval = 1 / 0.5
+            pipeline.crops = crops
+        if pipelines is not None:
+            pipelines.append(pipeline)
         detected: list[int] = []
         pipeline.on_frame.append(lambda result: detected.append(result.index))
         while not pipeline.source.stats.ended:
@@ -140,12 +144,30 @@ def test_an_empty_scene_is_detected_rarely_and_someone_walking_in_at_once(engine
 
 def test_scenario_people_and_names_are_the_same_gated(engine, scenario_video, enrolled_gallery, tmp_path):
     """The daemon tests' scenario (four people crossing, one leaving and coming back): motion
-    gating finds the same people with the same names, and loses no track."""
+    gating, with crops around the motion and without, finds the same people with the same
+    names, and loses no track."""
     gallery = gallery_copy(enrolled_gallery, tmp_path / "g")
     _, always, always_started = run(scenario_video, engine, gallery, motion=False)
-    _, gated, gated_started = run(scenario_video, engine, gallery, motion=True)
-    assert sorted(str(p) for p, _ in gated) == sorted(str(p) for p, _ in always), (always, gated)
-    assert gated_started == always_started
+    used: list[Pipeline] = []
+    for crops in (False, True):
+        _, gated, gated_started = run(scenario_video, engine, gallery, motion=True, crops=crops, pipelines=used)
+        assert sorted(str(p) for p, _ in gated) == sorted(str(p) for p, _ in always), (crops, always, gated)
+        assert gated_started == always_started, crops
+    assert used[1].crop_detections > 0  # crops were really used
+
+
+def test_crops_on_the_crowd_video_lose_no_track(engine, tmp_path):
+    """The real crowd video at 1080p: detecting around the motion (at full resolution) finds at
+    least the tracks the always-on detector finds on the whole frame scaled to 960 px."""
+    from .conftest import DATA
+
+    video = DATA / "video" / "crowd_1080p.mp4"
+    used: list[Pipeline] = []
+    _, always, always_started = run(video, engine, tmp_path / "a.db", motion=False)
+    _, gated, gated_started = run(video, engine, tmp_path / "b.db", motion=True, crops=True, pipelines=used)
+    print("crowd: confirmed always", len(always), "gated", len(gated), "started", always_started, gated_started,
+          "crop detections", used[0].crop_detections)
+    assert len(gated) >= len(always), (always, gated)
 
 
 def test_the_daemon_says_when_nothing_moves(detector, enrolled_gallery, tmp_path):

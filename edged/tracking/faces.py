@@ -169,9 +169,12 @@ class FaceTracking:
             self._close(track, "scene_cut")
         return True
 
-    def process(self, image_bgr: np.ndarray, ts: float, index: int) -> FrameResult:
+    def process(self, image_bgr: np.ndarray, ts: float, index: int,
+                regions: list[tuple[int, int, int, int]] | None = None) -> FrameResult:
+        """Detects (in `regions` of the frame only, when given), tracks, embeds when due."""
         self.observe(image_bgr, ts)
-        faces = self.engine.detector.detect(image_bgr)
+        detector = self.engine.detector
+        faces = detector.detect(image_bgr) if regions is None else detector.detect_regions(image_bgr, regions)
         quality = assess(image_bgr, faces, self.settings.quality)
         update = self.tracker.update(faces, ts)
         for track in update.ended:
