@@ -151,7 +151,7 @@ def test_report_folder(scenario, gallery_path, tmp_path, chromium):
 
     # As rendered in Chromium, on a phone and on a desktop: nothing wider than the screen, a
     # bar for every interval of every person, readable names, 64-px thumbnails.
-    for width in (390, 1440):
+    for width in (390, 1024, 1440, 1920):
         page = chromium.new_page(viewport={"width": width, "height": 900})
         page.goto((report / "index.html").as_uri())
         page.wait_for_load_state("load")
