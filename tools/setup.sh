@@ -54,7 +54,7 @@ extras="mqtt,notify,s3,clips"
 stamp="$venv/.edged-installed-$extras"
 if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
   say "installing edged[$extras] into $venv"
-  pip install -e ".[$extras]"
+  pip install --no-warn-conflicts -e ".[$extras]"  # facenet-pytorch lacks its torchvision on purpose
   if [[ $dev -eq 1 ]]; then
     # facenet-pytorch carries the MTCNN weights; its pinned torchvision has no CPU build here
     # and is not needed (tools/facenet_reference.py stands in for the two functions it uses).
@@ -129,7 +129,7 @@ if ! has_embedder && [[ -f "$demo" ]] && { [[ -n "${EDGED_FACENET_WEIGHTS:-}" ]]
   # is looked for, not imported: installed without its dependencies, its import wants tqdm.)
   "$py" -c "import importlib.util as u, sys; sys.exit(not all(u.find_spec(m) for m in ('torch', 'onnx', 'facenet_pytorch')))" || {
     say "installing torch and onnx to export the default embedder (once)"
-    pip install "torch==2.13.0" "onnx>=1.15" && pip install --no-deps --no-warn-conflicts "facenet-pytorch==2.6.0"
+    pip install --no-warn-conflicts "torch==2.13.0" "onnx>=1.15" && pip install --no-deps --no-warn-conflicts "facenet-pytorch==2.6.0"
   }
   frames="$here/.cache/verify"
   mkdir -p "$frames"
