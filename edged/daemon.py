@@ -227,9 +227,10 @@ class Daemon:
         options = EngineOptions(models, config.models.embedder or None, detector_settings(config),
                                 config.detector.threads, tuple(config.runtime.providers),
                                 config.recognition.threshold, config.recognition.false_accepts)
-        # An embedder asked for by name must be there; with none installed at all (a bare box
-        # offline), the daemon still finds and tracks faces, and says once what names need.
-        engine = FaceEngine(options, need_embedder=bool(config.models.embedder))
+        # An embedder asked for by name, or a models folder named in the configuration, must
+        # hold one (a start-up error, exit 78). With none installed where edged looks by itself
+        # (a bare box offline), the daemon still finds and tracks faces, and says what names need.
+        engine = FaceEngine(options, need_embedder=bool(config.models.embedder or config.models.dir))
         engine.detector.warm_up()
         if not engine.has_embedder:
             log.warning("no embedder installed: faces are found and tracked, but nobody is named or enrolled. "

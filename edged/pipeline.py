@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from edged.config import CameraConfig
 
 log = logging.getLogger("edged.pipeline")
+RECORD_WAIT_S = 10.0  # the longest detection waits for a recorded main stream to say its size
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ class Pipeline:
         self.crops = False
         self._due_motion: Motion = NO_MOTION  # the motion of the due frame
         self._whole_next = True  # the next detection takes the whole frame (start, after a cut)
+        self._started_at = time.monotonic()
         self.crop_detections = 0
         self._due_at = float("-inf")
         self.stats_interval_s = stats_interval_s
@@ -158,6 +160,7 @@ class Pipeline:
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
+        self._started_at = time.monotonic()
         self.source.start()
         if self.record_source is not None:
             self.record_source.start()
@@ -238,7 +241,8 @@ class Pipeline:
             self._check_cut(frame)
             onset = self._moved(frame)
             interval = self.interval
-            if self.detection_enabled and (onset or frame.ts - self._last_detect >= interval):
+            if self.detection_enabled and self._boxes_known(now) and (
+                    onset or frame.ts - self._last_detect >= interval):
                 if self.due is None:
                     self._due_at = frame.ts if onset else self._last_detect + interval
                 self._onset = self._onset or onset
@@ -284,6 +288,14 @@ class Pipeline:
         for hook in self.on_frame:
             hook(result)
         self._show(frame, result.faces, result.identities)
+
+    def _boxes_known(self, now: float) -> bool:
+        """With a recorded main stream, events give boxes in its pixels: detection waits for
+        its size (it opens in a second or two), at most RECORD_WAIT_S, so that the first
+        alert's box is not in the substream's pixels."""
+        if self.record_source is None or self.record_source.size is not None:
+            return True
+        return now - self._started_at >= RECORD_WAIT_S
 
     def _regions(self, frame: Frame) -> list[tuple[int, int, int, int]] | None:
         """Where to detect on this frame: crops around its motion and the tracked faces, or
