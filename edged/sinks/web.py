@@ -260,8 +260,14 @@ class WebServer:
                     self._send(413, "application/json", b'{"error": "a form of at most 4096 bytes is expected"}')
                     return
                 form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode("utf-8", "replace")).items()}
+                library = outer.library
+                self._answer(lambda: library.act(form))
+
+            def _answer(self, action: Callable[[], Any]) -> None:
+                """Runs a library action and answers in JSON: 403 for a missing or wrong page
+                token, 400 for anything refused, with the reason; never a traceback."""
                 try:
-                    outcome = outer.library.act(form)
+                    outcome = action()
                 except PermissionError as exc:
                     self._send(403, "application/json", json.dumps({"ok": False, "error": str(exc)}).encode())
                     return
@@ -281,19 +287,15 @@ class WebServer:
                         {"ok": False, "error": f"a photo of 1 byte to {MAX_PHOTO // 2**20} MB is expected"}).encode())
                     return
                 name = parse_qs(query).get("person", [""])[0].strip()
-                try:
-                    assert outer.library is not None
-                    outer.library.check_token(self.headers.get("X-Edged-Form-Token", ""))
-                    image = decode_image(self.rfile.read(length), "the photo")
-                    outcome = outer.library.enroll_photo(name, image, self.headers.get("X-Edged-Form-Token", ""))
-                except PermissionError as exc:
-                    self._send(403, "application/json", json.dumps({"ok": False, "error": str(exc)}).encode())
-                    return
-                except (EdgedError, ValueError) as exc:
-                    self._send(400, "application/json", json.dumps({"ok": False, "error": str(exc)}).encode())
-                    return
-                log.info("face library: %s", outcome.message)
-                self._send(200, "application/json", json.dumps(outcome.to_json()).encode())
+                token = self.headers.get("X-Edged-Form-Token", "")
+                library = outer.library
+                assert library is not None
+
+                def enroll() -> Any:
+                    library.check_token(token)  # before the body is read and decoded
+                    return library.enroll_photo(name, decode_image(self.rfile.read(length), "the photo"), token)
+
+                self._answer(enroll)
 
             def _wrong_host(self) -> bool:
                 if host_allowed(self.headers.get("Host"), outer.host_names):
