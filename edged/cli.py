@@ -424,7 +424,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     except Exception as exc:  # one line, never a hang or a page of traceback; the details at debug level
         logging.getLogger("edged").debug("start-up failed", exc_info=True)
         raise EdgedError(f"cannot start: {type(exc).__name__}: {exc}") from None
-    return daemon.run()
+    code = daemon.run()
+    # Everything is stopped, flushed and closed by now. Leaving through the interpreter's
+    # teardown runs C++ destructors (ONNX Runtime's thread pool, OpenCV's) while native threads
+    # may still wind down, and once, under load, that aborted ("terminate called without an
+    # active exception", exit -6) after a clean stop; leave at once instead.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _who(event: dict[str, Any]) -> str:

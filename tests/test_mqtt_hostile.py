@@ -133,7 +133,9 @@ def test_no_client_on_the_broker_can_silence_stop_or_command_the_box(scenario_vi
             attacker.client.publish(TOPICS.gallery_command, json.dumps(
                 {"action": "reject", "person": "obama", "event": f"1763800000.{n % 1000:03d}-door-1"}), qos=0)
         time.sleep(3)
-        assert threads_of(daemon.process.pid) <= threads_before + 3
+        # A thread per message would be a thousand; a clip being encoded meanwhile (libx264's
+        # own threads) comes and goes by itself.
+        assert threads_of(daemon.process.pid) <= threads_before + 12
         refused = status(port)["mqtt"]["gallery_commands"]
         assert refused["refused_unsigned"] >= 900 and refused["done"] == 0
         assert attacker.on(TOPICS.gallery_result) == []  # nothing said to a stranger
