@@ -65,22 +65,22 @@ class Frame:
 
     def small_grey(self, rows: int) -> np.ndarray:
         """About `rows` rows of the picture's brightness (a strided sample: no filtering)."""
-        key = ("grey", rows)
-        if key not in self._small:
-            if self._image is None:
-                assert self._decoded is not None
-                self._small[key] = self._decoded.small_grey(rows)
-            else:
-                self._small[key] = cv2.cvtColor(self.small_bgr(rows), cv2.COLOR_BGR2GRAY)
-        return self._small[key]
+        return self._sample("grey", rows)
 
     def small_bgr(self, rows: int) -> np.ndarray:
         """About `rows` rows of the picture in colour (a strided sample)."""
-        key = ("bgr", rows)
+        return self._sample("bgr", rows)
+
+    def _sample(self, kind: str, rows: int) -> np.ndarray:
+        """A small sample, made once per frame: from the decoder's planes, or from BGR."""
+        key = (kind, rows)
         if key not in self._small:
             if self._image is None:
                 assert self._decoded is not None
-                self._small[key] = self._decoded.small_bgr(rows)
+                decoded = self._decoded
+                self._small[key] = decoded.small_grey(rows) if kind == "grey" else decoded.small_bgr(rows)
+            elif kind == "grey":
+                self._small[key] = cv2.cvtColor(self.small_bgr(rows), cv2.COLOR_BGR2GRAY)
             else:
                 step = stride_for(self._image.shape[0], rows)
                 self._small[key] = np.ascontiguousarray(self._image[::step, ::step])
