@@ -5,6 +5,7 @@ nearly full disk dropping the oldest waiting clips first."""
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 
 import boto3
@@ -27,6 +28,28 @@ def aws_env(s3_server, monkeypatch):
         monkeypatch.setenv(key, value)
     boto3.client("s3").create_bucket(Bucket="clips")
     return s3_server
+
+
+def test_a_missing_bucket_makes_clips_wait_and_ends_no_uploader(s3_server, monkeypatch, tmp_path):
+    """A bucket that is not there (deleted, or a MinIO that restarted empty): S3 refuses the
+    upload, and boto3 raises its own error type for it. The clips wait on disk, the uploader
+    lives on, and they go up once the bucket is back."""
+    for key, value in s3_server.items():
+        monkeypatch.setenv(key, value)
+    uploaded = []
+    uploader = ClipUploader(tmp_path, "later", "box1/", url_expiry_s=600,
+                            on_uploaded=lambda name, url: uploaded.append(name), max_backoff_s=1)
+    try:
+        for n in (1, 2):
+            uploader.add(clip(tmp_path, f"c{n}.mp4").name)
+        time.sleep(2.5)  # a few refused tries
+        assert uploaded == [] and uploader.pending() == ["c1.mp4", "c2.mp4"]
+        assert uploader._thread.is_alive()
+        boto3.client("s3").create_bucket(Bucket="later")
+        wait_until(lambda: len(uploaded) == 2, 30, "the clips once the bucket is there")
+        assert uploaded == ["c1.mp4", "c2.mp4"]
+    finally:
+        uploader.close()
 
 
 def test_upload_presigned_url_outage_and_order(aws_env, tmp_path):

@@ -117,6 +117,7 @@ class ClipUploader:
         log.warning("clip %s will not be uploaded: %s", name, reason)
 
     def _run(self) -> None:
+        from boto3.exceptions import Boto3Error
         from botocore.exceptions import BotoCoreError, ClientError
 
         backoff = 1.0
@@ -137,7 +138,9 @@ class ClipUploader:
                 self.client.upload_file(str(path), self.bucket, key, ExtraArgs={"ContentType": "video/mp4"})
                 url = self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": key},
                                                          ExpiresIn=self.url_expiry_s)
-            except (BotoCoreError, ClientError, OSError) as exc:
+            # boto3's upload_file wraps a refusal (the bucket gone, access denied) in its own
+            # S3UploadFailedError: it must not end this thread, or no clip would go up again.
+            except (BotoCoreError, ClientError, Boto3Error, OSError) as exc:
                 if not outage:
                     log.warning("cannot upload clips to s3://%s (%s); they wait on disk, in order", self.bucket, exc)
                     outage = True
