@@ -25,16 +25,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
+from bench_daemon import cpu_seconds  # noqa: E402
 from services import Daemon, free_port, wait_until  # noqa: E402
 
 from edged.io.video import encode  # noqa: E402
 
 CROWD = ROOT.parent / "shared" / "data" / "video" / "crowd_1080p.mp4"
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def static_scene(path: Path, size: tuple[int, int], seconds: float = 8.0, noise: float = 3.0,
