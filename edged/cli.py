@@ -633,7 +633,7 @@ def _options() -> dict[str, argparse.ArgumentParser]:
     models.add_argument("--embedder", help="embedder name from the manifest (default: the most accurate "
                         "installed one; `edged models` says which)")
     threads = argparse.ArgumentParser(add_help=False)
-    threads.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (default: one per core)")
+    threads.add_argument("--threads", type=int, default=0, help="cores one detection may use at once (default: all)")
     gallery = argparse.ArgumentParser(add_help=False)
     gallery.add_argument("--gallery", type=Path, help="gallery database (default: $EDGED_GALLERY, "
                          "$STATE_DIRECTORY/gallery.db, /var/lib/edged or ~/.local/share/edged)")

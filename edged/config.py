@@ -88,6 +88,7 @@ class DetectorConfig:
     max_side: int = field(default=-1, metadata=check("-1 (profile's), 0 (none) or >= 64",
                                                      lambda v: v in (-1, 0) or v >= 64))
     detect_fps: float = field(default=5.0, metadata=check("between 0.1 and 60", lambda v: 0.1 <= v <= 60))
+    # Cores one detection may use at once (its pyramid levels and crop batches side by side).
     threads: int = field(default=0, metadata=check("0 (one per core) to 64", lambda v: 0 <= v <= 64))
 
 
@@ -107,6 +108,10 @@ class RuntimeConfig:
     providers: list[str] = field(default_factory=lambda: ["auto"], metadata=check(
         f"a non-empty list of {', '.join(PROVIDER_NAMES)}", lambda v: bool(v) and all(
             p in PROVIDER_NAMES or p.endswith("ExecutionProvider") for p in v)))
+    # Threads that run detection and tracking, each on the camera that waited longest: 0 = one
+    # per camera, at most one per core.
+    inference_workers: int = field(default=0, metadata=check("0 (one per camera, at most one per core) to 16",
+                                                             lambda v: 0 <= v <= 16))
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from edged.links import link_key
 from edged.paths import default_gallery
 from edged.pipeline import Pipeline, Sink
 from edged.redact import mask_url
-from edged.scheduler import Scheduler
+from edged.scheduler import Scheduler, workers_for
 from edged.service import Watchdog, notify, watchdog_interval
 from edged.sinks.clips import ClipRecorder, ClipSettings
 from edged.sinks.stream import LiveView, annotate, blur_faces, check_exposure
@@ -173,7 +173,7 @@ class Daemon:
             self.engine = self._engine(self.config)
             self.gallery = Gallery(gallery_path)
             self.pipelines = self._pipelines(self.config)
-            self.scheduler = Scheduler(self.pipelines)
+            self.scheduler = self._scheduler(self.config)
             # The face library page acts through the daemon's own gallery and models.
             self.web.library = Library(self.gallery, self.engine, self.state / "media", self._recent_events)
         except BaseException:
@@ -213,6 +213,9 @@ class Daemon:
     def _pipelines(self, config: Config) -> list[Pipeline]:
         views = config.camera_configs()
         return [self._pipeline(view, primary=i == 0, several=len(views) > 1) for i, view in enumerate(views)]
+
+    def _scheduler(self, config: Config) -> Scheduler:
+        return Scheduler(self.pipelines, workers_for(len(self.pipelines), config.runtime.inference_workers))
 
     def _waiting_uploads(self) -> list[str]:
         return [name for uploader in self.uploaders for name in uploader.pending()]
@@ -332,6 +335,8 @@ class Daemon:
                 "started": self.started, "uptime_s": round(time.time() - self.started, 1),
                 "embedder": self.engine.embedder_spec.model_id if self.engine.has_embedder else None,
                 "providers": dict(self.engine.store.providers),
+                "inference": {"workers": workers_for(len(pipelines), self.config.runtime.inference_workers),
+                              "detection_threads": self.engine.detector.lanes.count},
                 "config_sources": list(self.config.sources), "last_reload": self.last_reload,
                 "recognition": self._recognition(),
                 "cameras": [self._camera_part(p, events=False, last_events=5) for p in pipelines]}
@@ -489,12 +494,12 @@ class Daemon:
             self._live_views(self.config)
             self.web.view = self.lives[self.config.camera.name]
             self.pipelines = self._pipelines(self.config)
-            self.scheduler = Scheduler(self.pipelines)
+            self.scheduler = self._scheduler(self.config)
             self.scheduler.start()
             self.last_reload = {"time": time.time(), "ok": False, "message": message[:2000]}
             notify("READY=1\nSTATUS=reload refused: " + message[:200])
             return
-        self.scheduler = Scheduler(self.pipelines)
+        self.scheduler = self._scheduler(new)
         self.scheduler.start()
         log.info("configuration reloaded from %s", ", ".join(new.sources) or "defaults")
         # The outcome first, then the configuration /status shows: a client that sees the new

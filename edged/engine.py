@@ -95,7 +95,7 @@ class FaceEngine:
         options = options or EngineOptions()
         self.store = ModelStore(options.models_dir, RuntimeOptions(intra_threads=options.threads,
                                                                    providers=options.providers))
-        self.detector = Detector(self.store, options.detector)
+        self.detector = Detector(self.store, options.detector, options.threads)
         self._spec: ModelSpec | None = None
         self._missing: ModelError | None = None
         try:

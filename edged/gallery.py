@@ -248,6 +248,15 @@ class Gallery:
         return name
 
     @_locked
+    def stranger_for(self, vectors: np.ndarray, model_id: str, threshold: float, source: str = "") -> str:
+        """The `unknown-N` whose embeddings the mean of these (N, D) unit vectors matches, else a
+        new one: one step under the lock, so two cameras meeting one stranger at once make one id."""
+        mean = vectors.mean(0)
+        mean /= max(float(np.linalg.norm(mean)), 1e-12)
+        match = self.match(mean[None], model_id, threshold, anonymous=True)[0]
+        return match.person or self.new_anonymous(vectors, model_id, source)
+
+    @_locked
     def name_anonymous(self, anonymous: str, name: str) -> int:
         """Gives `unknown-N` a real name. Its embeddings and sightings follow; if `name`
         exists already, they are added to that person. Returns the embeddings moved."""

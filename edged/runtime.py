@@ -94,7 +94,7 @@ _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
 class Session:
     """An ONNX Runtime session for one model: `run(inputs) -> outputs` in the spec's order."""
 
-    def __init__(self, spec: ModelSpec, models_dir: Path, options: RuntimeOptions) -> None:
+    def __init__(self, spec: ModelSpec, models_dir: Path, options: RuntimeOptions, threads: int = 0) -> None:
         import onnxruntime as ort
 
         self.spec = spec
@@ -107,7 +107,7 @@ class Session:
                 raise ModelError(f"model '{spec.name}': {path} has sha256 {actual[:12]}..., "
                                  f"manifest says {spec.sha256[:12]}...; re-export or re-register it")
         so = ort.SessionOptions()
-        so.intra_op_num_threads = options.intra_threads or (os.cpu_count() or 1)
+        so.intra_op_num_threads = threads or options.intra_threads or (os.cpu_count() or 1)
         so.inter_op_num_threads = 1
         # Several sessions take turns on few cores: threads left spinning after one session's
         # run would steal the cores from the next one's.
@@ -167,7 +167,9 @@ class ModelStore:
                              "run tools/setup.sh or tools/export_models.py")
         return self.specs[name]
 
-    def session(self, name: str) -> Session:
-        session = Session(self.spec(name), self.models_dir, self.options)
+    def session(self, name: str, threads: int = 0) -> Session:
+        """A session for this model; `threads` > 0 overrides the options' threads per run (the
+        detector runs single-threaded sessions side by side, see `Lanes`)."""
+        session = Session(self.spec(name), self.models_dir, self.options, threads)
         self.providers[name] = session.providers[0]
         return session

@@ -1,12 +1,15 @@
-"""The inference scheduler: one thread runs detection and tracking for every camera, so the
-models are loaded once and the cores are never split between cameras' threads. Each turn it
-polls every camera for its newest frame, then runs the one detection that has waited longest
-past its due time (earliest deadline first): every camera gets its own detect_fps while the
-box keeps up, and when it cannot, each falls behind in proportion, none starves."""
+"""The inference scheduler: a few worker threads run detection and tracking for every camera,
+so the models are loaded once. Each turn a worker polls every camera no other worker holds for
+its newest frame, then runs the one detection that has waited longest past its due time
+(earliest deadline first): every camera gets its own detect_fps while the box keeps up, and
+when it cannot, each falls behind in proportion, none starves. One worker is enough for one
+camera (a detection itself uses every core, see `Lanes`); with several cameras, a second
+worker keeps the cores busy while the first is in Python (tracking, identities, NMS)."""
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 
@@ -23,30 +26,50 @@ def next_camera(pipelines: list[Pipeline]) -> Pipeline | None:
     return min(ready, key=lambda p: p.due_at) if ready else None
 
 
-class Scheduler:
-    """`start()`, then `stop()`; `heartbeat` is the monotonic time the loop last turned."""
+def workers_for(cameras: int, configured: int) -> int:
+    """Inference workers: as configured, or one per camera up to one per core."""
+    if configured > 0:
+        return configured
+    return max(1, min(cameras, os.cpu_count() or 1))
 
-    def __init__(self, pipelines: list[Pipeline]) -> None:
+
+class Scheduler:
+    """`start()`, then `stop()`; `heartbeat` is the monotonic time the slowest worker last turned."""
+
+    def __init__(self, pipelines: list[Pipeline], workers: int = 1) -> None:
         self.pipelines = pipelines
-        self.heartbeat = time.monotonic()
-        self._arrived = threading.Event()  # any camera's source has a new frame
+        self.workers = max(1, min(workers, len(pipelines)))
+        self._turns = [time.monotonic()] * self.workers
+        self._arrived = threading.Event()  # any camera's source has a new frame, or a camera came free
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._choosing = threading.Lock()  # polling and choosing is one worker's at a time
+        self._held: set[int] = set()  # cameras (indices) a worker is detecting on
+        self._threads: list[threading.Thread] = []
         self._behind_logged = float("-inf")
         for pipeline in pipelines:
             pipeline.source.arrived = self._arrived
 
+    @property
+    def heartbeat(self) -> float:
+        """A worker stuck in one detection holds the heartbeat back (the watchdog sees it)."""
+        return min(self._turns)
+
     def start(self) -> None:
         for pipeline in self.pipelines:
             pipeline.start()
-        self._thread = threading.Thread(target=self._run, name="edged-inference", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, args=(n,), daemon=True,
+                                          name="edged-inference" + (f"-{n}" if n else ""))
+                         for n in range(self.workers)]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stops the loop, then each pipeline (tracks ended, events flushed)."""
+        """Stops the workers, then each pipeline (tracks ended, events flushed)."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._arrived.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
         for pipeline in self.pipelines:  # every reader asked at once: stops take the longest one, not their sum
             pipeline.request_stop()
         for pipeline in self.pipelines:
@@ -57,18 +80,34 @@ class Scheduler:
         """Every camera is a file that has ended (never true while one is a live source)."""
         return all(p.finished for p in self.pipelines)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    def _choose(self, worker: int) -> tuple[int | None, bool]:
+        """Polls the free cameras and takes the due one: (its index or None, all finished)."""
+        with self._choosing:
             now = time.monotonic()
-            self.heartbeat = now
+            self._turns[worker] = now
             self._arrived.clear()
-            for pipeline in self.pipelines:
+            free = [p for n, p in enumerate(self.pipelines) if n not in self._held]
+            for pipeline in free:
                 pipeline.poll(now)
-            chosen = next_camera(self.pipelines)
-            if chosen is not None:
-                chosen.detect()
+            chosen = next_camera(free)
+            if chosen is None:
+                return None, not self._held and self.finished
+            index = self.pipelines.index(chosen)
+            self._held.add(index)
+            return index, False
+
+    def _run(self, worker: int) -> None:
+        while not self._stop.is_set():
+            index, finished = self._choose(worker)
+            if index is not None:
+                try:
+                    self.pipelines[index].detect()
+                finally:
+                    with self._choosing:
+                        self._held.discard(index)
+                    self._arrived.set()  # its newer frames can be polled now
                 self._say_if_behind()
-            elif self.finished:
+            elif finished:
                 return
             else:
                 self._arrived.wait(IDLE_WAIT_S)

@@ -95,3 +95,23 @@ def test_empty_and_tiny_frames(detector):
 def test_bad_settings_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         DetectorSettings(**kwargs)
+
+
+def test_a_detection_split_over_threads_finds_exactly_the_same_faces(store):
+    """Pyramid levels and crop batches side by side on several threads (`threads`) give the
+    faces one thread gives, to the bit, also when several threads call one detector at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    capture = cv2.VideoCapture(str(DATA / "video" / "crowd_1080p.mp4"))
+    frames = [capture.read()[1] for _ in range(4)]
+    serial = [Detector(store, DetectorSettings.edge(), threads=1).detect(f) for f in frames]
+    shared = Detector(store, DetectorSettings.edge(), threads=3)
+    assert shared.lanes.count == 3
+    with ThreadPoolExecutor(4) as callers:
+        together = list(callers.map(shared.detect, frames * 2))
+    assert all(len(s) for s in serial)
+    for n, faces in enumerate(together):
+        expected = serial[n % len(frames)]
+        np.testing.assert_array_equal(faces.xyxy, expected.xyxy)
+        np.testing.assert_array_equal(faces.score, expected.score)
+        np.testing.assert_array_equal(faces.landmarks, expected.landmarks)

@@ -168,3 +168,15 @@ def test_a_write_cut_off_midway_leaves_the_old_state(tmp_path):
     with Gallery(path) as g:
         assert [p.name for p in g.people()] == ["alice"]
         assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+
+def test_a_stranger_seen_again_keeps_the_id_and_a_new_face_gets_the_next(gallery):
+    """Match-or-create in one step under the gallery's lock (several inference workers name
+    strangers): a face like a stranger's is that stranger, a different one is the next id."""
+    first = gallery.stranger_for(np.stack([unit(1.0, 0.0, 0.0, 1.0), unit(1.0, 0.05, 0.0, 1.0)]), "m", 0.9, "door")
+    again = gallery.stranger_for(np.stack([unit(1.0, 0.02, 0.0, 1.0)]), "m", 0.9, "yard")
+    other = gallery.stranger_for(np.stack([unit(0.0, 1.0, 0.0, 0.0)]), "m", 0.9, "yard")
+    elsewhere = gallery.stranger_for(np.stack([unit(1.0, 0.0, 0.0, 1.0)]), "other-model", 0.9)
+    assert first == again == "unknown-1"
+    assert other == "unknown-2" and elsewhere == "unknown-3", "another model's vectors are never compared"

@@ -309,12 +309,8 @@ class FaceTracking:
         if vote.person is not None or not vote.identified:  # only a clear "unknown" is a stranger
             return
         embedder = self.engine.embedder_loaded()
-        vectors = np.stack(state.vectors)
-        mean = vectors.mean(0)
-        mean /= max(float(np.linalg.norm(mean)), 1e-12)
-        match = self.gallery.match(mean[None], embedder.model_id, self.match_threshold + CLUSTER_MARGIN,
-                                   anonymous=True)[0]
-        name = match.person or self.gallery.new_anonymous(vectors, embedder.model_id, self.camera)
+        name = self.gallery.stranger_for(np.stack(state.vectors), embedder.model_id,
+                                         self.match_threshold + CLUSTER_MARGIN, self.camera)
         self._strangers[track_id] = name
         extra = self._extra.get(track_id)
         if extra is not None and extra.thumbnail is not None and extra.thumbnail.size:
