@@ -136,8 +136,9 @@ class MotionConfig:
 
     enabled: bool = True  # false: detect at detect_fps whatever happens (the old behaviour)
     # Detections per second while nothing moves and no track is alive: someone standing still
-    # is still found.
-    idle_detect_fps: float = field(default=0.5, metadata=check("between 0.05 and 60", lambda v: 0.05 <= v <= 60))
+    # is still found. 0: none, detection only on motion (Frigate's way; the cheapest).
+    idle_detect_fps: float = field(default=0.5, metadata=check("0 (only on motion) or between 0.05 and 60",
+                                                               lambda v: v == 0 or 0.05 <= v <= 60))
     frame_height: int = field(default=120, metadata=check("60 to 480 rows", lambda v: 60 <= v <= 480))
     threshold: int = field(default=30, metadata=check("1 to 254 (of 255)", lambda v: 1 <= v <= 254))
     contour_area: int = field(default=10, metadata=check("1 to 10000 sampled pixels", lambda v: 1 <= v <= 10000))

@@ -32,7 +32,7 @@ from edged.io.source import FrameSource, SourceSettings
 from edged.library import Library
 from edged.links import link_key
 from edged.paths import default_gallery
-from edged.pipeline import Pipeline, Sink
+from edged.pipeline import NO_IDLE_DETECTION_S, Pipeline, Sink
 from edged.redact import mask_url
 from edged.scheduler import Scheduler, workers_for
 from edged.service import Watchdog, notify, watchdog_interval
@@ -286,7 +286,8 @@ class Daemon:
             pipeline.motion = MotionDetector(MotionSettings(True, m.frame_height, m.threshold, m.contour_area,
                                                             m.lightning_threshold, m.frame_alpha),
                                              tracking.settings.quality.zone)
-            pipeline.idle_interval = max(1.0 / m.idle_detect_fps, pipeline.detect_interval)
+            pipeline.idle_interval = (max(1.0 / m.idle_detect_fps, pipeline.detect_interval)
+                                      if m.idle_detect_fps else NO_IDLE_DETECTION_S)
             pipeline.crops = m.detect_crops
         pipeline.live = self.lives[c.name]
         pipeline.keep_pictures = True

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("edged.pipeline")
 RECORD_WAIT_S = 10.0  # the longest detection waits for a recorded main stream to say its size
+# idle_detect_fps = 0: no idle heartbeat. A finite "never" (about 30 years), so that tick
+# arithmetic (last + interval) stays a number.
+NO_IDLE_DETECTION_S = 1e9
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from edged.alerts import AlertEngine, AlertSettings
 from edged.engine import EngineOptions, FaceEngine
 from edged.gallery import Gallery
 from edged.io.source import SourceStats
-from edged.pipeline import Pipeline
+from edged.pipeline import NO_IDLE_DETECTION_S, Pipeline
 from edged.tracking.faces import FaceTracking, TrackingSettings
 from edged.types import Frame
 from edged.vision.detector import DetectorSettings
@@ -93,7 +93,8 @@ class VideoFrames:
 
 
 def run(video, engine, gallery_path, motion: bool, crops: bool = True,
-        pipelines: list[Pipeline] | None = None) -> tuple[list[int], list[tuple[str | None, int]], int]:
+        pipelines: list[Pipeline] | None = None,
+        idle_interval: float = 1 / 0.5) -> tuple[list[int], list[tuple[str | None, int]], int]:
     """The pipeline as the scheduler drives it, one poll per frame: (frame indices detected,
     (person, track) of every confirmed track, tracks started); `pipelines` collects it."""
     with Gallery(gallery_path) as gallery:
@@ -102,7 +103,7 @@ def run(video, engine, gallery_path, motion: bool, crops: bool = True,
         pipeline = Pipeline(VideoFrames(video), tracking, AlertEngine(AlertSettings("none")), [], detect_fps=5.0)
         if motion:
             pipeline.motion = MotionDetector(MotionSettings())
-            pipeline.idle_interval = 1 / 0.5
+            pipeline.idle_interval = idle_interval
             pipeline.crops = crops
         if pipelines is not None:
             pipelines.append(pipeline)
@@ -140,6 +141,12 @@ def test_an_empty_scene_is_detected_rarely_and_someone_walking_in_at_once(engine
     print("first detection with obama in view:", first_face, always_tracks, gated_tracks)
     assert first_face["gated"] <= first_face["always"] + 5, first_face
     assert [p for p, _ in always_tracks] == [p for p, _ in gated_tracks] == ["obama"], (always_tracks, gated_tracks)
+    # idle_detect_fps = 0: no heartbeat, only the first frame of the empty scene is detected,
+    # and obama is found as soon as with the heartbeat.
+    only_motion, only_motion_tracks, _ = run(video, engine, gallery, motion=True, idle_interval=NO_IDLE_DETECTION_S)
+    assert [i for i in only_motion if i < 125] == [0], only_motion
+    assert min(i for i in only_motion if i >= 125) == first_face["gated"]
+    assert [p for p, _ in only_motion_tracks] == ["obama"], only_motion_tracks
 
 
 def test_scenario_people_and_names_are_the_same_gated(engine, scenario_video, enrolled_gallery, tmp_path):
@@ -195,8 +202,8 @@ def test_the_daemon_says_when_nothing_moves(detector, enrolled_gallery, tmp_path
     finally:
         assert daemon.stop() == 0, daemon.text()[-3000:]
     bad = tmp_path / "bad.toml"
-    bad.write_text(text.replace("idle_detect_fps = 0.25", "idle_detect_fps = 0\nthreshold = 300"))
+    bad.write_text(text.replace("idle_detect_fps = 0.25", "idle_detect_fps = 0.01\nthreshold = 300"))
     refused = run_edged("config", "check", "--config", str(bad))
     assert refused.returncode == 78
-    assert "motion.idle_detect_fps: 0.0 is out of range" in refused.stderr, refused.stderr
+    assert "motion.idle_detect_fps: 0.01 is out of range" in refused.stderr, refused.stderr
     assert "motion.threshold: 300 is out of range" in refused.stderr, refused.stderr

@@ -4,7 +4,8 @@ cameras (looped, paced), detected on the 1080p stream itself or on a 640x360 det
 the same scene, a real Mosquitto broker, and the daemon as a subprocess. Prints per camera the
 detections per second wanted and achieved, alert latency from the confirming frame's capture
 to the MQTT message, CPU, peak RSS and the time to READY=1, with ratios against one camera
-measured in the same run."""
+measured in the same run. `--baseline CHECKOUT` runs an earlier edged (a `git worktree` of an
+older commit) on the same runs in turn, and prints the ratios of the two."""
 
 from __future__ import annotations
 
@@ -56,10 +57,10 @@ MODES = {"1080p": "detection on 1080p",
 
 
 def run_once(tmp: Path, broker: Mosquitto, cameras: int, detect: Path | None, same_faces: bool, seconds: float,
-             detect_fps: float) -> dict[str, object]:
+             detect_fps: float, root: Path = ROOT, edition: str = "this") -> dict[str, object]:
     mode = "1080p" if detect is None else "sub-same-faces" if same_faces else "sub"
-    label = f"{cameras} camera(s), {MODES[mode]}"
-    folder = tmp / f"{mode}-{cameras}"
+    label = f"{cameras} camera(s), {MODES[mode]}" + ("" if edition == "this" else f" [{edition}]")
+    folder = tmp / f"{mode}-{cameras}-{edition}"
     folder.mkdir()
     subscriber = Subscriber(broker.port, topic="edged/#", client_id=f"bench-{folder.name}")
     notify_path = folder / "notify"
@@ -85,7 +86,7 @@ def run_once(tmp: Path, broker: Mosquitto, cameras: int, detect: Path | None, sa
             f'{quality}[recognition]\ngallery = "{folder / "gallery.db"}"\n[stream]\nport = {port}\n'
             f'[alerts]\nmode = "unknowns"\n[mqtt]\nenabled = true\nhost = "127.0.0.1"\nport = {broker.port}\n'
             f"stats_interval_s = 5.0\n{tables}")
-    daemon = Daemon(folder / "daemon", text, env={"NOTIFY_SOCKET": str(notify_path)})
+    daemon = Daemon(folder / "daemon", text, env={"NOTIFY_SOCKET": str(notify_path)}, root=root)
     started = time.monotonic()
     daemon.start()
 
@@ -113,7 +114,7 @@ def run_once(tmp: Path, broker: Mosquitto, cameras: int, detect: Path | None, sa
     # Latency: the alert's confirming frame was captured at body["time"]; the subscriber got it at receipt.
     received = [(json.loads(p), t) for t, p in subscriber.timed("/alerts") if p.startswith(b"{")]
     latency = [(t - body["time"]) * 1000 for body, t in received if body["time"] >= run_from]
-    return {"label": label, "cameras": cameras, "mode": mode,
+    return {"label": label, "cameras": cameras, "mode": mode, "edition": edition,
             "start_to_ready_s": round(to_ready, 2), "per_camera": per_camera, "cpu_percent": round(cpu, 1),
             "peak_rss_mb": round(rss, 1), "alerts": len(latency),
             "alert_latency_ms_median": round(statistics.median(latency), 1) if latency else None,
@@ -125,8 +126,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="how long each run is measured once ready")
     parser.add_argument("--detect-fps", type=float, default=5.0)
     parser.add_argument("--cameras", type=int, nargs="+", default=[1, 2, 3], choices=[1, 2, 3])
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    parser.add_argument("--baseline", type=Path, help="a checkout of an earlier edged, run on the same runs")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    editions = [("this", ROOT)] + ([(baseline_name(args.baseline), args.baseline)] if args.baseline else [])
     runs = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -134,17 +138,50 @@ def main() -> int:
         broker = Mosquitto(tmp / "mosquitto")
         broker.start()
         try:
-            for stream, same_faces in ((None, False), (detect, False), (detect, True)):
+            streams = {"1080p": (None, False), "sub": (detect, False), "sub-same-faces": (detect, True)}
+            for mode in args.modes:
+                stream, same_faces = streams[mode]
                 for cameras in args.cameras:
-                    run = run_once(tmp, broker, cameras, stream, same_faces, args.seconds, args.detect_fps)
-                    runs.append(run)
-                    print_run(run)
+                    for edition, root in editions:
+                        run = run_once(tmp, broker, cameras, stream, same_faces, args.seconds, args.detect_fps,
+                                       root, edition)
+                        runs.append(run)
+                        print_run(run)
         finally:
             broker.stop()
-    print_ratios(runs)
+    print_ratios([r for r in runs if r["edition"] == "this"])
+    if args.baseline:
+        print_against_baseline(runs)
     if args.json:
         args.json.write_text(json.dumps(runs, indent=2))
     return 0
+
+
+def baseline_name(checkout: Path) -> str:
+    """The baseline's commit, as the rows name it."""
+    done = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True)
+    return f"baseline {done.stdout.strip() or checkout.name}"
+
+
+def print_against_baseline(runs: list[dict]) -> None:
+    """This edged against the baseline, run for run: detections/s in total, the share of the
+    machine's cores used, and CPU per detection."""
+    cores = os.cpu_count() or 1
+    print("\nagainst the baseline (same run):")
+    for run in [r for r in runs if r["edition"] == "this"]:
+        base = next((r for r in runs if r["edition"] != "this" and (r["cameras"], r["mode"])
+                     == (run["cameras"], run["mode"])), None)
+        if base is None:
+            continue
+        done = {name: sum(c["achieved"] for c in r["per_camera"].values())
+                for name, r in (("this", run), ("base", base))}
+        if not done["base"] or not done["this"]:
+            continue
+        print(f"  {run['label']}: detections/s in total {done['this']:.2f} against {done['base']:.2f} "
+              f"(x{done['this'] / done['base']:.2f}); cores used {run['cpu_percent'] / cores:.0f}% against "
+              f"{base['cpu_percent'] / cores:.0f}%; CPU per detection/s x"
+              f"{(run['cpu_percent'] / done['this']) / (base['cpu_percent'] / done['base']):.2f}")
 
 
 def print_run(run: dict) -> None:

@@ -239,9 +239,11 @@ class Daemon:
     """`edged run --config FILE` as a subprocess; its stderr is kept in a file."""
 
     def __init__(self, folder: Path, config_text: str, env: dict[str, str] | None = None,
-                 wrapper: list[str] | None = None) -> None:
-        """`wrapper`: a command the daemon runs under (tools/sandbox.py, for example)."""
+                 wrapper: list[str] | None = None, root: Path = ROOT) -> None:
+        """`wrapper`: a command the daemon runs under (tools/sandbox.py, for example); `root`:
+        the checkout whose edged runs (a benchmark's baseline may be an older one)."""
         self.folder = folder
+        self.root = root
         self.wrapper = wrapper or []
         folder.mkdir(parents=True, exist_ok=True)
         self.config = folder / "edged.toml"
@@ -253,7 +255,7 @@ class Daemon:
     def start(self) -> None:
         self.process = subprocess.Popen([*self.wrapper, sys.executable, "-m", "edged.cli", "run", "--config",
                                          str(self.config)],
-                                        cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL,
+                                        cwd=self.root, env=self.env, stdout=subprocess.DEVNULL,
                                         stderr=self.log.open("ab"))  # a restart adds to the log
 
     def status(self, port: int) -> dict | None:
