@@ -122,7 +122,10 @@ class FrameSource:
     # -- the reading thread ---------------------------------------------------------------
     def _open(self) -> cv2.VideoCapture | VideoInput | None:
         s = self.settings
-        if self.kind != "camera" and (self.clips is not None or self.record_only):
+        # Files and streams are read with PyAV: its pictures are converted to BGR only when
+        # something uses them (OpenCV's capture converts every frame: on an idle 640x360
+        # detect stream that was most of the daemon's own cost). OpenCV reads local cameras.
+        if self.kind != "camera":
             if self.kind == "file" and not Path(s.source).is_file():
                 return None
             try:
