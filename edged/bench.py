@@ -1,7 +1,7 @@
 """`edged bench`: what this box can take, measured on the box itself with its own cameras'
 frames (or a video): milliseconds per decoded frame, per detection on a busy picture and on
 an empty one, and per embedding, for each camera's resolution; and, for a configuration, how
-many detections per second each camera can have when they share the one inference thread."""
+many detections per second each camera can have when they share the box's cores."""
 
 from __future__ import annotations
 
@@ -31,11 +31,12 @@ class CameraBench:
     frames: int  # frames decoded to measure
     decode_ms: float  # CPU per decoded frame (decoding only, as the daemon reads)
     detect_busy_ms: float  # wall time per detection on the camera's own frames
+    detect_busy_cpu_ms: float  # CPU per detection on them, all cores together
     detect_idle_ms: float  # wall time per detection on an empty picture of the same size
     faces_per_frame: float
     embed_ms: float | None  # wall time per face embedded (None without an embedder or faces)
     detect_fps_wanted: float = 0.0  # what the configuration asks for (0 without one)
-    detect_fps_possible: float = 0.0  # what this camera gets when every camera shares the thread alike
+    detect_fps_possible: float = 0.0  # what this camera gets when every camera shares the cores alike
     decode_cores: float = 0.0  # cores decoding this camera at its own frame rate takes
 
     def to_json(self) -> dict[str, object]:
@@ -80,10 +81,11 @@ def bench_camera(engine: FaceEngine, camera: str, source: str, frames: int, dete
     picked = [images[i * len(images) // detections] for i in range(detections)]
     found = []
     progress(f"camera {camera}: detecting on {len(picked)} of its frames")
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), sum(os.times()[:2])
     for image in picked:
         found.append(engine.detector.detect(image))
     busy_ms = (time.perf_counter() - started) * 1000 / len(picked)
+    busy_cpu_ms = (sum(os.times()[:2]) - cpu_before) * 1000 / len(picked)
     rng = np.random.default_rng(0)
     empty = np.clip(np.full_like(images[0], 120) + rng.normal(0, 3, images[0].shape), 0, 255).astype(np.uint8)
     progress(f"camera {camera}: detecting on an empty picture")
@@ -100,19 +102,22 @@ def bench_camera(engine: FaceEngine, camera: str, source: str, frames: int, dete
                 embedder.embed(image, detected)
         embed_ms = (time.perf_counter() - started) * 1000 / faces
     height, width = images[0].shape[:2]
-    return CameraBench(camera, source, width, height, fps, len(images), decode_ms, busy_ms, idle_ms,
+    return CameraBench(camera, source, width, height, fps, len(images), decode_ms, busy_ms, busy_cpu_ms, idle_ms,
                        faces / len(picked), embed_ms, decode_cores=decode_ms * fps / 1000)
 
 
-def share_inference(benches: list[CameraBench], wanted: list[float]) -> list[CameraBench]:
-    """Every camera gets the same rate r from the one inference thread: r x (sum of their busy
-    detection times) = one second. A camera that wants less leaves the rest to the others."""
-    left, rates = 1000.0, [0.0] * len(benches)
-    waiting = sorted(range(len(benches)), key=lambda i: wanted[i] or float("inf"))
+def share_inference(benches: list[CameraBench], wanted: list[float], cores: int) -> list[CameraBench]:
+    """Every camera gets the same rate r while the cores last: r x (the sum of their CPU per
+    busy detection) = the core-milliseconds per second that decoding leaves. No camera gets
+    more than one detection at a time allows (1000 / its wall ms; the scheduler never runs two
+    of one camera's at once), and one that wants less leaves the rest to the others."""
+    left = max(cores - sum(b.decode_cores for b in benches), 0.05) * 1000.0
+    caps = [min(wanted[i] or float("inf"), 1000.0 / b.detect_busy_ms) for i, b in enumerate(benches)]
+    rates = [0.0] * len(benches)
+    waiting = sorted(range(len(benches)), key=lambda i: caps[i] * benches[i].detect_busy_cpu_ms)
     for n, i in enumerate(waiting):
-        others = [benches[j].detect_busy_ms for j in waiting[n:]]
-        fair = left / sum(others)
-        rates[i] = min(wanted[i], fair) if wanted[i] else fair
-        left -= rates[i] * benches[i].detect_busy_ms
+        fair = left / sum(benches[j].detect_busy_cpu_ms for j in waiting[n:])
+        rates[i] = min(caps[i], fair)
+        left -= rates[i] * benches[i].detect_busy_cpu_ms
     return [CameraBench(**{**asdict(b), "detect_fps_wanted": wanted[i], "detect_fps_possible": rates[i]})
             for i, b in enumerate(benches)]

@@ -580,18 +580,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     engine = FaceEngine(options, need_embedder=False)
     benches = [bench_camera(engine, name, source, args.frames, args.detections, progress)
                for name, source, _ in cameras]
-    benches = share_inference(benches, [wanted for _, _, wanted in cameras])
+    benches = share_inference(benches, [wanted for _, _, wanted in cameras], os.cpu_count() or 1)
     if terminal:
         print(file=sys.stderr)
     if args.json:
-        print(json.dumps({"version": JSON_VERSION, "machine": _machine(), "cameras": [b.to_json() for b in benches]},
-                         indent=2))
+        print(json.dumps({"version": JSON_VERSION, "machine": _machine(), "cores": os.cpu_count() or 1,
+                          "cameras": [b.to_json() for b in benches]}, indent=2))
         return 0
     print(f"on {_machine()}:")
     for b in benches:
         embed = f"{b.embed_ms:.1f} ms per face embedded" if b.embed_ms is not None else "no embedding measured"
         print(f"  {b.camera} ({b.width}x{b.height} at {b.fps:.0f} fps): decoding {b.decode_ms:.1f} ms per frame "
               f"({b.decode_cores:.2f} of a core at its frame rate); detection {b.detect_busy_ms:.0f} ms busy "
+              f"({b.detect_busy_cpu_ms:.0f} ms of CPU) "
               f"({b.faces_per_frame:.1f} faces), {b.detect_idle_ms:.0f} ms on an empty picture; {embed}")
         wanted = f" of the {b.detect_fps_wanted:g} asked for" if b.detect_fps_wanted else ""
         print(f"      can have {b.detect_fps_possible:.1f} detections/s{wanted} while every camera is busy")

@@ -206,7 +206,7 @@ class Pipeline:
     def camera(self) -> str:
         return self.source.settings.camera
 
-    # -- the scheduler's calls (its one inference thread) --------------------------------------
+    # -- the scheduler's calls (one worker at a time per camera) ---------------------------------
     @property
     def due_at(self) -> float:
         """When this camera's next detection was due (capture clock): the scheduler serves the

@@ -6,7 +6,10 @@ Scenes (H.264, 25 fps, looped as a live camera): a static wall with fresh sensor
 frame and nobody there, at 1080p and as a 640x360 substream; and the crowd video at 1080p.
 Each daemon run is `edged run` as a subprocess with the default configuration, its CPU taken
 from /proc over `--seconds` after `--settle` seconds; 100% is one core. Rows with
-`motion.enabled = false` are the behaviour before motion gating, measured in the same run."""
+`motion.enabled = false` detect at detect_fps whatever happens; rows with `idle_detect_fps = 0`
+on the empty scenes are the daemon's own floor (reading and sampling every frame, no
+detection); `--baseline CHECKOUT` adds rows run by an earlier edged (a `git worktree` of the
+commit before this issue's work), all in the same run."""
 
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
-from bench_daemon import cpu_seconds  # noqa: E402
+from bench_daemon import baseline_name, cpu_seconds  # noqa: E402
 from services import Daemon, free_port, wait_until  # noqa: E402
 
 from edged.io.video import encode  # noqa: E402
@@ -73,14 +76,17 @@ def ffmpeg_floor(video: Path, seconds: float) -> float:
     return (usage.ru_utime + usage.ru_stime) / (time.monotonic() - started) * 100
 
 
-def daemon_cpu(folder: Path, source: Path, detect_source: Path | None, motion: bool, settle: float,
-               seconds: float, crops: bool = True) -> dict[str, object]:
+def daemon_cpu(folder: Path, source: Path, detect_source: Path | None, motion: str, settle: float,
+               seconds: float, root: Path = ROOT) -> dict[str, object]:
+    """`motion`: "crops", "whole" (no crops), "floor" (no idle heartbeat), "off", or
+    "baseline" (the checkout at `root`, which may predate the [motion] section)."""
     port = free_port()
     detect = f'detect_source = "{detect_source}"\n' if detect_source else ""
     text = (f'[camera]\nname = "cam"\nsource = "{source}"\n{detect}loop = true\n'
-            f'[recognition]\ngallery = "{folder / "gallery.db"}"\n[stream]\nport = {port}\n'
-            f"[motion]\nenabled = {str(motion).lower()}\ndetect_crops = {str(crops).lower()}\n")
-    daemon = Daemon(folder, text)
+            f'[recognition]\ngallery = "{folder / "gallery.db"}"\n[stream]\nport = {port}\n')
+    text += {"crops": "", "whole": "[motion]\ndetect_crops = false\n", "floor": "[motion]\nidle_detect_fps = 0\n",
+             "off": "[motion]\nenabled = false\n", "baseline": ""}[motion]
+    daemon = Daemon(folder, text, root=root)
     daemon.start()
     try:
         wait_until(lambda: daemon.status(port), 180, "the daemon's status")
@@ -97,13 +103,19 @@ def daemon_cpu(folder: Path, source: Path, detect_source: Path | None, motion: b
             "cpu_per_detection": round(cpu / detections, 1) if detections else None}
 
 
+GATES = {"crops": "on, crops", "whole": "on, whole frames", "floor": "on, idle_detect_fps = 0 (the daemon's floor)",
+         "off": "off"}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--settle", type=float, default=15.0)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--baseline", type=Path, help="a checkout of an earlier edged, run on every scene too")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     rows: list[dict[str, object]] = []
+    baseline = baseline_name(args.baseline) if args.baseline else ""
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         print("making the scenes...", flush=True)
@@ -114,21 +126,19 @@ def main() -> int:
                   "crowd": ffmpeg_floor(CROWD, args.seconds), "walker": ffmpeg_floor(walking, args.seconds)}
         print(f"ffmpeg -re -f null, CPU: static 1080p {floors['1080p']:.1f}%, static 360p {floors['360p']:.1f}%, "
               f"crowd 1080p {floors['crowd']:.1f}%", flush=True)
-        runs = [("static 1080p, nobody there", full, None, "1080p"),
-                ("static 1080p recorded, 640x360 detect_source", full, sub, "360p"),
-                ("crowd 1080p", CROWD, None, "crowd"),
-                ("1080p, one person walking across", walking, None, "walker")]
-        for n, (label, source, detect, floor) in enumerate(runs):
-            for motion, crops in ((True, True), (True, False), (False, False)):
-                if not crops and motion and floor != "walker":
-                    continue  # crops matter only where a small part of the frame moves
-                row = daemon_cpu(tmp / f"run{n}-{motion}-{crops}", source, detect, motion, args.settle,
-                                 args.seconds, crops)
-                row.update(scene=label, motion=motion, crops=crops, floor_percent=round(floors[floor], 1),
+        runs = [("static 1080p, nobody there", full, None, "1080p", ("crops", "floor", "off")),
+                ("static 1080p recorded, 640x360 detect_source", full, sub, "360p", ("crops", "floor", "off")),
+                ("crowd 1080p", CROWD, None, "crowd", ("crops", "off")),
+                ("1080p, one person walking across", walking, None, "walker", ("crops", "whole", "off"))]
+        for n, (label, source, detect, floor, gates) in enumerate(runs):
+            for gate in (*gates, *(("baseline",) if args.baseline else ())):
+                root = args.baseline if gate == "baseline" else ROOT
+                row = daemon_cpu(tmp / f"run{n}-{gate}", source, detect, gate, args.settle, args.seconds, root)
+                row.update(scene=label, gate=gate, floor_percent=round(floors[floor], 1),
                            x_floor=round(float(row["cpu_percent"]) / floors[floor], 2))  # type: ignore[arg-type]
                 rows.append(row)
-                gate = ("on, crops" if crops else "on, whole frames") if motion else "off"
-                print(f"{label}, motion {gate}: daemon CPU {row['cpu_percent']}% "
+                said = baseline if gate == "baseline" else f"motion {GATES[gate]}"
+                print(f"{label}, {said}: daemon CPU {row['cpu_percent']}% "
                       f"(x{row['x_floor']} of ffmpeg's {row['floor_percent']}%), {row['detections_per_s']} "
                       f"detections/s ({row['mode']}), {row['cpu_per_detection']}% CPU per detection/s", flush=True)
     if args.json:

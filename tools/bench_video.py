@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Benchmark of `edged scan`: speed against real time, embeddings per frame with and without
 re-identification back-off, identity switches, on the crowd video (1080p and 640x360) and on
-scenario videos with exact truth. Prints figures and ratios measured in the same run."""
+scenario videos with exact truth. Prints figures and ratios measured in the same run.
+`--baseline CHECKOUT` then runs that checkout's own copy of this benchmark (an earlier edged)
+and prints each row's speed against it."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -76,6 +79,7 @@ def row(label: str, result: ScanResult) -> dict[str, object]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--baseline", type=Path, help="a checkout of an earlier edged: its bench_video.py runs too")
     args = parser.parse_args()
     engine = FaceEngine(EngineOptions(embedder="mobilefacenet",
                                       detector=DetectorSettings.edge()))
@@ -109,9 +113,26 @@ def main() -> int:
             rows[f"{label}, back-off"] = {"embedding_cut": cut, "same_people": same}
             print(f"{'':44s} back-off alone: x{cut:.1f} fewer embeddings, same people: {same}")
         report["scans"] = rows
+        if args.baseline:
+            report["baseline"] = against_baseline(args.baseline, rows, tmp / "baseline.json")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 0
+
+
+def against_baseline(checkout: Path, rows: dict[str, dict[str, object]], figures: Path) -> dict[str, float]:
+    """Runs the checkout's own bench_video.py, then prints this edged's speed over its, per row."""
+    print(f"\nthe baseline ({checkout}):", flush=True)
+    subprocess.run([sys.executable, str(checkout / "tools" / "bench_video.py"), "--json", str(figures)],
+                   cwd=checkout, check=True)
+    theirs = json.loads(figures.read_text())["scans"]
+    ratios = {}
+    print("\nspeed against the baseline (same run):")
+    for key, ours in rows.items():
+        if "speed_vs_real_time" in ours and key in theirs:
+            ratios[key] = float(ours["speed_vs_real_time"]) / float(theirs[key]["speed_vs_real_time"])  # type: ignore[arg-type]
+            print(f"  {key:56s} x{ratios[key]:.2f}")
+    return ratios
 
 
 if __name__ == "__main__":
