@@ -139,6 +139,11 @@ class MotionConfig:
     # is still found. 0: none, detection only on motion (Frigate's way; the cheapest).
     idle_detect_fps: float = field(default=0.5, metadata=check("0 (only on motion) or between 0.05 and 60",
                                                                lambda v: v == 0 or 0.05 <= v <= 60))
+    # An idle heartbeat is skipped while the picture is as the last whole-frame detection saw it
+    # (by this section's threshold and contour_area, against that picture, so a slow arrival
+    # still counts), for at most this many seconds; 0: every heartbeat detects.
+    idle_unchanged_s: float = field(default=30.0, metadata=check("0 (never skipped) to 3600",
+                                                                 lambda v: 0 <= v <= 3600))
     frame_height: int = field(default=120, metadata=check("60 to 480 rows", lambda v: 60 <= v <= 480))
     threshold: int = field(default=30, metadata=check("1 to 254 (of 255)", lambda v: 1 <= v <= 254))
     contour_area: int = field(default=10, metadata=check("1 to 10000 sampled pixels", lambda v: 1 <= v <= 10000))

@@ -289,6 +289,7 @@ class Daemon:
             pipeline.idle_interval = (max(1.0 / m.idle_detect_fps, pipeline.detect_interval)
                                       if m.idle_detect_fps else NO_IDLE_DETECTION_S)
             pipeline.crops = m.detect_crops
+            pipeline.idle_unchanged_s = m.idle_unchanged_s
         pipeline.live = self.lives[c.name]
         pipeline.keep_pictures = True
         pipeline.clips = recorder

@@ -123,6 +123,11 @@ class Pipeline:
         # alive, detections come every idle_interval; the first frame that moves is detected at once.
         self.motion: MotionDetector | None = None
         self.idle_interval = self.detect_interval
+        # An idle heartbeat is skipped while the picture is as the last whole-frame detection
+        # saw it (that detection would find the same), for at most this long; 0: never skipped.
+        self.idle_unchanged_s = 0.0
+        self._last_look = float("-inf")  # capture time of the last whole-frame detection
+        self.heartbeats_skipped = 0
         self.last_motion: Motion = NO_MOTION
         self._onset = False  # the due frame is the first that moved after a quiet spell
         # Detect only around the motion and the tracked faces (motion.detect_crops), except on
@@ -244,6 +249,11 @@ class Pipeline:
             self._check_cut(frame)
             onset = self._moved(frame)
             interval = self.interval
+            if not onset and frame.ts - self._last_detect >= interval and self._unchanged(frame):
+                # The heartbeat's tick passes without a detection: nothing to find that the
+                # last look did not.
+                self._last_detect = frame.ts
+                self.heartbeats_skipped += 1
             if self.detection_enabled and self._boxes_known(now) and (
                     onset or frame.ts - self._last_detect >= interval):
                 if self.due is None:
@@ -283,6 +293,9 @@ class Pipeline:
         except Exception:  # one bad frame must not end the daemon; say so, at most once a minute
             self._failed(frame.index)
             return
+        if crops is None and self.motion is not None:
+            self.motion.look_taken(frame.small_grey(self.motion.settings.frame_height))
+            self._last_look = frame.ts
         self._latency_ms = (time.monotonic() - frame.ts) * 1000
         self._processed.append(time.monotonic())
         self.view = result.faces
@@ -291,6 +304,14 @@ class Pipeline:
         for hook in self.on_frame:
             hook(result)
         self._show(frame, result.faces, result.identities)
+
+    def _unchanged(self, frame: Frame) -> bool:
+        """An idle heartbeat with nothing new to see: no motion, no track, and the picture as
+        the last whole-frame detection saw it, which was at most idle_unchanged_s ago."""
+        if self.motion is None or self.active or frame.ts - self._last_look >= self.idle_unchanged_s:
+            return False
+        grey = frame.small_grey(self.motion.settings.frame_height)
+        return not self.motion.changed_since_look(grey, frame.size)
 
     def _boxes_known(self, now: float) -> bool:
         """With a recorded main stream, events give boxes in its pixels: detection waits for
@@ -437,6 +458,8 @@ class Pipeline:
         wanted = 1.0 / self.interval
         # Detection switched back on less than the measuring window ago: the off time is no shortfall.
         settled = self.detection_enabled and now - self._enabled_at >= 10
+        # Idle heartbeats skipped on an unchanged picture are no shortfall either.
+        settled = settled and (self.active or not self.idle_unchanged_s)
         latency = self._latency_ms if self.detection_enabled else None
         self.last_stats = Stats(time.time(), self.camera, fps, self.source.stats.frames,
                                 self.source.stats.skipped, latency, per_s, len(tracks), tracks, cpu,

@@ -57,6 +57,27 @@ def test_a_change_of_lighting_is_not_motion_and_the_background_follows_it():
     assert not any(detector.check(f, SIZE).moving for f in brighter[1:])  # the new light is the background now
 
 
+def test_a_slow_arrival_motion_misses_still_differs_from_the_last_look():
+    """Something that appears too slowly for the adapting background (a slow fade, a person
+    creeping in) is not motion, but the picture differs from the last whole-frame detection's,
+    so the idle heartbeat is not skipped; sensor noise alone leaves it unchanged."""
+    detector = MotionDetector()
+    frames = grey_frames(800, noise=6)
+    detector.check(frames[0], SIZE)
+    detector.look_taken(frames[0])
+    moving, unchanged_noise = [], []
+    for n, frame in enumerate(frames[1:], 1):
+        picture = frame.astype(np.int16)
+        picture[40:70, 100:130] += min(n // 8, 90)  # +1 every 8 frames, up to +90
+        picture = np.clip(picture, 0, 255).astype(np.uint8)
+        moving.append(detector.check(picture, SIZE).moving)
+        if n < 80:  # below the threshold yet: noise and a faint start
+            unchanged_noise.append(not detector.changed_since_look(picture, SIZE))
+    assert not any(moving), "the background took the slow change in"
+    assert all(unchanged_noise)
+    assert detector.changed_since_look(picture, SIZE)
+
+
 def test_motion_outside_the_zone_does_not_count():
     zone = ((0.5, 0.0), (1.0, 0.0), (1.0, 1.0), (0.5, 1.0))  # the right half, in fractions
     detector = MotionDetector(MotionSettings(), zone)
@@ -94,7 +115,8 @@ class VideoFrames:
 
 def run(video, engine, gallery_path, motion: bool, crops: bool = True,
         pipelines: list[Pipeline] | None = None,
-        idle_interval: float = 1 / 0.5) -> tuple[list[int], list[tuple[str | None, int]], int]:
+        idle_interval: float = 1 / 0.5,
+        idle_unchanged_s: float = 0.0) -> tuple[list[int], list[tuple[str | None, int]], int]:
     """The pipeline as the scheduler drives it, one poll per frame: (frame indices detected,
     (person, track) of every confirmed track, tracks started); `pipelines` collects it."""
     with Gallery(gallery_path) as gallery:
@@ -104,6 +126,7 @@ def run(video, engine, gallery_path, motion: bool, crops: bool = True,
         if motion:
             pipeline.motion = MotionDetector(MotionSettings())
             pipeline.idle_interval = idle_interval
+            pipeline.idle_unchanged_s = idle_unchanged_s
             pipeline.crops = crops
         if pipelines is not None:
             pipelines.append(pipeline)
@@ -147,6 +170,12 @@ def test_an_empty_scene_is_detected_rarely_and_someone_walking_in_at_once(engine
     assert [i for i in only_motion if i < 125] == [0], only_motion
     assert min(i for i in only_motion if i >= 125) == first_face["gated"]
     assert [p for p, _ in only_motion_tracks] == ["obama"], only_motion_tracks
+    # The default idle_unchanged_s: heartbeats on a picture unchanged since the last look are
+    # skipped; obama is found as soon.
+    skipping, skipping_tracks, _ = run(video, engine, gallery, motion=True, idle_unchanged_s=30.0)
+    assert [i for i in skipping if i < 125] == [0], skipping
+    assert min(i for i in skipping if i >= 125) == first_face["gated"]
+    assert [p for p, _ in skipping_tracks] == ["obama"], skipping_tracks
 
 
 def test_scenario_people_and_names_are_the_same_gated(engine, scenario_video, enrolled_gallery, tmp_path):
@@ -197,6 +226,7 @@ def test_the_daemon_says_when_nothing_moves(detector, enrolled_gallery, tmp_path
 
         stats = wait_until(idle, 60, "the daemon idle on an empty scene")
         assert stats["detect_fps_target"] == 0.25 and 0 <= stats["motion_percent"] < 1, stats
+        assert not stats["falling_behind"], "heartbeats skipped on an unchanged picture are no shortfall"
         said = run_edged("status", "--url", f"http://127.0.0.1:{port}/status").stdout
         assert "of 0.2/s" in said and "nothing moves" in said, said
     finally:

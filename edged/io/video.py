@@ -97,7 +97,8 @@ class AvPicture:
         else:
             ys, xs = np.arange(0, height, step) // 2, np.arange(0, width, step) // 2
             u, v = blue[ys][:, xs], red[ys][:, xs]
-        return cv2.cvtColor(np.dstack([grey, u, v]), cv2.COLOR_YUV2BGR)
+        return cv2.cvtColor(cv2.merge([np.ascontiguousarray(grey), np.ascontiguousarray(u),
+                                       np.ascontiguousarray(v)]), cv2.COLOR_YUV2BGR)
 
 
 class VideoInput:

@@ -56,6 +56,7 @@ class MotionDetector:
         self.settings = settings or MotionSettings()
         self.zone = zone
         self._background: np.ndarray | None = None
+        self._look: np.ndarray | None = None  # the picture at the last whole-frame detection
         self._mask: np.ndarray | None = None
         self._kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
 
@@ -92,12 +93,34 @@ class MotionDetector:
             self._background = picture.astype(np.float32)  # a new lighting: start again from it
             return Motion([], fraction, lighting_change=True)
         cv2.accumulateWeighted(picture, self._background, s.frame_alpha)
+        return Motion(self._areas(moved, scale), fraction)
+
+    def look_taken(self, grey: np.ndarray) -> None:
+        """The sampled picture a whole-frame detection looked at: `changed_since_look` compares
+        later pictures with it."""
+        self._look = cv2.GaussianBlur(grey, (3, 3), 0)
+
+    def changed_since_look(self, grey: np.ndarray, frame_size: tuple[int, int]) -> bool:
+        """Whether the picture differs from the last whole-frame detection's, as motion counts
+        a difference (threshold, contour area, zone). Against that fixed picture, not the
+        adapting background: someone who arrived too slowly for motion still shows here."""
+        if self._look is None or self._look.shape != grey.shape:
+            return True
+        delta = cv2.absdiff(cv2.GaussianBlur(grey, (3, 3), 0), self._look)
+        _, changed = cv2.threshold(delta, self.settings.threshold, 255, cv2.THRESH_BINARY)
+        mask = self._zone_mask(changed.shape, frame_size)
+        if mask is not None:
+            changed = cv2.bitwise_and(changed, mask)
+        return bool(self._areas(changed, (1.0, 1.0)))
+
+    def _areas(self, moved: np.ndarray, scale: tuple[float, float]) -> list[tuple[int, int, int, int]]:
+        """Boxes (in frame pixels) of the moved areas of at least contour_area sampled pixels."""
         moved = cv2.dilate(moved, self._kernel, iterations=2)
         contours, _ = cv2.findContours(moved, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         boxes = []
         for contour in contours:
-            if cv2.contourArea(contour) < s.contour_area:
+            if cv2.contourArea(contour) < self.settings.contour_area:
                 continue
             x, y, w, h = cv2.boundingRect(contour)
             boxes.append((int(x * scale[0]), int(y * scale[1]), int((x + w) * scale[0]), int((y + h) * scale[1])))
-        return Motion(boxes, fraction)
+        return boxes
