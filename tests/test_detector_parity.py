@@ -115,3 +115,15 @@ def test_a_detection_split_over_threads_finds_exactly_the_same_faces(store):
         np.testing.assert_array_equal(faces.xyxy, expected.xyxy)
         np.testing.assert_array_equal(faces.score, expected.score)
         np.testing.assert_array_equal(faces.landmarks, expected.landmarks)
+
+
+def test_lanes_take_consecutive_levels_of_about_equal_work():
+    from edged.vision.lanes import Lanes
+
+    areas = [100.0, 50.0, 25.0, 12.5, 6.0, 3.0, 1.5]
+    assert Lanes(1).groups(areas) == [slice(0, 7)]
+    assert Lanes(2).groups(areas) == [slice(0, 1), slice(1, 7)]  # the largest level is about half
+    three = Lanes(3).groups([1.0] * 9)
+    assert three == [slice(0, 3), slice(3, 6), slice(6, 9)]
+    assert Lanes(4).groups([5.0]) == [slice(0, 1)] and Lanes(2).chunks(10, 16) == [slice(0, 10)]
+    assert Lanes(2).chunks(40, 16) == [slice(0, 20), slice(20, 40)]

@@ -109,6 +109,30 @@ def bench_detector(store: ModelStore, frames: list[np.ndarray], settings: Detect
     return row
 
 
+def bench_threading(store: ModelStore, frames: list[np.ndarray], settings: DetectorSettings) -> dict[str, dict]:
+    """One detector three ways on the same frames, in turn frame by frame: one thread; ONNX
+    Runtime's own threads, one per core (edged before lanes); lanes, one per core (now).
+    Wall frames/s and CPU ms per frame (the process's, all threads) for each."""
+    cores = os.cpu_count() or 1
+    old_way = Detector(store, settings, threads=1)
+    old_way.pnet, old_way.rnet, old_way.onet = (store.session(f"mtcnn_{n}", threads=cores) for n in ("pnet", "rnet",
+                                                                                                     "onet"))
+    ways = {"one thread": Detector(store, settings, threads=1), f"ONNX Runtime threads ({cores})": old_way,
+            f"lanes ({cores})": Detector(store, settings, threads=cores)}
+    wall: dict[str, list[float]] = {name: [] for name in ways}
+    cpu: dict[str, list[float]] = {name: [] for name in ways}
+    for detector in ways.values():
+        detector.detect(frames[0])
+    for frame in frames:
+        for name, detector in ways.items():
+            start, cpu_start = time.perf_counter(), time.process_time()
+            detector.detect(frame)
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - cpu_start)
+    return {name: {"fps": 1 / statistics.median(wall[name]), "cpu_ms": 1000 * statistics.median(cpu[name])}
+            for name in ways}
+
+
 def torch_mtcnn(threads: int) -> object:
     import torch
     from facenet_reference import facenet_mtcnn
@@ -328,12 +352,25 @@ def bench_inception(weights: Path | None) -> dict[str, object]:
     return {"weights": label, "torch_ms": torch_ms, **int8}
 
 
+def threading_rows(store: ModelStore, full: list[np.ndarray], small: list[np.ndarray]) -> dict[str, dict]:
+    print("\n== one detection on the cores: frames/s (wall) and CPU ms per frame, edge defaults ==")
+    rng = np.random.default_rng(0)
+    empty = [np.clip(np.full_like(full[0], 120) + rng.normal(0, 3, full[0].shape), 0, 255).astype(np.uint8)] * 8
+    rows = {}
+    for label, frames in (("1080p crowd", full), ("640x360 crowd", small), ("1080p empty picture", empty)):
+        rows[label] = bench_threading(store, frames, DetectorSettings.edge())
+        print(f"{label:20s} " + "   ".join(f"{way}: {r['fps']:5.2f} fps, {r['cpu_ms']:5.1f} ms CPU"
+                                        for way, r in rows[label].items()))
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--frames", type=int, default=30, help="video frames per detector measurement")
     parser.add_argument("--no-torch", action="store_true", help="skip the torch baselines")
     parser.add_argument("--facenet-weights", type=Path, help="VGGFace2 checkpoint for the InceptionResnetV1 figures")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--detector-only", action="store_true", help="stop after the detector's figures")
     parser.add_argument("--providers", action="store_true", help="only compare the execution providers this "
                         "onnxruntime offers (with onnxruntime-openvino or -gpu installed) against the CPU's")
     args = parser.parse_args()
@@ -365,6 +402,11 @@ def main() -> int:
               f"  O-Net {row['onet_ms']:5.1f}  NMS {row['nms_ms']:4.1f}  faces/frame {row['faces_per_frame']:.1f}"
               + versus)
     report["detector"] = detector_rows
+    report["detector_threading"] = threading_rows(store, full, small)
+    if args.detector_only:
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=2, default=float))
+        return 0
 
     print("\n== embedders (ms per face, real faces; Embedder = crop + align + normalise + run) ==")
     detector = Detector(store)

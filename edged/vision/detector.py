@@ -158,8 +158,11 @@ class Detector:
             found = pnet_candidates(reg[0], prob[0, 1], scale, self.settings.thresholds[0])
             return found[nms(found[:, :4], found[:, 4], 0.5)]
 
-        # The largest level is about half the work, so two lanes come out even.
-        per_scale = self.lanes.map(level, scales)
+        # Consecutive levels by area, a lane's share each: at 2 lanes the largest level is
+        # about half the work. Concatenated in scale order, as one thread would.
+        areas = [width * height * scale * scale for scale in scales]
+        parts = self.lanes.map(lambda part: [level(scale) for scale in scales[part]], self.lanes.groups(areas))
+        per_scale = [found for part in parts for found in part]
         nms_s = 0.0
         boxes = np.concatenate(per_scale) if per_scale else np.empty((0, 9), np.float32)
         t = time.perf_counter()

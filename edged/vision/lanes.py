@@ -36,6 +36,21 @@ class Lanes:
             return [fn(item) for item in items]
         return list(self._pool.map(fn, items))
 
+    def groups(self, weights: Sequence[float]) -> list[slice]:
+        """Consecutive runs of items, one per lane, of about equal total weight (each thread
+        hand-over costs, so a lane takes its share in one piece)."""
+        total = float(sum(weights))
+        if self.count == 1 or len(weights) < 2 or total <= 0:
+            return [slice(0, len(weights))]
+        cuts, running = [0], 0.0
+        for n, weight in enumerate(weights):
+            share = total * len(cuts) / self.count
+            if running + weight / 2 > share and n > cuts[-1] and len(cuts) < self.count:
+                cuts.append(n)
+            running += weight
+        cuts.append(len(weights))
+        return [slice(a, b) for a, b in zip(cuts, cuts[1:], strict=False)]
+
     def chunks(self, total: int, smallest: int) -> list[slice]:
         """`total` rows cut into one slice per lane, none under `smallest` rows (a tiny batch is
         not worth a thread's hand-over)."""
