@@ -4,6 +4,7 @@ and MQTT topics, and a second instance on the same broker with the same client i
 Real rendered videos as cameras, a real Mosquitto."""
 
 import json
+import os
 import shutil
 import signal
 import time
@@ -162,6 +163,9 @@ def test_an_overloaded_box_serves_every_camera_alike_and_says_so(scenario_video,
         daemon.stop()
     stats = {c["camera"]: c["stats"] for c in status["cameras"]}
     achieved = [stats[n]["fps"] for n in names]
+    # A worker per camera up to one per core, each detection on its share of the cores.
+    workers = min(3, os.cpu_count() or 1)
+    assert status["inference"] == {"workers": workers, "detection_threads": max(1, (os.cpu_count() or 1) // workers)}
     assert all(stats[n]["falling_behind"] for n in names), stats
     assert max(achieved) < 0.9 * 25.0  # the video gives 25 frames a second: the cap was the box
     # The camera's own rate counts the frames the busy scheduler never took.

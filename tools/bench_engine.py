@@ -110,15 +110,15 @@ def bench_detector(store: ModelStore, frames: list[np.ndarray], settings: Detect
 
 
 def bench_threading(store: ModelStore, frames: list[np.ndarray], settings: DetectorSettings) -> dict[str, dict]:
-    """One detector three ways on the same frames, in turn frame by frame: one thread; ONNX
-    Runtime's own threads, one per core (edged before lanes); lanes, one per core (now).
-    Wall frames/s and CPU ms per frame (the process's, all threads) for each."""
+    """One detector four ways on the same frames, in turn frame by frame: one thread; ONNX
+    Runtime's own threads, one per core (edged before lanes); lanes, one per core; and edged's
+    choice (lanes from LANES_MIN_PIXELS up). Wall frames/s and CPU ms per frame (the
+    process's, all threads) for each."""
     cores = os.cpu_count() or 1
-    old_way = Detector(store, settings, threads=1)
-    old_way.pnet, old_way.rnet, old_way.onet = (store.session(f"mtcnn_{n}", threads=cores) for n in ("pnet", "rnet",
-                                                                                                     "onet"))
-    ways = {"one thread": Detector(store, settings, threads=1), f"ONNX Runtime threads ({cores})": old_way,
-            f"lanes ({cores})": Detector(store, settings, threads=cores)}
+    ways = {"one thread": Detector(store, settings, threads=1),
+            f"ONNX Runtime threads ({cores})": Detector(store, settings, threads=cores, lanes_min_pixels=2**62),
+            f"lanes ({cores})": Detector(store, settings, threads=cores, lanes_min_pixels=0),
+            "edged's choice": Detector(store, settings, threads=cores)}
     wall: dict[str, list[float]] = {name: [] for name in ways}
     cpu: dict[str, list[float]] = {name: [] for name in ways}
     for detector in ways.values():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -19,6 +20,11 @@ PNET_CELL = 12
 PNET_STRIDE = 2
 # R-Net and O-Net batches below this many crops per lane run on one lane.
 CROPS_PER_LANE = 16
+# Pictures whose largest pyramid level has fewer pixels than this run on ONNX Runtime's own
+# threads instead of lanes: their pieces are too small to pay for the hand-overs (measured
+# with tools/bench_engine.py: at 640x360, lanes 16.7 frames/s, ONNX Runtime's threads 19.7;
+# at 1080p, lanes 4.5, ONNX Runtime's threads 4.0, with 13% less CPU).
+LANES_MIN_PIXELS = 100_000
 
 
 @dataclass(frozen=True)
@@ -86,20 +92,42 @@ def pnet_candidates(reg: np.ndarray, prob: np.ndarray, scale: float, threshold: 
     return np.concatenate([q1, q2, prob[ys, xs, None], reg[:, ys, xs].T], axis=1)
 
 
+NETS = ("pnet", "rnet", "onet")
+
+
+class Nets(NamedTuple):
+    pnet: Session
+    rnet: Session
+    onet: Session
+
+
+class Route(NamedTuple):
+    """How one detection runs: its pieces on these lanes, with these sessions."""
+
+    lanes: Lanes
+    nets: Nets
+
+
 class Detector:
     """Finds faces in BGR frames: `detect(image) -> Faces` in source-frame pixels.
 
-    `threads`: cores one detection may use (0 = all); its pieces run side by side on
-    single-threaded sessions (see `Lanes`), in the same order, so the faces are the same.
-    Safe to call from several threads at once.
+    `threads`: cores one detection may use (0 = all). On a large picture its pieces run side by
+    side on single-threaded sessions (see `Lanes`), in the same order, so the faces are the
+    same; a small one runs on sessions with that many ONNX Runtime threads. Safe to call from
+    several threads at once.
     """
 
-    def __init__(self, store: ModelStore, settings: DetectorSettings | None = None, threads: int = 0) -> None:
+    def __init__(self, store: ModelStore, settings: DetectorSettings | None = None, threads: int = 0,
+                 lanes_min_pixels: int = LANES_MIN_PIXELS) -> None:
+        """`lanes_min_pixels`: the largest pyramid level's size from which lanes are used (0:
+        always; the benchmarks compare the ways)."""
         self.settings = settings or DetectorSettings()
-        self.pnet = store.session("mtcnn_pnet", threads=1)
-        self.rnet = store.session("mtcnn_rnet", threads=1)
-        self.onet = store.session("mtcnn_onet", threads=1)
+        self.lanes_min_pixels = lanes_min_pixels
         self.lanes = Lanes(lanes_for(threads))
+        single = Nets(*(store.session(f"mtcnn_{n}", threads=1) for n in NETS))
+        self._side_by_side = Route(self.lanes, single)
+        self._threaded = Route(Lanes(1), single if self.lanes.count == 1 else
+                               Nets(*(store.session(f"mtcnn_{n}", threads=self.lanes.count) for n in NETS)))
         self.last_times = StageTimes()
 
     def warm_up(self) -> None:
@@ -121,10 +149,12 @@ class Detector:
 
         # One summed-area table serves every pyramid level and every crop of this frame.
         table = integral(image_bgr)
-        boxes = self._stage_pnet(table, min_face, times)
+        largest = width * height * (PNET_CELL / min_face) ** 2
+        route = self._side_by_side if largest >= self.lanes_min_pixels else self._threaded
+        boxes = self._stage_pnet(route, table, min_face, times)
         if len(boxes):
-            boxes = self._stage_rnet(table, boxes, times)
-        faces = self._stage_onet(table, boxes, times) if len(boxes) else Faces.empty()
+            boxes = self._stage_rnet(route, table, boxes, times)
+        faces = self._stage_onet(route, table, boxes, times) if len(boxes) else Faces.empty()
         if shrink != 1.0 and len(faces):
             faces.xyxy /= shrink
             faces.landmarks /= shrink
@@ -147,21 +177,21 @@ class Detector:
             faces = faces[nms(faces.xyxy, faces.score, 0.5)]
         return faces
 
-    def _stage_pnet(self, table: np.ndarray, min_face: float, times: StageTimes) -> np.ndarray:
+    def _stage_pnet(self, route: Route, table: np.ndarray, min_face: float, times: StageTimes) -> np.ndarray:
         height, width = table.shape[1] - 1, table.shape[2] - 1
         start = time.perf_counter()
         scales = pyramid_scales(height, width, min_face, self.settings.factor)
 
         def level(scale: float) -> np.ndarray:
             size = (int(width * scale + 1), int(height * scale + 1))
-            reg, prob = self.pnet.run(resize_area(table, *size))
+            reg, prob = route.nets.pnet.run(resize_area(table, *size))
             found = pnet_candidates(reg[0], prob[0, 1], scale, self.settings.thresholds[0])
             return found[nms(found[:, :4], found[:, 4], 0.5)]
 
         # Consecutive levels by area, a lane's share each: at 2 lanes the largest level is
         # about half the work. Concatenated in scale order, as one thread would.
         areas = [width * height * scale * scale for scale in scales]
-        parts = self.lanes.map(lambda part: [level(scale) for scale in scales[part]], self.lanes.groups(areas))
+        parts = route.lanes.map(lambda part: [level(scale) for scale in scales[part]], route.lanes.groups(areas))
         per_scale = [found for part in parts for found in part]
         nms_s = 0.0
         boxes = np.concatenate(per_scale) if per_scale else np.empty((0, 9), np.float32)
@@ -180,16 +210,18 @@ class Detector:
         ok = (windows[:, 2] > windows[:, 0]) & (windows[:, 3] > windows[:, 1])
         return boxes[ok], windows[ok]
 
-    def _run_crops(self, net: Session, table: np.ndarray, windows: np.ndarray, size: int) -> list[np.ndarray]:
+    @staticmethod
+    def _run_crops(lanes: Lanes, net: Session, table: np.ndarray, windows: np.ndarray,
+                   size: int) -> list[np.ndarray]:
         """The network on every window resized to size x size, a share of the windows per lane."""
-        parts = self.lanes.map(lambda part: net.run(crops_area(table, windows[part], size)),
-                               self.lanes.chunks(len(windows), CROPS_PER_LANE))
+        parts = lanes.map(lambda part: net.run(crops_area(table, windows[part], size)),
+                          lanes.chunks(len(windows), CROPS_PER_LANE))
         return [np.concatenate(outputs) for outputs in zip(*parts, strict=True)]
 
-    def _stage_rnet(self, table: np.ndarray, boxes: np.ndarray, times: StageTimes) -> np.ndarray:
+    def _stage_rnet(self, route: Route, table: np.ndarray, boxes: np.ndarray, times: StageTimes) -> np.ndarray:
         start = time.perf_counter()
         boxes, windows = self._valid_windows(table, boxes)
-        reg, prob = self._run_crops(self.rnet, table, windows, 24)
+        reg, prob = self._run_crops(route.lanes, route.nets.rnet, table, windows, 24)
         keep = prob[:, 1] > self.settings.thresholds[1]
         boxes = np.concatenate([boxes[keep, :4], prob[keep, 1:2]], axis=1)
         reg = reg[keep]
@@ -203,10 +235,10 @@ class Detector:
         times.candidates.append(len(boxes))
         return boxes
 
-    def _stage_onet(self, table: np.ndarray, boxes: np.ndarray, times: StageTimes) -> Faces:
+    def _stage_onet(self, route: Route, table: np.ndarray, boxes: np.ndarray, times: StageTimes) -> Faces:
         start = time.perf_counter()
         boxes, windows = self._valid_windows(table, boxes)
-        reg, marks, prob = self._run_crops(self.onet, table, windows, 48)
+        reg, marks, prob = self._run_crops(route.lanes, route.nets.onet, table, windows, 48)
         keep = prob[:, 1] > self.settings.thresholds[2]
         boxes, reg, marks, score = boxes[keep, :4], reg[keep], marks[keep], prob[keep, 1]
         # Landmarks are fractions of the (pre-regression) box, with MTCNN's 1-based offset.
