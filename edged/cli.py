@@ -592,8 +592,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         embed = f"{b.embed_ms:.1f} ms per face embedded" if b.embed_ms is not None else "no embedding measured"
         print(f"  {b.camera} ({b.width}x{b.height} at {b.fps:.0f} fps): decoding {b.decode_ms:.1f} ms per frame "
               f"({b.decode_cores:.2f} of a core at its frame rate); detection {b.detect_busy_ms:.0f} ms busy "
-              f"({b.detect_busy_cpu_ms:.0f} ms of CPU) "
-              f"({b.faces_per_frame:.1f} faces), {b.detect_idle_ms:.0f} ms on an empty picture; {embed}")
+              f"({b.detect_busy_cpu_ms:.0f} ms of CPU, {b.faces_per_frame:.1f} faces), {b.detect_idle_ms:.0f} ms on an "
+              f"empty picture; {embed}")
         wanted = f" of the {b.detect_fps_wanted:g} asked for" if b.detect_fps_wanted else ""
         print(f"      can have {b.detect_fps_possible:.1f} detections/s{wanted} while every camera is busy")
     return 0
