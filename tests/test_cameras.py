@@ -5,6 +5,7 @@ Real rendered videos as cameras, a real Mosquitto."""
 
 import json
 import os
+import re
 import shutil
 import signal
 import time
@@ -172,7 +173,9 @@ def test_an_overloaded_box_serves_every_camera_alike_and_says_so(scenario_video,
     assert all(22 <= stats[n]["camera_fps"] <= 27 for n in names), [stats[n]["camera_fps"] for n in names]
     mean = sum(achieved) / len(achieved)
     assert all(abs(a - mean) <= 0.25 * mean for a in achieved), achieved
-    assert "inference cannot keep up: camera a wanted 40.0 detections/s" in daemon.text()
+    # The first warning names the cameras behind at that moment (a camera between two people
+    # may be idle then, and idle heartbeats are no shortfall), whichever comes first.
+    assert re.search(r"inference cannot keep up: camera [abc] wanted 40\.0 detections/s", daemon.text())
 
 
 def test_a_second_edged_publishing_as_the_same_device_is_refused(broker, scenario_video, enrolled_gallery,
