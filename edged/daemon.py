@@ -22,6 +22,7 @@ import numpy as np
 
 from edged import __version__
 from edged.alerts import AlertEngine, AlertSettings
+from edged.api import Faces
 from edged.config import Config, load_config, needs_cameras
 from edged.engine import EngineOptions, FaceEngine
 from edged.errors import ConfigError, EdgedError
@@ -37,6 +38,7 @@ from edged.redact import mask_url
 from edged.scheduler import Scheduler, workers_for
 from edged.service import Watchdog, notify, watchdog_interval
 from edged.sinks.clips import ClipRecorder, ClipSettings
+from edged.sinks.http_api import HttpApi
 from edged.sinks.stream import LiveView, annotate, blur_faces, check_exposure
 from edged.sinks.web import WebServer
 from edged.tracking.faces import FaceTracking, TrackingSettings
@@ -176,6 +178,9 @@ class Daemon:
             self.scheduler = self._scheduler(self.config)
             # The face library page acts through the daemon's own gallery and models.
             self.web.library = Library(self.gallery, self.engine, self.state / "media", self._recent_events)
+            # The HTTP API acts through the Python API, on the same gallery and models.
+            self.faces = Faces(self.gallery, self.engine, media_dir=self.state / "media")
+            self.web.api = HttpApi(self.faces, self.web.alert_rows, self.web.clip_rows)
         except BaseException:
             self.web.stop()
             self.lock.release()
@@ -490,14 +495,14 @@ class Daemon:
             if (new.models, new.detector, new.runtime, len(new.camera_configs())) != (
                     self.config.models, self.config.detector, self.config.runtime, len(self.config.camera_configs())):
                 self.engine = self._engine(new)
-                self.web.library.engine = self.engine
+                self.web.library.engine = self.faces.engine = self.engine
             self._live_views(new)
             self.web.view = self.lives[new.camera.name]
             self.pipelines = self._pipelines(new)
         except Exception as exc:  # the new configuration cannot be built: back to the running one
             message = str(exc) if isinstance(exc, EdgedError) else f"{type(exc).__name__}: {exc}"
             log.error("reload refused, the running configuration stays: %s", message)
-            self.engine = self.web.library.engine = old_engine
+            self.engine = self.web.library.engine = self.faces.engine = old_engine
             self._live_views(self.config)
             self.web.view = self.lives[self.config.camera.name]
             self.pipelines = self._pipelines(self.config)

@@ -89,6 +89,17 @@ class PersonSummary:
 
 
 @dataclass(frozen=True)
+class FaceRecord:
+    """One stored embedding: the face an enrollment or a correction added."""
+
+    id: int
+    person: str
+    model_id: str
+    source: str
+    created: float
+
+
+@dataclass(frozen=True)
 class Sighting:
     person: str
     source: str  # video file or camera
@@ -234,6 +245,14 @@ class Gallery:
                 [(person_id, model_id, _encode(v), source, now) for v in vectors])
         self._forget()
         return len(vectors)
+
+    @_locked
+    def add_face(self, name: str, vector: np.ndarray, model_id: str, source: str = "") -> int:
+        """Adds one (D,) embedding to `name` (created if new); returns the new face's id."""
+        self.enroll(name, vector[None], model_id, source)
+        (face_id,) = self._db.execute("SELECT MAX(e.id) FROM embeddings e JOIN people p ON p.id = e.person_id "
+                                      "WHERE p.name = ?", (check_person_name(name),)).fetchone()
+        return int(face_id)
 
     @_locked
     def new_anonymous(self, vectors: np.ndarray, model_id: str, source: str = "") -> str:
@@ -393,6 +412,37 @@ class Gallery:
             self._db.execute("DELETE FROM people WHERE id = ?", (person_id,))
         self._forget()
         return int(count)
+
+    @_locked
+    def add_person(self, name: str) -> bool:
+        """A person with no faces yet (an API's "add subject"); False when the name exists."""
+        name = check_person_name(name)
+        with self._transaction():
+            added = self._db.execute("INSERT OR IGNORE INTO people(name, created, anonymous) VALUES (?, ?, 0)",
+                                     (name, time.time())).rowcount
+        self._forget()
+        return bool(added)
+
+    @_locked
+    def faces(self, name: str | None = None) -> list[FaceRecord]:
+        """Each stored embedding as a face with its own id (oldest first), of one person or all."""
+        query = ("SELECT e.id, p.name, e.model_id, e.source, e.created FROM embeddings e "
+                 "JOIN people p ON p.id = e.person_id")
+        rows = (self._db.execute(query + " WHERE p.name = ? ORDER BY e.id", (name,)) if name is not None
+                else self._db.execute(query + " ORDER BY e.id"))
+        return [FaceRecord(int(i), n, m, s, float(c)) for i, n, m, s, c in rows]
+
+    @_locked
+    def remove_face(self, face_id: int) -> FaceRecord:
+        """Deletes one stored embedding by its id; the person stays, with their other faces."""
+        with self._transaction():
+            row = self._db.execute("SELECT e.id, p.name, e.model_id, e.source, e.created FROM embeddings e "
+                                   "JOIN people p ON p.id = e.person_id WHERE e.id = ?", (face_id,)).fetchone()
+            if row is None:
+                raise GalleryError(f"no face with id {face_id} in the gallery")
+            self._db.execute("DELETE FROM embeddings WHERE id = ?", (face_id,))
+        self._forget()
+        return FaceRecord(int(row[0]), row[1], row[2], row[3], float(row[4]))
 
     @_locked
     def rename(self, old: str, new: str) -> None:

@@ -59,6 +59,9 @@ if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
     # facenet-pytorch carries the MTCNN weights; its pinned torchvision has no CPU build here
     # and is not needed (tools/facenet_reference.py stands in for the two functions it uses).
     pip install --no-deps --no-warn-conflicts "facenet-pytorch==2.6.0"
+    # CompreFace's own client, for the API tests: it pins requests-toolbelt 0.9.1, which
+    # cannot import beside urllib3 2; the dev extra brings toolbelt 1.0, which it works with.
+    pip install --no-deps --no-warn-conflicts "compreface-sdk==0.6.0"
   fi
   rm -f "$venv"/.edged-installed-*
   touch "$stamp"

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlparse
 
 from edged.config import CAMERA_NAME
@@ -36,11 +36,15 @@ from edged.sinks.connections import ConnectionGuard, ConnectionLimits
 from edged.sinks.http_ranges import Unsatisfiable, parse_range
 from edged.sinks.stream import LiveView, check_exposure
 
+if TYPE_CHECKING:
+    from edged.sinks.http_api import HttpApi
+
 log = logging.getLogger("edged.web")
 PAGE = Path(__file__).with_name("page.html")
 LIBRARY_PAGE = Path(__file__).with_name("library.html")
 CLIPS_PAGE = Path(__file__).with_name("clips.html")
 MAX_FORM = 4096  # bytes of a library action
+DRAIN_LIMIT = 64 * 1024  # bytes of a refused request's body read anyway, so that its answer arrives
 MAX_PHOTO = 20 * 2**20  # bytes of a photo uploaded to enroll: more than a phone's full-size JPEG
 # The tab's icon: a face in a frame, in the page's colours. Public (no token): browsers ask for
 # it without one, and it says nothing about the box.
@@ -149,6 +153,7 @@ class WebServer:
         check_exposure(bind, token, password)
         self.library = library
         self.history: Any = None  # an edged.history.AlertHistory, for /alerts.json and the clips page
+        self.api: HttpApi | None = None  # the HTTP API (/api/v1/, /v1/vision/), when the daemon has models
         self.cameras = cameras or {}
         self.camera_status = camera_status
         self.token, self.username, self.password = token, username, password
@@ -192,6 +197,9 @@ class WebServer:
 
             def do_GET(self) -> None:  # noqa: N802
                 url = urlparse(self.path)
+                if outer.api is not None and outer.api.serves(url.path):
+                    self._api(url.path, url.query)
+                    return
                 if url.path == "/favicon.ico" and not self._wrong_host():
                     self._send(200, "image/svg+xml", FAVICON, {"Cache-Control": "max-age=86400"})
                     return
@@ -237,9 +245,12 @@ class WebServer:
 
             def do_POST(self) -> None:  # noqa: N802
                 """A face library action: authorised, same-origin, a small form with the page's
-                token (CSRF); the answer is JSON."""
+                token (CSRF); the answer is JSON. Or a request to the API."""
                 url = urlparse(self.path)
                 self.close_connection = True  # a body left unread must not be taken for a request
+                if outer.api is not None and outer.api.serves(url.path):
+                    self._api(url.path, url.query)
+                    return
                 if self._wrong_host() or self._refused(url.query):
                     return
                 if url.path not in ("/library", "/library/photo") or outer.library is None:
@@ -262,6 +273,65 @@ class WebServer:
                 form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode("utf-8", "replace")).items()}
                 library = outer.library
                 self._answer(lambda: library.act(form))
+
+            def do_PUT(self) -> None:  # noqa: N802
+                self._api_only()
+
+            def do_PATCH(self) -> None:  # noqa: N802
+                self._api_only()
+
+            def do_DELETE(self) -> None:  # noqa: N802
+                self._api_only()
+
+            def _api_only(self) -> None:
+                url = urlparse(self.path)
+                self.close_connection = True
+                if outer.api is not None and outer.api.serves(url.path):
+                    self._api(url.path, url.query)
+                else:
+                    self._send(405, "application/json", b'{"error": "method not allowed"}',
+                               {"Allow": "GET, HEAD, POST"})
+
+            def _api(self, path: str, query: str) -> None:
+                """A request to the HTTP API (http_api.py): the same host rule and credentials as
+                the page, plus CompreFace's x-api-key header; a browser's request from another
+                site's page is refused (a page cannot enroll a face on a box without a token)."""
+                from edged.sinks.http_api import ApiRequest
+                from edged.sinks.uploads import read_upload
+
+                if self._wrong_host():
+                    return
+                origin = self.headers.get("Origin")
+                if origin and urlparse(origin).netloc != self.headers.get("Host", ""):
+                    self._send(403, "application/json", b'{"error": "requests from another site\'s page are refused"}')
+                    return
+                fields = {k: v[0] for k, v in parse_qs(query).items()}
+                key = self.headers.get("x-api-key", "") or fields.get("token", "")
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                request = ApiRequest(self.command, path, fields, headers,
+                                     lambda: read_upload(headers, self.rfile.read),
+                                     outer.authorised(self.headers.get("Authorization", ""), key),
+                                     lambda given: bool(outer.token) and outer.authorised("", given))
+                assert outer.api is not None
+                reply = outer.api.handle(request)
+                if not request.body_read:
+                    self._drain(headers)
+                body = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+                answer_headers = dict(reply.headers)
+                if reply.status == 401:
+                    answer_headers["WWW-Authenticate"] = 'Bearer realm="edged"'
+                self._send(reply.status, reply.kind, body, answer_headers)
+
+            def _drain(self, headers: dict[str, str]) -> None:
+                """Reads a small body a refusal left unread: closing on unread bytes resets the
+                connection, and the client could lose the answer."""
+                try:
+                    length = int(headers.get("content-length", "0"))
+                except ValueError:
+                    return
+                if 0 < length <= DRAIN_LIMIT:
+                    with contextlib.suppress(OSError):
+                        self.rfile.read(length)
 
             def _answer(self, action: Callable[[], Any]) -> None:
                 """Runs a library action and answers in JSON: 403 for a missing or wrong page
@@ -337,23 +407,7 @@ class WebServer:
             def _clips(self, query: str) -> None:
                 """The finished clips, newest first, each with the alerts it was recorded for."""
                 camera, limit = self._asked(query)
-                folder = outer.folders.get("clips")
-                rows: list[dict[str, object]] = []
-                cameras: set[str] = set()
-                files = sorted(folder.glob("*.mp4"), key=lambda f: f.stat().st_mtime, reverse=True) if folder else []
-                by_clip = outer.history.by_clip() if outer.history is not None else {}
-                for path in files:
-                    if not SERVED_FILE.fullmatch(path.name):
-                        continue
-                    alerts = by_clip.get(path.name, [])
-                    owner = str(alerts[0]["camera"]) if alerts else path.name.rsplit("-", 3)[0]
-                    cameras.add(owner)
-                    if camera is None or owner == camera:
-                        info = path.stat()
-                        rows.append({"name": path.name, "camera": owner, "bytes": info.st_size,
-                                     "modified": info.st_mtime, "alerts": alerts})
-                body = {"cameras": sorted(cameras | set(outer.cameras)), "clips": rows[:limit]}
-                self._send(200, "application/json", json.dumps(body).encode())
+                self._send(200, "application/json", json.dumps(outer.clip_rows(camera, limit)).encode())
 
             def _library_page(self) -> None:
                 self._send(200, "text/html; charset=utf-8", library_page, library_security)
@@ -497,6 +551,14 @@ class WebServer:
                 return False
             return hmac.compare_digest(f"{user}:{password}".encode(), f"{self.username}:{self.password}".encode())
         return False
+
+    def clip_rows(self, camera: str | None, limit: int) -> dict[str, object]:
+        from edged.sinks.http_api import clip_rows
+
+        return clip_rows(self.folders.get("clips"), self.history, set(self.cameras), camera, limit, SERVED_FILE)
+
+    def alert_rows(self, camera: str | None, limit: int) -> list[dict[str, object]]:
+        return self.history.recent(limit, camera) if self.history is not None else []
 
     def signed_link_opens(self, path: str, fields: dict[str, list[str]]) -> bool:
         prefix = path.strip("/").partition("/")[0]
