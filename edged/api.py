@@ -4,7 +4,7 @@ corrections, and scans of video files. The HTTP API acts through it; programs im
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -14,10 +14,13 @@ import numpy as np
 from edged import corrections
 from edged.engine import EngineOptions, FaceEngine, FaceResult
 from edged.errors import EdgedError, GalleryError, ImageError
+from edged.events import TrackEvent
 from edged.gallery import FaceRecord, Gallery, is_anonymous_name
 from edged.io.images import decode_image, load_image, to_bgr8
+from edged.io.s3 import fetched
 from edged.paths import default_gallery
-from edged.scan import ScanResult, detect_every, scan_video
+from edged.scan import ScanResult, VideoReader, detect_every, scan_video
+from edged.tracking.faces import FaceTracking, FrameResult
 
 # A photo: a file's path, an image file's bytes (JPEG, PNG, ...), or a BGR uint8 array.
 Image = Union[str, Path, bytes, np.ndarray]  # noqa: UP007  # a runtime alias: | needs 3.10 objects
@@ -63,6 +66,41 @@ class Person:
     def to_json(self) -> dict[str, object]:
         return {"name": self.name, "stranger": self.stranger, "faces": self.faces, "negatives": self.negatives,
                 "sightings": self.sightings, "created": round(self.created, 3)}
+
+
+@dataclass(frozen=True)
+class TrackedFace:
+    """A face on one frame of a tracked video: its track, and who the track is so far."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    track_id: int
+    person: str | None  # an enrolled name, None while unknown or not yet identified
+    similarity: float
+    identified: bool  # False: no answer yet (not embedded, or the votes have no clear leader)
+
+    def to_json(self) -> dict[str, object]:
+        return {"box": [round(v, 2) for v in self.box], "score": round(self.score, 5), "track_id": self.track_id,
+                "person": self.person, "similarity": round(self.similarity, 4), "identified": self.identified}
+
+
+@dataclass(frozen=True)
+class TrackedFrame:
+    """One frame detection ran on (`index` -1: the end of the video, with the last events)."""
+
+    index: int
+    time: float  # seconds from the start
+    faces: list[TrackedFace]
+    events: list[TrackEvent]  # what happened to tracks at this frame
+
+
+def _tracked(result: FrameResult) -> TrackedFrame:
+    faces = result.faces
+    return TrackedFrame(result.index, result.ts, [
+        TrackedFace((float(faces.xyxy[i][0]), float(faces.xyxy[i][1]), float(faces.xyxy[i][2]),
+                     float(faces.xyxy[i][3])), float(faces.score[i]), int(faces.track_id[i]),
+                    identity.person, float(identity.similarity), identity.identified)
+        for i, identity in enumerate(result.identities)], list(result.events))
 
 
 def _face(result: FaceResult, identified: bool) -> Face:
@@ -209,13 +247,46 @@ class Faces:
     # -- video ---------------------------------------------------------------------------
     def scan(self, video: str | Path, detect_fps: float = 5.0, enroll: bool = False,
              progress: Callable[[int, int], None] | None = None) -> ScanResult:
-        """Who is in a video file, and when: people (named, or unknown-N) with their intervals.
-        `enroll`: remember the strangers found, as `edged scan --enroll` does."""
-        path = Path(video)
-        if not path.is_file():
-            raise EdgedError(f"{path}: no such video file")
-        return scan_video(path, self.engine, self.gallery, detect_every(path, detect_fps), enroll=enroll,
-                          progress=progress)
+        """Who is in a video file or an s3://bucket/key clip, and when: people (named, or
+        unknown-N) with their intervals. `enroll`: remember the strangers found, as
+        `edged scan --enroll` does."""
+        with fetched(str(video)) as path:
+            if not path.is_file():
+                raise EdgedError(f"{path}: no such video file")
+            return scan_video(path, self.engine, self.gallery, detect_every(path, detect_fps), enroll=enroll,
+                              progress=progress, source=str(video))
+
+    def track(self, source: str | Path | Iterable[np.ndarray], detect_fps: float = 5.0,
+              fps: float = 25.0) -> Iterator[TrackedFrame]:
+        """Faces tracked through a video, as the daemon tracks a camera: one TrackedFrame per
+        frame detection ran on, with track ids, each track's identity so far, and the track
+        events of that moment (started, confirmed, identity_changed, ended). `source`: a video
+        file, or any iterable of BGR frames (a program's own camera) taken at `fps`.
+
+            for frame in faces.track("door.mp4"):
+                for face in frame.faces:
+                    print(frame.time, face.track_id, face.person)
+        """
+        tracking = FaceTracking(self.engine, self.gallery)
+        if isinstance(source, (str, Path)):
+            path = Path(source)
+            if not path.is_file():
+                raise EdgedError(f"{path}: no such video file")
+            reader = VideoReader(path, detect_every(path, detect_fps))
+            frames: Iterable[tuple[int, np.ndarray]] = reader
+            fps = reader.fps
+        else:
+            every = max(1, round(fps / detect_fps))
+            frames = ((i, f) for i, f in enumerate(source) if i % every == 0)
+        last = 0.0
+        for index, image in frames:
+            last = index / fps
+            result = tracking.process(read_image(image, f"frame {index}"), last, index)
+            yield _tracked(result)
+        tracking.finish()
+        ended = tracking.take_events()
+        if ended:
+            yield TrackedFrame(-1, last, [], ended)
 
     def _correction_face(self, image: Image | None, event: str | None) -> corrections.Face:
         if (image is None) == (event is None):

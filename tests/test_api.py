@@ -5,6 +5,7 @@ endpoints, with the refusals a hostile client meets."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
@@ -76,6 +77,48 @@ def test_python_api_enrolls_identifies_corrects_and_scans(tmp_path, scenario_vid
         assert {"obama", "biden", "rose_leslie"} <= set(seen)
         assert all(p.intervals and p.last_seen > p.first_seen for p in seen.values())
         assert any(p.anonymous for p in result.people)  # paul_rudd was never enrolled
+
+
+def test_python_api_tracks_a_video_and_a_programs_own_frames(tmp_path, scenario_video, monkeypatch, s3_server):
+    import boto3
+    import cv2
+
+    with edged.Faces(tmp_path / "gallery.db") as faces:
+        faces.enroll("obama", FACES / "obama" / "obama.jpg")
+        frames = list(faces.track(scenario_video, detect_fps=5))
+        events = [e for f in frames for e in f.events]
+        assert all(isinstance(e, edged.TrackEvent) for e in events)
+        obama = {face.track_id for f in frames for face in f.faces if face.person == "obama"}
+        assert obama, "obama's track was named"
+        started = {e.track_id for e in events if e.kind == "started"}
+        ended = {e.track_id for e in events if e.kind == "ended"}
+        assert obama <= started and started == ended  # every track begins and ends, the last at the end
+        assert frames[-1].index == -1 and frames[-1].events
+        assert [f.time for f in frames[:-1]] == sorted(f.time for f in frames[:-1])
+
+        # A program's own frames (here read with OpenCV), at their own rate.
+        capture = cv2.VideoCapture(str(scenario_video))
+        own = []
+        while len(own) < 60:
+            ok, image = capture.read()
+            if not ok:
+                break
+            own.append(image)
+        capture.release()
+        tracked = list(faces.track(iter(own), detect_fps=5, fps=25))
+        assert len([f for f in tracked if f.index >= 0]) == 12  # every 5th of 60 frames
+        assert any(face.track_id >= 0 for f in tracked for face in f.faces)
+
+        # A scan of a clip in S3 (moto's server).
+        for key, value in s3_server.items():
+            monkeypatch.setenv(key, value)
+        client = boto3.client("s3")
+        client.create_bucket(Bucket="clips")
+        client.upload_file(str(scenario_video), "clips", "door/scenario.mp4")
+        result = faces.scan("s3://clips/door/scenario.mp4")
+        assert result.video == "s3://clips/door/scenario.mp4" and "obama" in {p.name for p in result.people}
+        with pytest.raises(edged.EdgedError, match="cannot fetch"):
+            faces.scan("s3://clips/nope.mp4")
 
 
 def _blank_jpeg() -> bytes:
@@ -288,3 +331,56 @@ def test_api_names_and_routes_refused(api_daemon):
     status, answer = call(port, "POST", "/api/v1/identify", form + b"--b--\r\n",
                           {"Content-Type": "multipart/form-data; boundary=b"})
     assert status == 413 and "parts" in answer["error"]
+
+
+def test_slow_stalled_and_many_api_clients(api_daemon):
+    """A body sent a byte at a time is cut off (408) on its deadline; clients that announce a
+    body and send nothing do not keep others out; many identify requests at once are each
+    answered (200, or 503 when the box is busy), never left hanging."""
+    import concurrent.futures
+
+    port = api_daemon
+    head = (f"POST /api/v1/identify HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
+            f"Content-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n").encode()
+    stalled = []
+    for _ in range(8):
+        s = socket.create_connection(("127.0.0.1", port), timeout=60)
+        s.sendall(head + b"\xff\xd8")
+        stalled.append(s)
+    dripping = socket.create_connection(("127.0.0.1", port), timeout=60)
+    dripping.sendall(head)
+    try:
+        photo = (IMAGES / "obama1.jpg").read_bytes()
+        # Answered beside them (a connection per request, as most clients make).
+        status, answer = call(port, "POST", "/api/v1/identify", photo, {"Content-Type": "image/jpeg"})
+        assert status == 200 and [f["person"] for f in answer["faces"] if f["person"]] == ["obama"]
+        # The dripping client is cut off on its deadline (10 s + 0.5 s for 100 kB), not served forever.
+        answer_bytes = b""
+        for _ in range(60):
+            try:
+                dripping.sendall(b"\x00")
+            except OSError:
+                break  # the server has answered and closed
+            dripping.settimeout(1.0)
+            try:
+                answer_bytes += dripping.recv(65536)
+            except TimeoutError:
+                continue
+            if answer_bytes:
+                break
+        dripping.settimeout(10)
+        with contextlib.suppress(OSError):
+            while chunk := dripping.recv(65536):
+                answer_bytes += chunk
+        assert answer_bytes.startswith(b"HTTP/1.0 408"), answer_bytes[:200]
+        assert b"did not arrive within" in answer_bytes
+
+        with concurrent.futures.ThreadPoolExecutor(12) as pool:
+            results = list(pool.map(lambda _: call(port, "POST", "/api/v1/identify", photo,
+                                                   {"Content-Type": "image/jpeg"}), range(12)))
+        statuses = [status for status, _ in results]
+        assert set(statuses) <= {200, 503} and statuses.count(200) >= 1, statuses
+        assert all("obama" in json.dumps(answer) for status, answer in results if status == 200)
+    finally:
+        for s in [*stalled, dripping]:
+            s.close()

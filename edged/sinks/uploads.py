@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,11 @@ import multipart
 MAX_UPLOAD = 20 * 2**20  # bytes of a request body: more than a phone's full-size JPEG or two
 MAX_PARTS = 16  # files and fields of one multipart form
 MAX_FIELD = 4096  # characters of a text field
+# A body must arrive within 10 s plus its size at 200 kB/s (a 20 MB upload gets 115 s): a
+# client that sends a byte now and then would otherwise hold a server thread indefinitely.
+BODY_GRACE_S = 10.0
+BODY_MIN_RATE = 200_000  # bytes per second
+CHUNK = 64 * 1024
 
 
 class UploadError(ValueError):
@@ -50,12 +56,29 @@ def body_length(headers: Mapping[str, str], limit: int = MAX_UPLOAD) -> int:
     return length
 
 
+def body_deadline_s(length: int) -> float:
+    return BODY_GRACE_S + length / BODY_MIN_RATE
+
+
+def read_body(read: Callable[[int], bytes], length: int, deadline_s: float) -> bytes:
+    """`length` bytes, which must all arrive within `deadline_s`."""
+    chunks, got, deadline = [], 0, time.monotonic() + deadline_s
+    while got < length:
+        if time.monotonic() > deadline:
+            raise UploadError(408, f"the body did not arrive within {deadline_s:.0f} s ({got} of {length} bytes)")
+        chunk = read(min(CHUNK, length - got))
+        if not chunk:
+            raise UploadError(400, f"the body ended after {got} of {length} bytes")
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
 def read_upload(headers: Mapping[str, str], read: Callable[[int], bytes], limit: int = MAX_UPLOAD) -> Upload:
-    """The request's body, by its Content-Type; `headers` with lower-case names."""
+    """The request's body, by its Content-Type; `headers` with lower-case names; `read(n)`
+    returns at most n bytes, fewer when that is what has arrived."""
     length = body_length(headers, limit)
-    body = read(length) if length else b""
-    if len(body) != length:
-        raise UploadError(400, f"the body ended after {len(body)} of {length} bytes")
+    body = read_body(read, length, body_deadline_s(length))
     kind, options = multipart.parse_options_header(headers.get("content-type", ""))
     kind = kind.lower()
     if not body:

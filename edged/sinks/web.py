@@ -309,7 +309,7 @@ class WebServer:
                 key = self.headers.get("x-api-key", "") or fields.get("token", "")
                 headers = {name.lower(): value for name, value in self.headers.items()}
                 request = ApiRequest(self.command, path, fields, headers,
-                                     lambda: read_upload(headers, self.rfile.read),
+                                     lambda: read_upload(headers, self.rfile.read1),
                                      outer.authorised(self.headers.get("Authorization", ""), key),
                                      lambda given: bool(outer.token) and outer.authorised("", given))
                 assert outer.api is not None
