@@ -31,6 +31,7 @@ HIDDEN = "*" * 16  # a secret as `config show` prints it: as long as the shortes
 MAX_ERRORS = 30  # problems listed in one message; the rest are counted
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MIN_TOKEN_LENGTH = 16
+KEY_ADVICE = "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
 TOKEN_ADVICE = "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(24))'"
 CAMERA_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 CONFIG_EXIT = 78  # EX_CONFIG: systemd's RestartPreventExitStatus=78 stops restart loops on it
@@ -205,6 +206,14 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
+class FleetConfig:
+    # Several boxes sharing one memory of faces over [mqtt]'s broker: records signed with mqtt.key.
+    enabled: bool = False
+    name: str = field(default="home", metadata=check("letters, digits, - or _ (ASCII, at most 64)", lambda v: (
+        0 < len(v) <= 64 and v.isascii() and v.replace("-", "").replace("_", "").isalnum())))
+
+
+@dataclass(frozen=True)
 class ClipsConfig:
     enabled: bool = True
     pre_roll_s: float = field(default=5.0, metadata=check("0 to 60", lambda v: 0 <= v <= 60))
@@ -274,6 +283,7 @@ class Config:
     recognition: RecognitionConfig = RecognitionConfig()
     alerts: AlertsConfig = AlertsConfig()
     mqtt: MqttConfig = MqttConfig()
+    fleet: FleetConfig = FleetConfig()
     clips: ClipsConfig = ClipsConfig()
     notify: NotifyConfig = NotifyConfig()
     stream: StreamConfig = StreamConfig()
@@ -599,6 +609,10 @@ def _cross_checks(config: Config, origins: dict[str, str]) -> list[str]:
     exposed = exposure_problem(config.stream.bind, config.stream.token, config.stream.password)
     if exposed:
         return [f"{origins.get('stream.bind', origins.get('stream.token', 'configuration'))}: {exposed}"]
+    if config.fleet.enabled and not config.mqtt.key:
+        return [f"{origins.get('fleet.enabled', 'configuration')}: fleet.enabled needs mqtt.key (or mqtt.key_file, "
+                "the same on every box of the fleet): the fleet's records are signed with it; "
+                f"{KEY_ADVICE}"]
     c = config.camera
     local = c.source.isdigit() or c.source.startswith("/dev/video")
     if c.detect_source and config.clips.enabled and local:

@@ -26,6 +26,7 @@ from edged.api import Faces
 from edged.config import Config, load_config, needs_cameras
 from edged.engine import EngineOptions, FaceEngine
 from edged.errors import ConfigError, EdgedError
+from edged.fleet.link import FleetLink
 from edged.gallery import Gallery
 from edged.history import HISTORY_NAME, AlertHistory, HistorySink
 from edged.instance import StateLock
@@ -50,6 +51,7 @@ from edged.vision.motion import MotionDetector, MotionSettings
 
 log = logging.getLogger("edged")
 IN_SITU_EVERY_S = 60.0  # how often /status recomputes the in-situ false-accept estimate
+FLEET_CATCH_UP_S = 5.0  # a starting box waits this long at most for the fleet's records
 def stall_after_s() -> float:
     """How long the inference loop (which turns at least every 0.25 s) may stand still before
     the watchdog stops being fed: half of systemd's WatchdogSec, between 2 and 10 s."""
@@ -181,10 +183,18 @@ class Daemon:
             # The HTTP API acts through the Python API, on the same gallery and models.
             self.faces = Faces(self.gallery, self.engine, media_dir=self.state / "media")
             self.web.api = HttpApi(self.faces, self.web.alert_rows, self.web.clip_rows)
+            self.fleet = self._fleet(self.config)
         except BaseException:
             self.web.stop()
             self.lock.release()
             raise
+
+    def _fleet(self, config: Config) -> FleetLink | None:
+        """The fleet's records kept in step with this gallery, when [fleet] is on (read at start:
+        a reload does not change the fleet)."""
+        if not config.fleet.enabled:
+            return None
+        return FleetLink(self.gallery, config.mqtt, config.fleet.name, config.device.resolved_name)
 
     def _refuse_if_device_taken(self) -> None:
         """Another edged already publishing as this device on the broker: refused (exit 78)
@@ -351,6 +361,7 @@ class Daemon:
                               "detection_threads": self.engine.detector.lanes.count},
                 "config_sources": list(self.config.sources), "last_reload": self.last_reload,
                 "recognition": self._recognition(),
+                **({"fleet": self.fleet.status()} if self.fleet is not None else {}),
                 "cameras": [self._camera_part(p, events=False, last_events=5) for p in pipelines]}
 
     def camera_status(self, name: str) -> dict[str, object]:
@@ -427,6 +438,11 @@ class Daemon:
                                 view.stream.rtsp_transport)
                 push.start()
                 pushes.append(push)
+        if self.fleet is not None:
+            self.fleet.start()
+            if not self.fleet.caught_up.wait(FLEET_CATCH_UP_S):
+                log.warning("fleet %s: the broker's records did not all arrive within %.0f s; the cameras start, "
+                            "and people are named as their records arrive", self.config.fleet.name, FLEET_CATCH_UP_S)
         self.scheduler.start()
         host = "127.0.0.1" if s.bind in ("0.0.0.0", "::") else s.bind
         host = f"[{host}]" if ":" in host else host
@@ -456,6 +472,8 @@ class Daemon:
             for push in pushes:
                 push.stop()
             web.stop()
+            if self.fleet is not None:
+                self.fleet.stop()
             self.gallery.close()
             self.lock.release()
         return code

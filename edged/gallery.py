@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -206,6 +207,10 @@ class Gallery:
         self._cache: dict[tuple[str, bool], tuple[np.ndarray, np.ndarray, list[str]]] = {}
         self._negatives: dict[str, tuple[np.ndarray, list[str]]] = {}
         self._data_version = -1  # SQLite's count of other connections' commits, to drop stale caches
+        self.version = 0  # grows with every change made through this Gallery (the fleet watches it)
+        # Numbers for new strangers: None = the next of this gallery's own count; a fleet draws
+        # them at random, so that boxes never give two strangers one id.
+        self.number_strangers: Callable[[], int] | None = None
 
     def _migrate(self) -> None:
         """Brings a gallery written by an older edged up to this schema, in one transaction."""
@@ -258,10 +263,15 @@ class Gallery:
     def new_anonymous(self, vectors: np.ndarray, model_id: str, source: str = "") -> str:
         """Creates the next `unknown-N` with these embeddings. N is never reused, even after
         an anonymous person is named or removed, so an old report's ids stay unambiguous."""
-        with self._transaction():
-            row = self._db.execute("SELECT value FROM meta WHERE key = 'next_anonymous'").fetchone()
-            number = int(row[0]) if row else 1
-            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('next_anonymous', ?)", (str(number + 1),))
+        if self.number_strangers is not None:
+            number = self.number_strangers()
+            while self._db.execute("SELECT 1 FROM people WHERE name = ?", (f"{ANONYMOUS_PREFIX}{number}",)).fetchone():
+                number = self.number_strangers()
+        else:
+            with self._transaction():
+                row = self._db.execute("SELECT value FROM meta WHERE key = 'next_anonymous'").fetchone()
+                number = int(row[0]) if row else 1
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES ('next_anonymous', ?)", (str(number + 1),))
         name = f"{ANONYMOUS_PREFIX}{number}"
         self.enroll(name, vectors, model_id, source, anonymous_ok=True)
         return name
@@ -535,6 +545,7 @@ class Gallery:
     def _forget(self) -> None:
         self._cache.clear()
         self._negatives.clear()
+        self.version += 1
 
     def _matrix(self, model_id: str, anonymous: bool) -> tuple[np.ndarray, np.ndarray, list[str]]:
         self._drop_stale_cache()
@@ -619,6 +630,15 @@ class Gallery:
         if row is None:  # said to MQTT and web clients too: neither the path nor who else is known
             raise GalleryError(f"no person '{name}' in the gallery (`edged gallery list` shows who is)")
         return int(row[0])
+
+    @contextlib.contextmanager
+    def locked_db(self) -> Iterator[sqlite3.Connection]:
+        """The database under the gallery's lock, in one transaction, for a module that keeps
+        tables of its own in the gallery file (the fleet's records); caches are dropped after."""
+        with self._lock:
+            with self._transaction():
+                yield self._db
+            self._forget()
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db, self._lock)
