@@ -497,6 +497,20 @@ def _clips_dir(args: argparse.Namespace) -> Path:
     return default_gallery().parent / "clips"
 
 
+def cmd_fleet(args: argparse.Namespace) -> int:
+    from edged.fleet.report import print_report, read_fleet
+    from edged.paths import default_gallery
+
+    config = load_config(args.config)
+    gallery = Path(config.recognition.gallery) if config.recognition.gallery else default_gallery()
+    report = read_fleet(config, gallery, args.wait)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print_report(report)
+    return 0
+
+
 def cmd_clips(args: argparse.Namespace) -> int:
     from edged.io.video import probe
 
@@ -744,6 +758,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token", default="", help="the status token, when the daemon wants one")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_status)
+
+    p = sub.add_parser("fleet", help="the fleet's boxes and records on the broker, and what is out of step")
+    fsub = p.add_subparsers(dest="action", required=True)
+    f = fsub.add_parser("status", help="boxes seen, their records, and the records out of step with this box")
+    f.add_argument("--config", type=Path, help="main TOML file (default /etc/edged/edged.toml; conf.d/ beside it)")
+    f.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the broker (default 10)")
+    f.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_fleet)
 
     p = sub.add_parser("clips", help="list, copy out or remove recorded clips",
                        description="The daemon's recorded clips, with the alerts that made them.")

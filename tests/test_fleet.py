@@ -145,6 +145,10 @@ def test_galleries_converge_through_records_in_any_order(tmp_path):
     for box in (a, b, c):
         assert box.people() == {"Alice": (1, 1), names["a"][1]: (1, 0)}
     assert len({box.book.digest() for box in (a, b, c)}) == 1
+    # A restart keeps the records (and whose they are): nothing to publish, nobody new.
+    digest = a.book.digest()
+    a.book = FleetBook(a.gallery, FLEET, HybridClock("a"))
+    assert a.step() == [] and a.book.digest() == digest
 
 
 def test_an_undo_on_the_page_puts_the_person_back_everywhere(tmp_path):
@@ -199,9 +203,9 @@ def test_three_boxes_one_memory_of_faces(tmp_path, scenario_video, enrolled_gall
     import time
 
     import paho.mqtt.client as mqtt
-    from services import Daemon, TcpProxy, config, free_port, gallery_copy, wait_until
+    from services import Daemon, Subscriber, TcpProxy, config, free_port, gallery_copy, wait_until
 
-    from .conftest import DATA
+    from .conftest import DATA, run_edged
 
     proxy = TcpProxy(broker.port)  # B's network, which the test cuts
     boxes: dict[str, tuple[Daemon, int]] = {}
@@ -209,7 +213,7 @@ def test_three_boxes_one_memory_of_faces(tmp_path, scenario_video, enrolled_gall
     def start(name: str, broker_port: int) -> None:
         folder, port = tmp_path / name, free_port()
         text = config(scenario_video, gallery_copy(enrolled_gallery, folder), port,
-                      extra=f'port = {broker_port}\nkey = "{KEY}"\n[device]\nname = "{name}"\n'
+                      extra=f'enabled = true\nport = {broker_port}\nkey = "{KEY}"\n[device]\nname = "{name}"\n'
                             '[fleet]\nenabled = true\nname = "test"\n')
         text = text.replace(f"[stream]\nport = {port}\n", f'[stream]\nport = {port}\ntoken = "{TOKEN}"\n')
         daemon = Daemon(folder, text)
@@ -268,6 +272,22 @@ def test_three_boxes_one_memory_of_faces(tmp_path, scenario_video, enrolled_gall
         for name in "bc":
             wait_until(lambda name=name: any(e.get("person") == "paul_rudd" for e in events(name)), 60,
                        f"{name} naming paul_rudd on its camera")
+        # Home Assistant: each box has its own presence sensor for him, under the same name.
+        discovery = Subscriber(broker.port, "homeassistant/binary_sensor/#", client_id="fleet-test-ha")
+
+        def sensors() -> dict[str, str]:
+            found = {}
+            for topic, payload, _ in list(discovery.messages):
+                body = json.loads(payload) if payload else {}
+                if body.get("name") == "paul_rudd at door":
+                    found[topic.split("/")[2]] = body["unique_id"]
+            return found
+
+        try:
+            wait_until(lambda: set(sensors()) == {"edged_a", "edged_b", "edged_c"}, 60, "a sensor for him per box")
+            assert len(set(sensors().values())) == 3
+        finally:
+            discovery.close()
 
         # "Not X" on C stops a false name on A: a photo of kit enrolled under obama by mistake
         # makes A name kit's other photo obama, until C says that face is not obama.
@@ -326,6 +346,14 @@ def test_three_boxes_one_memory_of_faces(tmp_path, scenario_video, enrolled_gall
         assert all("mallory" not in people(n) for n in "abc")
         assert fleet("a")["rejected"].keys() <= {"signature: not signed", "signature: wrong signature"}
         assert set(fleet("a")["boxes"]) == {"a", "b", "c"}
+
+        # `edged fleet status`, from the command line of box C.
+        shown = run_edged("fleet", "status", "--config", str(tmp_path / "c" / "edged.toml"), "--json", check=True)
+        report = json.loads(shown.stdout)
+        assert set(report["boxes"]) == {"a", "b", "c"} and report["here"] == report["on_broker"]
+        assert not any(report["out_of_step"].values()) and sum(report["rejected"].values()) >= 2
+        text = run_edged("fleet", "status", "--config", str(tmp_path / "c" / "edged.toml"), check=True).stdout
+        assert "in step" in text and "c: last heard" in text
     finally:
         for daemon, _ in boxes.values():
             daemon.stop()

@@ -19,7 +19,10 @@ from edged.gallery import ANONYMOUS_PREFIX, Gallery, is_anonymous_name
 log = logging.getLogger("edged.fleet")
 
 # person_id: the local person (who may be gone: the record then says so).
-_SCHEMA = "CREATE TABLE IF NOT EXISTS fleet_people (uid TEXT PRIMARY KEY, person_id INTEGER, state TEXT NOT NULL)"
+# person_id and person_created name the local person: SQLite gives a deleted person's id to
+# the next one, and the creation time tells them apart.
+_SCHEMA = ("CREATE TABLE IF NOT EXISTS fleet_people (uid TEXT PRIMARY KEY, person_id INTEGER, person_created REAL, "
+           "state TEXT NOT NULL)")
 MAX_ROUNDS = 8  # collisions resolved per step (each round settles at least one)
 
 
@@ -28,6 +31,7 @@ class Local:
     """One local person as the gallery holds them."""
 
     person_id: int
+    created: float
     name: str
     faces: dict[str, tuple[int, str, bytes]]  # element key -> (row id, model, vector)
     negatives: dict[str, tuple[int, str, bytes]]
@@ -54,23 +58,27 @@ class FleetBook:
         gallery.number_strangers = lambda: 100000 + secrets.randbelow(900000)
         with gallery.locked_db() as db:
             db.execute(_SCHEMA)
-            rows = db.execute("SELECT uid, person_id, state FROM fleet_people").fetchall()
+            rows = db.execute("SELECT uid, person_id, person_created, state FROM fleet_people").fetchall()
         self.states: dict[str, PersonState] = {}
-        self.owner: dict[str, int | None] = {}  # uid -> local person id
-        for uid, person_id, text in rows:
+        self.owner: dict[str, tuple[int, float]] = {}  # uid -> the local person: (id, created)
+        for uid, person_id, created, text in rows:
             try:
                 state, _ = decode(text, fleet)
             except ValueError as exc:  # written by another fleet, or by hand: start that person afresh
                 log.warning("fleet: dropped the stored record of %s (%s)", uid, exc)
                 continue
             self.states[uid] = state
-            self.owner[uid] = person_id
+            if person_id is not None:
+                self.owner[uid] = (int(person_id), float(created))
             clock.seen(state.latest())
         self._seen_version = -1
         self.inbox: list[PersonState] = []
 
-    def person_of(self, uid: str) -> int | None:
-        return self.owner.get(uid)
+    def _here(self, uid: str, locals_: dict[int, Local]) -> Local | None:
+        """The local person of a record, when they still exist (the same id and creation time)."""
+        owner = self.owner.get(uid)
+        here = locals_.get(owner[0]) if owner else None
+        return here if here is not None and owner is not None and here.created == owner[1] else None
 
     def step(self) -> set[str]:
         """Records what changed in the gallery since the last step (so a change made here is
@@ -96,8 +104,10 @@ class FleetBook:
                 pending = self._apply(db, pending)
                 changed |= pending
             for uid in changed:
-                db.execute("INSERT OR REPLACE INTO fleet_people VALUES (?, ?, ?)",
-                           (uid, self.owner.get(uid), encode(self.states[uid], self.fleet, "")))
+                owner = self.owner.get(uid)
+                db.execute("INSERT OR REPLACE INTO fleet_people VALUES (?, ?, ?, ?)",
+                           (uid, owner[0] if owner else None, owner[1] if owner else None,
+                            encode(self.states[uid], self.fleet, self.clock.box)))
         self._seen_version = self.gallery.version
         return changed
 
@@ -109,30 +119,31 @@ class FleetBook:
         clashes: set[str] = set()
         for uid in sorted(uids, key=lambda u: (not self.states[u].is_gone, u)):  # free names first
             state = self.states[uid]
-            person_id = self.owner.get(uid)
-            here = locals_.get(person_id) if person_id is not None else None
+            here = self._here(uid, locals_)
             if state.is_gone:
                 if here is not None:
                     db.execute("DELETE FROM people WHERE id = ?", (here.person_id,))
                     locals_.pop(here.person_id, None)
-                merged_into = self.owner.get(state.gone[1] or "")
-                if merged_into is not None and merged_into in locals_ and state.name[0]:
-                    db.execute("INSERT OR REPLACE INTO former_names VALUES (?, ?)", (state.name[0], merged_into))
+                self.owner.pop(uid, None)
+                merged_into = self._here(state.gone[1] or "", locals_)
+                if merged_into is not None and state.name[0]:
+                    db.execute("INSERT OR REPLACE INTO former_names VALUES (?, ?)",
+                               (state.name[0], merged_into.person_id))
                 continue
             name = state.name[0]
             if not name:
                 continue
-            other = next((p for p in locals_.values() if p.name == name and p.person_id != person_id), None)
+            other = next((p for p in locals_.values() if p.name == name and p is not here), None)
             if other is not None:
                 clashes |= self._settle(db, uid, other, locals_)
                 continue
             if here is None:
+                created = time.time()
                 cursor = db.execute("INSERT INTO people(name, created, anonymous) VALUES (?, ?, ?)",
-                                    (name, time.time(), int(is_anonymous_name(name))))
-                person_id = int(cursor.lastrowid or 0)
-                self.owner[uid] = person_id
-                here = Local(person_id, name, {}, {}, None, None)
-                locals_[person_id] = here
+                                    (name, created, int(is_anonymous_name(name))))
+                here = Local(int(cursor.lastrowid or 0), created, name, {}, {}, None, None)
+                self.owner[uid] = (here.person_id, created)
+                locals_[here.person_id] = here
             elif here.name != name:
                 db.execute("UPDATE people SET name = ?, anonymous = ? WHERE id = ?",
                            (name, int(is_anonymous_name(name)), here.person_id))
@@ -184,7 +195,20 @@ class FleetBook:
     def _diff(self, db: sqlite3.Connection) -> set[str]:
         changed: set[str] = set()
         locals_ = self._locals(db)
-        by_person = {pid: uid for uid, pid in self.owner.items() if pid is not None}
+        by_person = {}
+        for uid in list(self.owner):
+            here = self._here(uid, locals_)
+            if here is None:  # deleted here (or its id taken by someone new since)
+                del self.owner[uid]
+                state = self.states[uid]
+                if not state.is_gone:
+                    row = db.execute("SELECT person_id FROM former_names WHERE name = ?", (state.name[0],)).fetchone()
+                    merged_into = next((u for u in self.owner if row and self.owner[u][0] == row[0]
+                                        and self._here(u, locals_)), None)
+                    self.states[uid] = replace(state, gone=(True, merged_into, self.clock.now()))
+                    changed.add(uid)
+            else:
+                by_person[here.person_id] = uid
         for person_id, here in locals_.items():
             uid = by_person.get(person_id) or self._adopt(db, here)
             state = self.states[uid]
@@ -212,28 +236,21 @@ class FleetBook:
             if state.digest() != before:
                 self.states[uid] = state
                 changed.add(uid)
-        for uid, owner in self.owner.items():
-            state = self.states[uid]
-            if owner not in locals_ and not state.is_gone:
-                row = db.execute("SELECT person_id FROM former_names WHERE name = ?", (state.name[0],)).fetchone()
-                merged_into = by_person.get(row[0]) if row and row[0] in locals_ else None
-                self.states[uid] = replace(state, gone=(True, merged_into, self.clock.now()))
-                changed.add(uid)
         return changed
 
     def _uid_for(self, person_id: int) -> str | None:
-        return next((uid for uid, pid in self.owner.items() if pid == person_id), None)
+        return next((uid for uid, owner in self.owner.items() if owner[0] == person_id), None)
 
     def _adopt(self, db: sqlite3.Connection, here: Local) -> str:
         """A uid for a local person the fleet has not heard of (its state is filled by the diff)."""
         uid = new_uid()
-        self.owner[uid] = here.person_id
+        self.owner[uid] = (here.person_id, here.created)
         self.states[uid] = PersonState(uid)
         return uid
 
     def _locals(self, db: sqlite3.Connection) -> dict[int, Local]:
-        people = {int(pid): Local(int(pid), name, {}, {}, None, None)
-                  for pid, name in db.execute("SELECT id, name FROM people")}
+        people = {int(pid): Local(int(pid), float(created), name, {}, {}, None, None)
+                  for pid, created, name in db.execute("SELECT id, created, name FROM people")}
         for kind, table in (("faces", "embeddings"), ("negatives", "negatives")):
             for row_id, pid, model, vector in db.execute(f"SELECT id, person_id, model_id, vector FROM {table}"):
                 held = people[pid].faces if kind == "faces" else people[pid].negatives
