@@ -109,7 +109,11 @@ class PersonState:
         return max(clocks)
 
     def digest(self) -> str:
-        return hashlib.sha256(encode(self, "", "").encode()).hexdigest()
+        """Equal for equal states. Kept once made: states are replaced, never changed in place."""
+        made = self.__dict__.get("_digest")
+        if made is None:
+            made = self.__dict__["_digest"] = hashlib.sha256(encode(self, "", "").encode()).hexdigest()
+        return str(made)
 
 
 def merge(a: PersonState, b: PersonState) -> PersonState:
