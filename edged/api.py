@@ -18,6 +18,7 @@ from edged.events import TrackEvent
 from edged.gallery import FaceRecord, Gallery, is_anonymous_name
 from edged.io.images import decode_image, load_image, to_bgr8
 from edged.io.s3 import fetched
+from edged.names import check_person_name
 from edged.paths import default_gallery
 from edged.scan import ScanResult, VideoReader, detect_every, scan_video
 from edged.tracking.faces import FaceTracking, FrameResult
@@ -176,16 +177,19 @@ class Faces:
         named here: an unknown-N is the daemon's id for someone it tracked)."""
         return [_face(result, True) for result in self.engine.identify(read_image(image), self.gallery)]
 
-    def enroll(self, name: str, image: Image) -> Enrolled:
+    def enroll(self, name: str, image: Image, source: str = "") -> Enrolled:
         """Adds the photo's largest confident face to `name` (created when new), after the
-        same quality checks as `edged enroll`; EdgedError says why a photo is refused."""
+        same quality checks as `edged enroll`; EdgedError says why a photo is refused.
+        `source`: where the photo came from, kept with the face (default: its path, or "a photo")."""
         if isinstance(name, str) and is_anonymous_name(name.strip()):
             raise GalleryError(f"'{name}' is a stranger's id; choose a real name")
-        picture = read_image(image)
-        face = self.engine.enroll_face(picture, "the photo")
-        face_id = self.gallery.add_face(name, face.vector, self.model_id, "photo enrolled through the API")
+        name = check_person_name(name)
+        where = str(image) if isinstance(image, (str, Path)) else "the photo"
+        face = self.engine.enroll_face(read_image(image), where)
+        face_id = self.gallery.add_face(name, face.vector, self.model_id, source or (
+            where if isinstance(image, (str, Path)) else "a photo"))
         self.gallery.set_picture(name, face.picture, face.quality)
-        return Enrolled(self.person(name).name, face_id, face.note)
+        return Enrolled(name, face_id, face.note)
 
     # -- the gallery ---------------------------------------------------------------------
     def people(self) -> list[Person]:

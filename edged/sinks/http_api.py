@@ -138,6 +138,9 @@ class HttpApi:
             return error(ApiError(404 if str(exc).startswith("no ") else 400, str(exc)))
         except EdgedError as exc:
             return error(ApiError(400, str(exc)))
+        except Exception:  # a fault of ours: logged with its traceback, answered as one
+            log.exception("API: %s %s failed", request.method, request.path)
+            return error(ApiError(500, "the box failed to answer this request; its log has the reason"))
 
     def _form_key_opens(self, request: ApiRequest) -> bool:
         """DeepStack's clients send the key as the `api_key` form field."""
@@ -216,7 +219,7 @@ class HttpApi:
                 continue
             enrolled.append({"photo": index, "face_id": done.face_id, "note": done.note})
             name = done.person
-        log.info("API: enrolled %d photo(s) as %s, %d refused", len(enrolled), name, len(refused))
+        log.info("API: enrolled %d photo(s) as %r, %d refused", len(enrolled), name, len(refused))
         return Reply(200 if enrolled else 400, {"person": name, "enrolled": enrolled, "refused": refused})
 
     def _add_person(self, request: ApiRequest, match: re.Match[str]) -> Reply:
