@@ -143,8 +143,9 @@ class Faces:
             self.gallery = gallery
         else:
             self.gallery = Gallery(Path(gallery) if gallery is not None else default_gallery())
-        self.engine = engine or FaceEngine(EngineOptions(
-            models_dir=Path(models_dir) if models_dir else None, embedder=embedder, false_accepts=false_accepts))
+        self._engine = engine
+        self._options = EngineOptions(models_dir=Path(models_dir) if models_dir else None, embedder=embedder,
+                                      false_accepts=false_accepts)
         # Where the daemon keeps alert faces: corrections by event id find them there.
         self.media_dir = Path(media_dir) if media_dir else self.gallery.path.parent / "media"
 
@@ -157,6 +158,17 @@ class Faces:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def engine(self) -> FaceEngine:
+        """The models, loaded on first use (renaming or deleting needs none)."""
+        if self._engine is None:
+            self._engine = FaceEngine(self._options)
+        return self._engine
+
+    @engine.setter
+    def engine(self, engine: FaceEngine) -> None:
+        self._engine = engine
 
     @property
     def model_id(self) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 import cv2
 
 from edged import __version__
+from edged.api import Faces
 from edged.config import CONFIG_EXIT, load_config, needs_cameras, show
 from edged.engine import EngineOptions, FaceEngine, FaceResult
 from edged.errors import ConfigError, EdgedError, GalleryError, ImageError, ModelError
@@ -23,6 +24,7 @@ from edged.io.image_header import image_dimensions
 from edged.io.images import load_image
 from edged.io.s3 import fetched
 from edged.manifest import choose_embedder, default_reason, installed_embedders
+from edged.names import check_person_name
 from edged.paths import default_gallery
 from edged.report import write_report
 from edged.runtime import ModelStore, available_providers, choose_providers
@@ -212,28 +214,22 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     if args.report or args.dry_run or args.person:
         raise EdgedError("--person, --report and --dry-run go with --from-video")
     _check_images(args.images)
+    check_person_name(args.name)  # before any model loads
     engine = _engine(args)
-    faces = []
-    sources = []
-    failed = 0
-    for path in args.images:
-        try:
-            face = engine.enroll_face(load_image(path), str(path))
-        except EdgedError as exc:
-            failed += 1
-            _say(str(exc))
-            continue
-        if face.note:
-            _say(face.note)
-        faces.append(face)
-        sources.append(str(path))
-    assert engine.embedder is not None
-    vectors = [face.vector for face in faces]
+    enrolled = failed = 0
     with _gallery(args) as gallery:
-        for face, source in zip(faces, sources, strict=True):
-            gallery.enroll(args.name, face.vector[None], engine.embedder.model_id, source)
-            gallery.set_picture(args.name, face.picture, face.quality)
-        print(f"enrolled {len(vectors)} photo(s) as '{args.name}' in {gallery.path}"
+        faces = Faces(gallery, engine)  # the Python API, as the HTTP API enrolls
+        for path in args.images:
+            try:
+                done = faces.enroll(args.name, path)
+            except EdgedError as exc:
+                failed += 1
+                _say(str(exc))
+                continue
+            if done.note:
+                _say(done.note)
+            enrolled += 1
+        print(f"enrolled {enrolled} photo(s) as '{args.name}' in {gallery.path}"
               + (f"; {failed} photo(s) failed (see above)" if failed else ""))
     return 1 if failed else 0
 
@@ -303,12 +299,12 @@ def cmd_gallery(args: argparse.Namespace) -> int:
                     seen = f", {p.sightings} sighting(s)" if p.sightings else ""
                     print(f"  {p.name}{' (anonymous)' if p.anonymous else ''}: {counts}{seen}")
         elif args.action == "remove":
-            print(f"removed '{args.name}' ({gallery.remove(args.name)} embeddings)")
+            print(f"removed '{args.name}' ({Faces(gallery).delete(args.name)} embeddings)")
         elif args.action == "name":
             moved = gallery.name_anonymous(args.anonymous, args.name)
             print(f"named '{args.anonymous}' '{args.name}' ({moved} embeddings and all sightings moved)")
         elif args.action == "rename":
-            gallery.rename(args.old, args.new)
+            Faces(gallery).rename(args.old, args.new)
             print(f"renamed '{args.old}' to '{args.new}'")
         else:
             assert spec is not None

@@ -50,8 +50,10 @@ class Verifier:
     """Checks envelopes with one key; remembers the nonces it accepted for twice the allowed
     clock skew, so an envelope is accepted once (bounded memory: the oldest are forgotten)."""
 
-    def __init__(self, key: bytes, max_skew_s: float = MAX_SKEW_S, remember: int = 20000) -> None:
+    def __init__(self, key: bytes, max_skew_s: float = MAX_SKEW_S, remember: int = 20000,
+                 max_size: int = MAX_ENVELOPE) -> None:
         self.key = key
+        self.max_size = max_size  # a fleet's record (embeddings, a picture) is larger than a command
         self.max_skew_s = max_skew_s
         self.remember = remember
         self._seen: OrderedDict[str, float] = OrderedDict()
@@ -61,8 +63,8 @@ class Verifier:
         """The signed payload, or SignatureError saying why not. `replay_ok`: the same envelope
         may arrive again (a retained record read at every connect), only its signature counts."""
         now = time.time() if now is None else now
-        if len(raw) > MAX_ENVELOPE:
-            raise SignatureError(f"larger than {MAX_ENVELOPE} bytes")
+        if len(raw) > self.max_size:
+            raise SignatureError(f"larger than {self.max_size} bytes")
         try:
             envelope = json.loads(raw)
         except (ValueError, RecursionError):

@@ -360,3 +360,28 @@ def test_three_boxes_one_memory_of_faces(tmp_path, scenario_video, enrolled_gall
         proxy.close()
     for daemon, _ in boxes.values():
         assert "Traceback" not in daemon.text(), daemon.text()[-3000:]
+
+
+def test_a_large_record_crosses_between_two_boxes(tmp_path, broker):
+    """A person with 60 faces of a 512-d embedder (a record of about 200 kB, beyond a command's
+    64 kB) goes from one box to another through a real broker; the boxes' links alone."""
+    from services import wait_until
+
+    from edged.config import MqttConfig
+    from edged.fleet.link import FleetLink
+
+    settings = MqttConfig(enabled=True, host="127.0.0.1", port=broker.port, key="fleet-unit-key-0123456789")
+    first, second = Gallery(tmp_path / "a.db"), Gallery(tmp_path / "b.db")
+    links = [FleetLink(first, settings, FLEET, "a"), FleetLink(second, settings, FLEET, "b")]
+    for link in links:
+        link.start()
+    try:
+        first.enroll("many faces", np.stack([unit(i, 512) for i in range(60)]), "big-model")
+        wait_until(lambda: second.model_ids().get("big-model") == 60, 30, "60 faces on the second box")
+        assert links[1].status()["rejected_total"] == 0
+        assert wait_until(lambda: set(links[0].status()["boxes"]) == {"a", "b"}, 40, "both heartbeats")
+    finally:
+        for link in links:
+            link.stop()
+        first.close()
+        second.close()

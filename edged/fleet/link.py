@@ -22,12 +22,14 @@ from edged.config import MqttConfig
 from edged.fleet.book import FleetBook
 from edged.fleet.records import BOX, UID, HybridClock, PersonState, RecordError, decode, encode
 from edged.gallery import Gallery
-from edged.signing import MAX_ENVELOPE, SignatureError, Verifier, key_bytes, sign
+from edged.signing import SignatureError, Verifier, key_bytes, sign
 
 log = logging.getLogger("edged.fleet")
 HEARTBEAT_S = 30.0
 REPUBLISH_S = 10.0  # a record published but not seen back from the broker is sent again after this
 STEP_S = 0.5  # how often the gallery is compared with the records
+# A signed record at most: 200 faces of a 512-d embedder and a picture fit (about 760 kB).
+MAX_RECORD = 1024 * 1024
 CATCH_UP_QUIET_S = 0.5  # the retained records have all come when none came for this long
 
 
@@ -51,7 +53,7 @@ class FleetLink:
         self.fleet, self.box = fleet, box
         self.settings = settings
         self.key = key_bytes(settings.key)
-        self.verifier = Verifier(self.key)
+        self.verifier = Verifier(self.key, max_size=MAX_RECORD)
         self.topics = Topics(f"{settings.prefix}/fleet/{fleet}")
         self.clock = HybridClock(box)
         self.book = FleetBook(gallery, fleet, self.clock)
@@ -223,9 +225,9 @@ class FleetLink:
             if sent is not None and sent[0] == digest and now - sent[1] < REPUBLISH_S:
                 continue  # on its way
             envelope = sign(self.key, encode(state, self.fleet, self.box))
-            if len(envelope) > MAX_ENVELOPE:
+            if len(envelope) > MAX_RECORD:
                 log.warning("fleet: the record of %s (%s) is %d bytes, over %d: not published", uid,
-                            state.name[0], len(envelope), MAX_ENVELOPE)
+                            state.name[0], len(envelope), MAX_RECORD)
                 self._sent[uid] = (digest, now + 3600)
                 continue
             self.client.publish(self.topics.person(uid), envelope, qos=1, retain=True)

@@ -17,6 +17,7 @@ from typing import Any
 
 from edged.config import Config
 from edged.errors import EdgedError
+from edged.fleet.link import MAX_RECORD
 from edged.fleet.records import BOX, UID, PersonState, RecordError, decode
 from edged.signing import SignatureError, Verifier, key_bytes
 
@@ -61,7 +62,7 @@ def read_fleet(config: Config, gallery: Path, listen_s: float = 10.0) -> FleetRe
     c = config.mqtt
     if not config.fleet.enabled:
         raise EdgedError("[fleet] is not enabled in this configuration (fleet.enabled = true)")
-    verifier = Verifier(key_bytes(c.key))
+    verifier = Verifier(key_bytes(c.key), max_size=MAX_RECORD)
     root = f"{c.prefix}/fleet/{config.fleet.name}"
     report = FleetReport(config.fleet.name, config.device.resolved_name, f"{c.host}:{c.port}")
     report.here = _stored(gallery, config.fleet.name)
