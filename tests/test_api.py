@@ -225,6 +225,9 @@ def test_native_api_transcript(api_daemon):
     port = api_daemon
     status, document = call(port, "GET", "/api/v1/openapi.json")
     assert status == 200 and document["openapi"].startswith("3.")
+    from openapi_spec_validator import validate
+
+    validate(document)  # a valid OpenAPI 3.0 document, by the reference validator
     assert {"/api/v1/identify", "/api/v1/people/{name}/faces", "/api/v1/strangers/{name}/name"} <= set(
         document["paths"])
     photo = (IMAGES / "obama_and_biden.jpg").read_bytes()

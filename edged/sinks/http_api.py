@@ -304,6 +304,13 @@ def native_error(error: ApiError) -> Reply:
     return Reply(error.status, {"error": str(error)})
 
 
+REFUSALS = {"400": "Refused: a bad photo, name or body (the reason says which)", "401": "No token, or a wrong one",
+            "403": "From another site's page", "404": "No such person, stranger, face or endpoint",
+            "405": "Another method is used here", "408": "The body did not arrive in time",
+            "409": "The name exists already", "411": "A chunked body", "413": "The body is too large",
+            "415": "A body type not taken", "503": "Busy with other photos; try again"}
+
+
 def openapi_document(routes: list[Route]) -> dict[str, object]:
     """OpenAPI 3.0 for the native routes, made from the route table so the two cannot drift."""
     from edged import __version__
@@ -324,10 +331,11 @@ def openapi_document(routes: list[Route]) -> dict[str, object]:
     paths: dict[str, dict[str, object]] = {}
     for r in routes:
         path = re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", r.pattern.pattern)
+        ok = {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
+        refusals = {code: {**error, "description": why} for code, why in REFUSALS.items()}
         operation: dict[str, object] = {
             "summary": r.summary, "operationId": f"{r.method.lower()}{re.sub(r'[^A-Za-z0-9]+', '_', path)}",
-            "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}},
-                          "400": error, "401": error, "404": error}}
+            "responses": {"201" if (r.method, path) == ("POST", "/api/v1/people") else "200": ok, **refusals}}
         parameters = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
                       for p in re.findall(r"\{(\w+)\}", path)]
         if path in ("/api/v1/alerts", "/api/v1/clips"):
