@@ -18,6 +18,7 @@ from edged.events import TrackEvent
 from edged.gallery import FaceRecord, Gallery, is_anonymous_name
 from edged.io.images import decode_image, load_image, to_bgr8
 from edged.io.s3 import fetched
+from edged.io.source import FrameSource, SourceSettings, kind_of
 from edged.names import check_person_name
 from edged.paths import default_gallery
 from edged.scan import ScanResult, VideoReader, detect_every, scan_video
@@ -93,6 +94,28 @@ class TrackedFrame:
     time: float  # seconds from the start
     faces: list[TrackedFace]
     events: list[TrackEvent]  # what happened to tracks at this frame
+
+
+def _live(settings: SourceSettings, detect_fps: float) -> Iterator[tuple[int, np.ndarray, float]]:
+    """A camera's newest frame `detect_fps` times a second, timed from the first (the
+    daemon's reader: reconnects with back-off); stops the reader when the caller stops."""
+    feed = FrameSource(settings)
+    feed.start()
+    interval, due, start = 1.0 / detect_fps, 0.0, None
+    try:
+        while True:
+            frame = feed.next_frame(timeout=1.0)
+            if frame is None:
+                if feed.stats.ended:
+                    return
+                continue
+            start = frame.ts if start is None else start
+            if frame.ts - start < due:
+                continue
+            due = max(due + interval, frame.ts - start)
+            yield frame.index, frame.image, frame.ts - start
+    finally:
+        feed.stop()
 
 
 def _tracked(result: FrameResult) -> TrackedFrame:
@@ -273,30 +296,32 @@ class Faces:
                               progress=progress, source=str(video))
 
     def track(self, source: str | Path | Iterable[np.ndarray], detect_fps: float = 5.0,
-              fps: float = 25.0) -> Iterator[TrackedFrame]:
+              fps: float = 25.0, rtsp_transport: str = "tcp") -> Iterator[TrackedFrame]:
         """Faces tracked through a video, as the daemon tracks a camera: one TrackedFrame per
         frame detection ran on, with track ids, each track's identity so far, and the track
         events of that moment (started, confirmed, identity_changed, ended). `source`: a video
-        file, or any iterable of BGR frames (a program's own camera) taken at `fps`.
+        file, a camera (rtsp:// URL, /dev/videoN: read until the program stops iterating, and
+        reconnected as the daemon does), or any iterable of BGR frames taken at `fps`.
 
             for frame in faces.track("door.mp4"):
                 for face in frame.faces:
                     print(frame.time, face.track_id, face.person)
         """
         tracking = FaceTracking(self.engine, self.gallery)
-        if isinstance(source, (str, Path)):
+        timed: Iterable[tuple[int, np.ndarray, float]]
+        if isinstance(source, str) and kind_of(source) != "file":
+            timed = _live(SourceSettings(source, camera="python", rtsp_transport=rtsp_transport), detect_fps)
+        elif isinstance(source, (str, Path)):
             path = Path(source)
             if not path.is_file():
                 raise EdgedError(f"{path}: no such video file")
             reader = VideoReader(path, detect_every(path, detect_fps))
-            frames: Iterable[tuple[int, np.ndarray]] = reader
-            fps = reader.fps
+            timed = ((i, image, i / reader.fps) for i, image in reader)
         else:
             every = max(1, round(fps / detect_fps))
-            frames = ((i, f) for i, f in enumerate(source) if i % every == 0)
+            timed = ((i, f, i / fps) for i, f in enumerate(source) if i % every == 0)
         last = 0.0
-        for index, image in frames:
-            last = index / fps
+        for index, image, last in timed:
             result = tracking.process(read_image(image, f"frame {index}"), last, index)
             yield _tracked(result)
         tracking.finish()

@@ -387,3 +387,30 @@ def test_slow_stalled_and_many_api_clients(api_daemon):
     finally:
         for s in [*stalled, dripping]:
             s.close()
+
+
+def test_python_api_tracks_a_live_camera(tmp_path, scenario_video):
+    """An rtsp:// camera (a real RTSP server fed by ffmpeg): frames come as they are shot,
+    detection_fps of them a second, until the program stops; the reader stops with it."""
+    import threading
+
+    from services import RtspServer
+
+    server = RtspServer(scenario_video)
+    server.start()
+    try:
+        with edged.Faces(tmp_path / "gallery.db") as faces:
+            faces.enroll("obama", FACES / "obama" / "obama.jpg")
+            seen: list[edged.TrackedFrame] = []
+            for frame in faces.track(server.url, detect_fps=4, rtsp_transport="udp"):  # what this server takes
+                seen.append(frame)
+                if any(face.person == "obama" for face in frame.faces) or len(seen) >= 120:
+                    break
+            assert any(face.person == "obama" for face in seen[-1].faces), [f.faces for f in seen[-5:]]
+            times = [f.time for f in seen]
+            assert times == sorted(times) and times[0] == 0.0
+            # About 4 a second of the camera's 25: the rest were passed over, not queued.
+            assert len(seen) <= 4 * times[-1] + 2
+        assert not [t for t in threading.enumerate() if t.name.startswith("edged-source")], "the reader stopped"
+    finally:
+        server.stop()
