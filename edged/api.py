@@ -161,20 +161,27 @@ class Faces:
     def __init__(self, gallery: str | Path | Gallery | None = None, engine: FaceEngine | None = None, *,
                  models_dir: str | Path | None = None, embedder: str | None = None,
                  false_accepts: str = "1%", media_dir: str | Path | None = None) -> None:
+        # The gallery file is opened on first use (detection alone never creates one).
+        self._gallery = gallery if isinstance(gallery, Gallery) else None
+        self._gallery_path = gallery.path if isinstance(gallery, Gallery) else (
+            Path(gallery) if gallery is not None else default_gallery())
         self._own_gallery = not isinstance(gallery, Gallery)
-        if isinstance(gallery, Gallery):
-            self.gallery = gallery
-        else:
-            self.gallery = Gallery(Path(gallery) if gallery is not None else default_gallery())
         self._engine = engine
         self._options = EngineOptions(models_dir=Path(models_dir) if models_dir else None, embedder=embedder,
                                       false_accepts=false_accepts)
         # Where the daemon keeps alert faces: corrections by event id find them there.
-        self.media_dir = Path(media_dir) if media_dir else self.gallery.path.parent / "media"
+        self.media_dir = Path(media_dir) if media_dir else self._gallery_path.parent / "media"
+
+    @property
+    def gallery(self) -> Gallery:
+        if self._gallery is None:
+            self._gallery = Gallery(self._gallery_path)
+        return self._gallery
 
     def close(self) -> None:
-        if self._own_gallery:
-            self.gallery.close()
+        if self._own_gallery and self._gallery is not None:
+            self._gallery.close()
+            self._gallery = None
 
     def __enter__(self) -> Faces:
         return self

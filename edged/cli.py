@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 
 from edged import __version__
-from edged.api import Faces
+from edged.api import Face, Faces
 from edged.config import CONFIG_EXIT, load_config, needs_cameras, show
-from edged.engine import EngineOptions, FaceEngine, FaceResult
+from edged.engine import EngineOptions, FaceEngine
 from edged.errors import ConfigError, EdgedError, GalleryError, ImageError, ModelError
 from edged.gallery import Gallery
 from edged.io.image_header import image_dimensions
@@ -94,70 +95,70 @@ def _gallery(args: argparse.Namespace) -> Gallery:
     return Gallery(args.gallery or default_gallery())
 
 
-def _label(face: FaceResult) -> tuple[str, tuple[int, int, int]]:
-    if face.identity is None:
+def _label(face: Face, named: bool) -> tuple[str, tuple[int, int, int]]:
+    if not named:
         return f"{face.score:.2f}", PLAIN
-    if face.identity.person:
-        return f"{face.identity.person} {face.identity.similarity:.2f}", KNOWN
-    return f"unknown {face.identity.similarity:.2f}", UNKNOWN
+    if face.person:
+        return f"{face.person} {face.similarity or 0:.2f}", KNOWN
+    return f"unknown {face.similarity or 0:.2f}", UNKNOWN
 
 
-def _annotate(image_path: Path, image: object, faces: list[FaceResult], out: Path, many: bool) -> None:
+def _annotate(image_path: Path, image: object, faces: list[Face], named: bool, out: Path, many: bool) -> None:
     canvas = image.copy()  # type: ignore[attr-defined]
     for face in faces:
-        label, color = _label(face)
-        draw_face(canvas, face.xyxy, face.landmarks, label, color)
+        label, color = _label(face, named)
+        draw_face(canvas, np.asarray(face.box, np.float32), np.asarray(face.landmarks, np.float32), label, color)
     target = out / f"{image_path.stem}.annotated.jpg" if many else out
     target.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(target), canvas):
         raise EdgedError(f"{target}: cannot write the annotated image (unknown extension?)")
 
 
-def _per_image(args: argparse.Namespace, engine: FaceEngine, gallery: Gallery | None) -> int:
-    """detect / identify: one result per image; a bad image is reported and the rest go on."""
+def _per_image(args: argparse.Namespace, faces: Faces, named: bool) -> int:
+    """detect / identify, through the Python API: one result per image; a bad image is
+    reported and the rest go on."""
     results: list[dict[str, object]] = []
     failed = 0
     many = len(args.images) > 1
     for path in args.images:
         try:
             image = load_image(path)
-            faces = engine.identify(image, gallery) if gallery else engine.detect(image)
+            found = faces.identify(image) if named else faces.detect(image)
         except ImageError as exc:
             failed += 1
             _say(str(exc))
             results.append({"file": str(path), "error": str(exc)})
             continue
         if args.annotate:
-            _annotate(path, image, faces, args.annotate, many)
+            _annotate(path, image, found, named, args.annotate, many)
         results.append({"file": str(path), "width": image.shape[1], "height": image.shape[0],
-                        "faces": [f.to_json() for f in faces]})
+                        "faces": [{k: v for k, v in f.to_json().items() if named or k not in ("person", "similarity")}
+                                  for f in found]})
         if not args.json:
-            print(f"{path}: {len(faces)} face(s)")
-            for f in faces:
-                box = ", ".join(f"{v:.0f}" for v in f.xyxy)
-                who = ""
-                if f.identity is not None:
-                    who = f"  {f.identity.person or 'unknown'} (similarity {f.identity.similarity:.3f})"
+            print(f"{path}: {len(found)} face(s)")
+            for f in found:
+                box = ", ".join(f"{v:.0f}" for v in f.box)
+                who = f"  {f.person or 'unknown'} (similarity {f.similarity or 0:.3f})" if named else ""
                 print(f"  [{box}] score {f.score:.3f}{who}")
     if args.json:
         document: dict[str, object] = {"version": JSON_VERSION, "images": results}
-        if gallery is not None and engine.embedder is not None:
-            document["embedder"] = engine.embedder.model_id
-            document["threshold"] = engine.match_threshold
+        if named:
+            document["embedder"] = faces.model_id
+            document["threshold"] = faces.threshold
         print(json.dumps(document, indent=2))
     return 1 if failed else 0
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
     _check_images(args.images)
-    return _per_image(args, _engine(args, need_embedder=False), None)
+    return _per_image(args, Faces(engine=_engine(args, need_embedder=False)), named=False)
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
     _check_images(args.images)
     engine = _engine(args)
     with _gallery(args) as gallery:
-        return _per_image(args, engine, gallery)
+        return _per_image(args, Faces(gallery, engine), named=True)
 
 
 def _spans(spans: list[tuple[float, float]]) -> str:
