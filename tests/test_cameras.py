@@ -242,7 +242,10 @@ def test_a_camera_that_is_down_holds_up_no_other(scenario_video, enrolled_galler
         stats = {c["camera"]: c["stats"] for c in daemon.status(port)["cameras"]}
     finally:
         daemon.stop()
-    assert stats["door"]["source_connected"] and 4.0 <= stats["door"]["fps"] <= 5.5, stats["door"]
+    # Held up by the dead camera's opens (3 s each), door would make a detection or two in 12 s;
+    # 2/s is far above that and still met when the other test worker loads the machine (2.7/s
+    # was seen then, 5/s alone).
+    assert stats["door"]["source_connected"] and 2.0 <= stats["door"]["fps"] <= 5.5, stats["door"]
     assert not stats["gate"]["source_connected"] and stats["gate"]["fps"] == 0
     assert not stats["gate"]["falling_behind"], "no frames is not the scheduler's shortfall"
     assert "gate" in daemon.text() and "cannot open" in daemon.text()

@@ -352,6 +352,8 @@ def test_three_boxes_one_memory_of_faces(tmp_path, scenario_video, enrolled_gall
         report = json.loads(shown.stdout)
         assert set(report["boxes"]) == {"a", "b", "c"} and report["here"] == report["on_broker"]
         assert not any(report["out_of_step"].values()) and sum(report["rejected"].values()) >= 2
+        last = [r["name"] for box in report["boxes"].values() for r in box["last_records"]]
+        assert {"Rose L", "Rose Leslie"} & set(last), last  # the latest change is among the boxes' last records
         text = run_edged("fleet", "status", "--config", str(tmp_path / "c" / "edged.toml"), check=True).stdout
         assert "in step" in text and "c: last heard" in text
     finally:
@@ -385,3 +387,24 @@ def test_a_large_record_crosses_between_two_boxes(tmp_path, broker):
             link.stop()
         first.close()
         second.close()
+
+
+def test_a_failed_step_leaves_records_and_gallery_as_they_were(tmp_path, monkeypatch):
+    a, b = Box(tmp_path, "a"), Box(tmp_path, "b")
+    a.gallery.enroll("ann", unit(1)[None], "m")
+    sent = a.step()
+    b.take(sent)
+    before = (dict(b.book.states), dict(b.book.owner))
+
+    def broken(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(b.book, "_apply", broken)
+    with pytest.raises(OSError):
+        b.book.step()
+    assert (b.book.states, b.book.owner) == before and b.people() == {}
+    monkeypatch.undo()
+    b.step()  # the records received are still there to apply
+    assert b.people() == {"ann": (1, 0)}
+    settle([a, b])
+    assert a.people() == b.people() == {"ann": (1, 0)}

@@ -46,8 +46,8 @@ def build_gallery(path: Path, people: int, faces: int) -> None:
 
     from edged.vision.pictures import card_jpeg
 
-    photos = sorted(CALIBRATION.glob("*/*.jpg"))
-    pictures = [card_jpeg(cv2.imread(str(p))) for p in photos[:300]] or [card_jpeg(np.zeros((160, 160, 3), np.uint8))]
+    photos = [cv2.imread(str(p)) for p in sorted(CALIBRATION.glob("*/*.jpg"))[:300]]
+    pictures = [card_jpeg(p) for p in photos if p is not None] or [card_jpeg(np.zeros((160, 160, 3), np.uint8))]
     rng = np.random.default_rng(1)
     with Gallery(path) as gallery:
         for i in range(people):

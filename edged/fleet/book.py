@@ -86,6 +86,17 @@ class FleetBook:
         the result; returns the uids whose state changed. Cheap when nothing happened."""
         if not self.inbox and self.gallery.version == self._seen_version:
             return set()
+        # A step that fails (the database busy, a full disk) is rolled back whole; the records
+        # in memory go back with it, or the next step would take the rolled-back gallery for
+        # deletions made here.
+        before = (dict(self.states), dict(self.owner), list(self.inbox))
+        try:
+            return self._step()
+        except BaseException:
+            self.states, self.owner, self.inbox = before
+            raise
+
+    def _step(self) -> set[str]:
         with self.gallery.locked_db() as db:
             changed = self._diff(db)
             received, self.inbox = self.inbox, []

@@ -33,6 +33,13 @@ class FleetReport:
     on_broker: dict[str, PersonState] = field(default_factory=dict)
     here: dict[str, PersonState] = field(default_factory=dict)
     rejected: dict[str, int] = field(default_factory=dict)
+    last_from: dict[str, list[PersonState]] = field(default_factory=dict)  # records as each box last published them
+
+    def last_records(self, box: str, count: int = 3) -> list[dict[str, object]]:
+        """The records a box published last (newest change first): whom, what, and when."""
+        newest = sorted(self.last_from.get(box, []), key=lambda s: s.latest(), reverse=True)[:count]
+        return [{"uid": s.uid, "name": s.name[0], "gone": s.is_gone, "changed": s.latest()[0] / 1000}
+                for s in newest]
 
     def out_of_step(self) -> dict[str, list[str]]:
         """Record uids that differ: newer here (not yet published), only on the broker (not yet
@@ -46,7 +53,8 @@ class FleetReport:
     def to_json(self) -> dict[str, object]:
         steps = self.out_of_step()
         names = {**{u: s.name[0] for u, s in self.on_broker.items()}, **{u: s.name[0] for u, s in self.here.items()}}
-        return {"fleet": self.fleet, "box": self.box, "broker": self.broker, "boxes": self.boxes,
+        boxes = {box: {**beat, "last_records": self.last_records(box)} for box, beat in self.boxes.items()}
+        return {"fleet": self.fleet, "box": self.box, "broker": self.broker, "boxes": boxes,
                 "on_broker": counts(self.on_broker), "here": counts(self.here),
                 "out_of_step": {k: [{"uid": u, "name": names.get(u, "")} for u in v] for k, v in steps.items()},
                 "rejected": self.rejected}
@@ -98,8 +106,9 @@ def _read(report: FleetReport, verifier: Verifier, root: str, topic: str, payloa
     try:
         text = verifier.verify(payload, replay_ok=True).payload
         if kind == "people" and UID.fullmatch(ident):
-            state, _ = decode(text, report.fleet)
+            state, sender = decode(text, report.fleet)
             report.on_broker[ident] = state
+            report.last_from.setdefault(sender, []).append(state)
         elif kind == "boxes" and BOX.fullmatch(ident):
             beat = json.loads(text)
             report.boxes[ident] = {k: beat.get(k) for k in ("time", "people", "strangers", "records", "digest")}
@@ -136,6 +145,9 @@ def print_report(report: FleetReport) -> None:
         age = now - float(beat.get("time") or 0)
         print(f"    {box}: last heard {age:.0f} s ago, {beat.get('people')} people, {beat.get('strangers')} "
               f"strangers, {beat.get('records')} records, digest {beat.get('digest')}")
+        for record in report.last_records(box):
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(record["changed"])))  # type: ignore[arg-type]
+            print(f"      last: {record['name']}{' (deleted)' if record['gone'] else ''} at {when}")
     steps = report.out_of_step()
     if not any(steps.values()):
         print("  in step: every record here is the broker's")
