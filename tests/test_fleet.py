@@ -367,6 +367,8 @@ def test_three_boxes_one_memory_of_faces(tmp_path, scenario_video, enrolled_gall
 def test_a_large_record_crosses_between_two_boxes(tmp_path, broker):
     """A person with 60 faces of a 512-d embedder (a record of about 200 kB, beyond a command's
     64 kB) goes from one box to another through a real broker; the boxes' links alone."""
+    import time
+
     from services import wait_until
 
     from edged.config import MqttConfig
@@ -382,6 +384,16 @@ def test_a_large_record_crosses_between_two_boxes(tmp_path, broker):
         wait_until(lambda: second.model_ids().get("big-model") == 60, 30, "60 faces on the second box")
         assert links[1].status()["rejected_total"] == 0
         assert wait_until(lambda: set(links[0].status()["boxes"]) == {"a", "b"}, 40, "both heartbeats")
+        # A reconnect reads the broker's records before publishing: nothing is sent again.
+        wait_until(lambda: all(link.status()["unpublished"] == 0 for link in links), 30, "both in step")
+        published = [link.published for link in links]
+        broker.stop()
+        wait_until(lambda: not any(link.connected for link in links), 30, "both losing the broker")
+        broker.start()
+        wait_until(lambda: all(link.status()["connected"] and link.status()["unpublished"] == 0 for link in links),
+                   60, "both in step again")
+        time.sleep(2)
+        assert [link.published for link in links] == published
     finally:
         for link in links:
             link.stop()

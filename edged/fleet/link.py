@@ -85,6 +85,8 @@ class FleetLink:
         # that starts then names people from its first frame.
         self.caught_up = threading.Event()
         self._subscribed = False
+        self._subscribed_at = 0.0
+        self._settled = False
         self._last_message = 0.0
         self._thread = threading.Thread(target=self._run, name="edged-fleet", daemon=True)
 
@@ -109,6 +111,10 @@ class FleetLink:
             return
         self.connected = True
         self._reconnected = True  # whatever the broker holds arrives again, as retained messages
+        # Nothing is published until those have come: publishing first would send every record
+        # again, and put older copies over newer ones this box has not read yet.
+        self._settled = False
+        self._subscribed = False
         client.subscribe(f"{self.topics.root}/#", qos=1)
         log.info("fleet %s: connected to %s:%d as box %s", self.fleet, self.settings.host, self.settings.port,
                  self.box)
@@ -116,6 +122,7 @@ class FleetLink:
         self._wake.set()
 
     def _on_subscribe(self, *args: Any) -> None:
+        self._subscribed_at = time.monotonic()
         self._subscribed = True
         self._wake.set()
 
@@ -195,9 +202,11 @@ class FleetLink:
             try:
                 with self._stepping:
                     self._step()
-                if (self._subscribed and self._incoming.empty()
-                        and time.monotonic() - self._last_message > CATCH_UP_QUIET_S):
+                quiet = time.monotonic() - max(self._last_message, self._subscribed_at)
+                if self._subscribed and self._incoming.empty() and quiet > CATCH_UP_QUIET_S and not self._settled:
+                    self._settled = True  # the broker's records are in: publish what differs from them
                     self.caught_up.set()
+                    self._wake.set()
             except Exception:
                 log.exception("fleet: a step failed; trying again")
                 time.sleep(1)
@@ -214,7 +223,7 @@ class FleetLink:
             with self._lock:
                 self.received += 1
         self.book.step()
-        if not self.connected:
+        if not (self.connected and self._settled):
             return
         now = time.monotonic()
         for uid, state in self.book.states.items():
