@@ -127,6 +127,7 @@ class Pipeline:
         # saw it (that detection would find the same), for at most this long; 0: never skipped.
         self.idle_unchanged_s = 0.0
         self._last_look = float("-inf")  # capture time of the last whole-frame detection
+        self._cut_checked_at = float("-inf")  # capture time of the last frame checked for a cut
         self.heartbeats_skipped = 0
         self.last_motion: Motion = NO_MOTION
         self._onset = False  # the due frame is the first that moved after a quiet spell
@@ -228,15 +229,27 @@ class Pipeline:
         """Seconds between detections now: detect_fps's while active, idle_detect_fps's otherwise."""
         return self.detect_interval if self.active else self.idle_interval
 
-    def _moved(self, frame: Frame) -> bool:
-        """Looks for motion in the frame; True when it starts after a quiet spell (no motion,
-        no track): that frame is detected at once."""
-        if self.motion is None:
-            return False
-        was_active = self.active
-        grey = frame.small_grey(self.motion.settings.frame_height)
-        self.last_motion = self.motion.check(grey, frame.size)
-        return self.last_motion.moving and not was_active
+    def _look_for_motion(self, frame: Frame) -> Motion:
+        """The frame's motion (kept as `last_motion`); the motion before it is returned."""
+        previous = self.last_motion
+        if self.motion is not None:
+            grey = frame.small_grey(self.motion.settings.frame_height)
+            self.last_motion = self.motion.check(grey, frame.size)
+        return previous
+
+    def _may_be_cut(self, frame: Frame) -> bool:
+        """Whether this frame needs the cut check: every frame while a face is tracked (a cut
+        must end its track on that frame); otherwise only frames in which motion saw a change
+        (movement or lighting), and a quiet frame once a second. A cut to a picture of the same
+        brightness, which motion does not see, is then found within a second, when no track
+        can cross it; and the reference stays fresh, so that slow changes (dusk) are not
+        taken for a cut when something moves again."""
+        seen = self.last_motion
+        if (self.motion is None or seen.moving or seen.lighting_change or self.tracking.tracker.tracks
+                or frame.ts - self._cut_checked_at >= 1.0):
+            self._cut_checked_at = frame.ts
+            return True
+        return False
 
     def poll(self, now: float) -> None:
         """Takes the newest frame, if any: checks it for a cut, keeps it as `due` when its
@@ -246,8 +259,13 @@ class Pipeline:
         self._read.append((now, self.source.stats.frames))
         if frame is not None:
             self._detect_size = frame.size
-            self._check_cut(frame)
-            onset = self._moved(frame)
+            previous = self._look_for_motion(frame)
+            if self._may_be_cut(frame):
+                self._check_cut(frame)
+            # Motion starting after a quiet spell (no motion, no track, a cut having ended any):
+            # that frame is detected at once.
+            onset = (self.motion is not None and self.last_motion.moving
+                     and not (previous.moving or self.tracking.tracker.tracks))
             interval = self.interval
             if not onset and frame.ts - self._last_detect >= interval and self._unchanged(frame):
                 # The heartbeat's tick passes without a detection: nothing to find that the
@@ -333,7 +351,7 @@ class Pipeline:
         return crops
 
     def _check_cut(self, frame: Frame) -> None:
-        """Every frame, detection or not: a hard cut ends every track (no name crosses it)."""
+        """Detection or not: a hard cut ends every track (no name crosses it)."""
         try:
             # A small colour sample is all a cut needs: no full-size conversion for it.
             cut = self.tracking.observe(frame.small_bgr(CUT_ROWS), frame.ts)

@@ -206,6 +206,41 @@ def test_crops_on_the_crowd_video_lose_no_track(engine, tmp_path):
     assert len(gated) >= len(always), (always, gated)
 
 
+def test_quiet_frames_skip_the_cut_check_and_cuts_between_still_shots_are_found(engine, tmp_path):
+    """Motion first: with no track, a frame in which nothing moved is no cut, so only about one
+    quiet frame a second is checked for one. Three still, noisy shots, 80 frames each: the cut
+    to a darker one is found on its frame (motion sees a change of lighting); the cut between
+    two colours of the same brightness, which motion does not see, within a second."""
+    from edged.io.video import encode
+
+    rng = np.random.default_rng(7)
+    frames = []
+    # BGR: a green wall, a purple one of the same brightness (grey 110), then a dark blue one.
+    for colour in ((90, 140, 60), (170, 80, 150), (120, 30, 20)):
+        wall = cv2.GaussianBlur(rng.normal(0, 30, (SIZE[1], SIZE[0])), (0, 0), 4)[..., None] + colour
+        frames += [np.clip(wall + rng.normal(0, 3, wall.shape), 0, 255).astype(np.uint8) for _ in range(80)]
+    video = tmp_path / "three-shots.mp4"
+    encode(frames, FPS, video, gop=50)
+    with Gallery(tmp_path / "g.db") as gallery:
+        tracking = FaceTracking(engine, gallery, TrackingSettings(detector=engine.detector.settings), camera="door")
+        pipeline = Pipeline(VideoFrames(video), tracking, AlertEngine(AlertSettings("none")), [], detect_fps=5.0)
+        pipeline.motion = MotionDetector(MotionSettings())
+        checked: list[int] = []
+        check = tracking.cut_detector.check
+
+        def counted(image: np.ndarray) -> bool:
+            checked.append(pipeline.source.index - 1)
+            return check(image)
+
+        tracking.cut_detector.check = counted  # type: ignore[method-assign]
+        while not pipeline.source.stats.ended:
+            pipeline.poll(pipeline.source.index / FPS)
+    cuts = [round(t * FPS) for t in tracking.cuts]
+    print("frames checked for a cut:", checked, "cuts at frames", cuts)
+    assert len(cuts) == 2 and 80 <= cuts[0] <= 80 + FPS and cuts[1] == 160, cuts
+    assert len(checked) <= 14, checked
+
+
 def test_the_daemon_says_when_nothing_moves(detector, enrolled_gallery, tmp_path):
     """A daemon on an empty, noisy scene: /status, MQTT's stats figures and `edged status` say
     that nothing moves and detection runs at idle_detect_fps; a wrong motion key is refused by

@@ -9,13 +9,16 @@ from /proc over `--seconds` after `--settle` seconds; 100% is one core. Rows wit
 `motion.enabled = false` detect at detect_fps whatever happens; rows with `idle_detect_fps = 0`
 on the empty scenes are the daemon's own floor (reading and sampling every frame, no
 detection); `--baseline CHECKOUT` adds rows run by an earlier edged (a `git worktree` of the
-commit before this issue's work), all in the same run."""
+commit before this issue's work), all in the same run. The floor is measured again just before
+each row, so that a row's ratio is against the machine as it was then (this shared VM's
+neighbours change its speed by 10-30% within minutes)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -113,6 +116,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--baseline", type=Path, help="a checkout of an earlier edged, run on every scene too")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of every row, interleaved; medians printed")
+    parser.add_argument("--scenes", default="1080p,360p,crowd,walker",
+                        help="which scenes, of 1080p (static), 360p (static, as a substream), crowd, walker")
     args = parser.parse_args()
     rows: list[dict[str, object]] = []
     baseline = baseline_name(args.baseline) if args.baseline else ""
@@ -122,28 +128,48 @@ def main() -> int:
         full = static_scene(tmp / "static_1080p.mp4", (1920, 1080))
         sub = static_scene(tmp / "static_360p.mp4", (640, 360))
         walking = static_scene(tmp / "walker_1080p.mp4", (1920, 1080), walker=walker_face(160))
-        floors = {"1080p": ffmpeg_floor(full, args.seconds), "360p": ffmpeg_floor(sub, args.seconds),
-                  "crowd": ffmpeg_floor(CROWD, args.seconds), "walker": ffmpeg_floor(walking, args.seconds)}
-        print(f"ffmpeg -re -f null, CPU: static 1080p {floors['1080p']:.1f}%, static 360p {floors['360p']:.1f}%, "
-              f"crowd 1080p {floors['crowd']:.1f}%", flush=True)
+        floor_videos = {"1080p": full, "360p": sub, "crowd": CROWD, "walker": walking}
+        wanted = args.scenes.split(",")
         runs = [("static 1080p, nobody there", full, None, "1080p", ("crops", "floor", "off")),
                 ("static 1080p recorded, 640x360 detect_source", full, sub, "360p", ("crops", "floor", "off")),
                 ("crowd 1080p", CROWD, None, "crowd", ("crops", "off")),
                 ("1080p, one person walking across", walking, None, "walker", ("crops", "whole", "off"))]
         for n, (label, source, detect, floor, gates) in enumerate(runs):
-            for gate in (*gates, *(("baseline",) if args.baseline else ())):
-                root = args.baseline if gate == "baseline" else ROOT
-                row = daemon_cpu(tmp / f"run{n}-{gate}", source, detect, gate, args.settle, args.seconds, root)
-                row.update(scene=label, gate=gate, floor_percent=round(floors[floor], 1),
-                           x_floor=round(float(row["cpu_percent"]) / floors[floor], 2))  # type: ignore[arg-type]
-                rows.append(row)
-                said = baseline if gate == "baseline" else f"motion {GATES[gate]}"
-                print(f"{label}, {said}: daemon CPU {row['cpu_percent']}% "
-                      f"(x{row['x_floor']} of ffmpeg's {row['floor_percent']}%), {row['detections_per_s']} "
-                      f"detections/s ({row['mode']}), {row['cpu_per_detection']}% CPU per detection/s", flush=True)
+            if floor not in wanted:
+                continue
+            # Rounds: each gate once per round, so that every gate meets the machine's slow and
+            # fast spells alike; the summary takes each gate's median.
+            for turn in range(args.repeat):
+                for gate in (*gates, *(("baseline",) if args.baseline else ())):
+                    root = args.baseline if gate == "baseline" else ROOT
+                    floor_percent = ffmpeg_floor(floor_videos[floor], args.seconds)
+                    row = daemon_cpu(tmp / f"run{n}-{gate}-{turn}", source, detect, gate, args.settle,
+                                     args.seconds, root)
+                    row.update(scene=label, gate=gate, floor_percent=round(floor_percent, 1),
+                               x_floor=round(float(row["cpu_percent"]) / floor_percent, 2))  # type: ignore[arg-type]
+                    rows.append(row)
+                    said = baseline if gate == "baseline" else f"motion {GATES[gate]}"
+                    print(f"{label}, {said}: daemon CPU {row['cpu_percent']}% "
+                          f"(x{row['x_floor']} of ffmpeg's {row['floor_percent']}%), {row['detections_per_s']} "
+                          f"detections/s ({row['mode']}), {row['cpu_per_detection']}% CPU per detection/s", flush=True)
+    if args.repeat > 1:
+        print("medians over", args.repeat, "rounds:")
+        for (scene, gate), median in medians(rows).items():
+            print(f"  {scene}, {gate}: " + ", ".join(f"{key} {value}" for key, value in median.items()))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0
+
+
+def medians(rows: list[dict[str, object]]) -> dict[tuple[str, str], dict[str, float]]:
+    """Each (scene, gate)'s median of every figure over its rounds."""
+    figures = ("cpu_percent", "floor_percent", "x_floor", "detections_per_s", "cpu_per_detection")
+    grouped: dict[tuple[str, str], list[dict[str, object]]] = {}
+    for row in rows:
+        grouped.setdefault((str(row["scene"]), str(row["gate"])), []).append(row)
+    return {key: {name: round(statistics.median(float(r[name]) for r in group if r[name] is not None), 2)  # type: ignore[arg-type]
+                  for name in figures if any(r[name] is not None for r in group)}
+            for key, group in grouped.items()}
 
 
 if __name__ == "__main__":

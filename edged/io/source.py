@@ -129,7 +129,8 @@ class FrameSource:
             if self.kind == "file" and not Path(s.source).is_file():
                 return None
             try:
-                return VideoInput(s.source, s.rtsp_transport, s.open_timeout_s)
+                return VideoInput(s.source, s.rtsp_transport, s.open_timeout_s,
+                                  live=self.kind == "rtsp" or s.realtime)
             except Exception as exc:  # PyAV raises its own error types for every failure to open
                 log.debug("cannot open %s with PyAV: %s", mask_url(s.source), mask_url(str(exc)))
                 return None

@@ -101,10 +101,20 @@ class AvPicture:
                                        np.ascontiguousarray(v)]), cv2.COLOR_YUV2BGR)
 
 
+# Pictures up to this many pixels (640x480) are decoded on one thread when read live: FFmpeg's
+# frame threads hand each picture over between threads, which cost more than they saved on
+# an idle 640x360 substream (4.8% of a core against 5.8% for the whole daemon, build machine,
+# tools/bench_idle.py). Read as fast as possible (a scan), the threads pay for themselves.
+SMALL_PICTURE = 640 * 480
+
+
 class VideoInput:
     """An opened file or stream: `read()` yields (packet or None, [decoded pictures]) in order."""
 
-    def __init__(self, location: str, rtsp_transport: str = "tcp", timeout_s: float = 10.0) -> None:
+    def __init__(self, location: str, rtsp_transport: str = "tcp", timeout_s: float = 10.0,
+                 live: bool = False) -> None:
+        """`live`: read at the pictures' own pace (a camera, or a file played as one), where
+        small pictures are decoded on one thread (see SMALL_PICTURE)."""
         import av
 
         options = {}
@@ -112,7 +122,11 @@ class VideoInput:
             options = {"rtsp_transport": rtsp_transport, "timeout": str(int(timeout_s * 1e6))}
         self.container = av.open(location, options=options, timeout=timeout_s)
         self.stream = self.container.streams.video[0]
-        self.stream.thread_type = "AUTO"  # decode with FFmpeg's threads
+        ctx = self.stream.codec_context
+        if live and 0 < ctx.width * ctx.height <= SMALL_PICTURE:
+            ctx.thread_count = 1
+        else:
+            self.stream.thread_type = "AUTO"  # decode with FFmpeg's threads
         rate = self.stream.average_rate or self.stream.guessed_rate
         self.fps = float(rate) if rate else 25.0
         self.codec = self.stream.codec_context.name

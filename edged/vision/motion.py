@@ -93,7 +93,7 @@ class MotionDetector:
             self._background = picture.astype(np.float32)  # a new lighting: start again from it
             return Motion([], fraction, lighting_change=True)
         cv2.accumulateWeighted(picture, self._background, s.frame_alpha)
-        return Motion(self._areas(moved, scale), fraction)
+        return Motion(self._areas(moved, scale) if fraction else [], fraction)
 
     def look_taken(self, grey: np.ndarray) -> None:
         """The sampled picture a whole-frame detection looked at: `changed_since_look` compares
