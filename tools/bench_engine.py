@@ -364,6 +364,90 @@ def threading_rows(store: ModelStore, full: list[np.ndarray], small: list[np.nda
     return rows
 
 
+def pnet_with_resampling(pnet_file: str) -> bytes:
+    """P-Net with the pyramid's area resampling in front of it, in the graph: inputs are the
+    frame's summed-area table (3, H+1, W+1) int32, the pooling windows' bounds and 128/count;
+    the same operations as edged.vision.resample, so the outputs are the same bits."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(pnet_file)
+    graph = model.graph
+    resample = [
+        helper.make_node("Gather", ["table", "y1"], ["top"], axis=1),
+        helper.make_node("Gather", ["table", "y0"], ["bottom"], axis=1),
+        helper.make_node("Sub", ["top", "bottom"], ["rows"]),
+        helper.make_node("Gather", ["rows", "x1"], ["right"], axis=2),
+        helper.make_node("Gather", ["rows", "x0"], ["left"], axis=2),
+        helper.make_node("Sub", ["right", "left"], ["sums"]),
+        helper.make_node("Cast", ["sums"], ["float_sums"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["float_sums", "scale"], ["scaled"]),
+        helper.make_node("Sub", ["scaled", "shift"], ["planar"]),
+        helper.make_node("Unsqueeze", ["planar", "batch_axis"], [graph.input[0].name]),
+    ]
+    inputs = [helper.make_tensor_value_info("table", TensorProto.INT32, [3, "H", "W"]),
+              *(helper.make_tensor_value_info(n, TensorProto.INT64, [d]) for n, d in
+                (("y0", "h"), ("y1", "h"), ("x0", "w"), ("x1", "w"))),
+              helper.make_tensor_value_info("scale", TensorProto.FLOAT, ["h", "w"])]
+    constants = [helper.make_tensor("shift", TensorProto.FLOAT, [], [127.5 * 0.0078125]),
+                 helper.make_tensor("batch_axis", TensorProto.INT64, [1], [0])]
+    fused = helper.make_graph([*resample, *graph.node], "pnet_resampling", inputs, list(graph.output),
+                              [*graph.initializer, *constants])
+    out = helper.make_model(fused, opset_imports=model.opset_import)
+    out.ir_version = model.ir_version
+    onnx.checker.check_model(out)
+    return out.SerializeToString()
+
+
+def bench_resampling(store: ModelStore, frames: list[np.ndarray]) -> dict[str, float]:
+    """The pyramid of a frame at the edge defaults (960 px, faces from 40 px), one thread: area
+    resampling in NumPy then P-Net, against resampling inside the P-Net graph (onnx needed),
+    interleaved frame by frame; CPU ms per frame, medians, and whether the outputs are equal."""
+    import onnxruntime as ort
+
+    from edged.vision.detector import pyramid_scales
+    from edged.vision.resample import _bounds, integral, resize_area
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    plain = ort.InferenceSession(store.spec("mtcnn_pnet").file, options, providers=["CPUExecutionProvider"])
+    fused = ort.InferenceSession(pnet_with_resampling(store.spec("mtcnn_pnet").file), options,
+                                 providers=["CPUExecutionProvider"])
+    settings = DetectorSettings.edge()
+
+    def sizes(table: np.ndarray) -> list[tuple[int, int]]:
+        height, width = table.shape[1] - 1, table.shape[2] - 1
+        return [(int(width * s + 1), int(height * s + 1))
+                for s in pyramid_scales(height, width, settings.min_face_size / 2, settings.factor)]
+
+    def in_numpy(table: np.ndarray) -> list[list[np.ndarray]]:
+        return [plain.run(None, {"input": resize_area(table, *size)}) for size in sizes(table)]
+
+    def in_graph(table: np.ndarray) -> list[list[np.ndarray]]:
+        outputs = []
+        for width, height in sizes(table):
+            y0, y1 = _bounds(0, table.shape[1] - 1, height)
+            x0, x1 = _bounds(0, table.shape[2] - 1, width)
+            scale = (0.0078125 / ((y1 - y0)[:, None] * (x1 - x0)[None, :])).astype(np.float32)
+            outputs.append(fused.run(None, {"table": table, "y0": y0.astype(np.int64), "y1": y1.astype(np.int64),
+                                            "x0": x0.astype(np.int64), "x1": x1.astype(np.int64), "scale": scale}))
+        return outputs
+
+    # The frame as the edge defaults detect it: scaled to 960 px wide, so min_face_size 40 is 20 here.
+    tables = [integral(cv2.resize(f, (960, 540), interpolation=cv2.INTER_AREA)) for f in frames]
+    same = all(np.array_equal(a, b) for t in tables[:3] for x, y in zip(in_numpy(t), in_graph(t), strict=True)
+               for a, b in zip(x, y, strict=True))
+    cpu: dict[str, list[float]] = {"numpy": [], "graph": []}
+    for _ in range(3):
+        for table in tables:
+            for name, way in (("numpy", in_numpy), ("graph", in_graph)):
+                start = time.process_time()
+                way(table)
+                cpu[name].append((time.process_time() - start) * 1000)
+    return {"numpy_ms": statistics.median(cpu["numpy"]), "graph_ms": statistics.median(cpu["graph"]),
+            "same_outputs": float(same)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--frames", type=int, default=30, help="video frames per detector measurement")
@@ -371,6 +455,8 @@ def main() -> int:
     parser.add_argument("--facenet-weights", type=Path, help="VGGFace2 checkpoint for the InceptionResnetV1 figures")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--detector-only", action="store_true", help="stop after the detector's figures")
+    parser.add_argument("--resampling", action="store_true", help="only compare the pyramid's resampling in "
+                        "NumPy with resampling inside the P-Net graph")
     parser.add_argument("--providers", action="store_true", help="only compare the execution providers this "
                         "onnxruntime offers (with onnxruntime-openvino or -gpu installed) against the CPU's")
     args = parser.parse_args()
@@ -379,6 +465,15 @@ def main() -> int:
     print(f"machine: {report['machine']}")
     store = ModelStore()
     full = load_frames(args.frames, None)
+    if args.resampling:
+        row = bench_resampling(store, full)
+        report["resampling"] = row
+        print(f"pyramid at the edge defaults (1080p scaled to 960 px), one thread, CPU ms per frame: "
+              f"resampling in NumPy + P-Net {row['numpy_ms']:.1f}, inside the P-Net graph {row['graph_ms']:.1f} "
+              f"(x{row['graph_ms'] / row['numpy_ms']:.2f}); outputs {'identical' if row['same_outputs'] else 'DIFFER'}")
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=2))
+        return 0
     if args.providers:
         report["providers"] = bench_providers(full)
         if args.json:

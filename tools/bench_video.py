@@ -81,6 +81,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--baseline", type=Path, help="a checkout of an earlier edged: its bench_video.py runs too")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of scans against the baseline (medians)")
     args = parser.parse_args()
     engine = FaceEngine(EngineOptions(embedder="mobilefacenet",
                                       detector=DetectorSettings.edge()))
@@ -116,7 +117,7 @@ def main() -> int:
             print(f"{'':44s} back-off alone: x{cut:.1f} fewer embeddings, same people: {same}")
         report["scans"] = rows
         if args.baseline:
-            report["baseline"] = against_baseline(args.baseline, scans, gallery_file)
+            report["baseline"] = against_baseline(args.baseline, scans, gallery_file, args.rounds)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 0
