@@ -45,7 +45,7 @@ class CameraBench:
 def read_frames(source: str, count: int, progress: Progress, camera: str) -> tuple[list[np.ndarray], float, float]:
     """(`count` BGR frames, CPU ms per decoded frame, the stream's fps), read as the daemon reads."""
     try:
-        video = VideoInput(source, timeout_s=10.0)
+        video = VideoInput(source, timeout_s=10.0, live=True)  # decoded with the daemon's threads
     except Exception as exc:  # PyAV's own error types, for files and streams alike
         raise EdgedError(f"camera {camera}: cannot open {source} to measure it ({exc})") from None
     pictures = []
