@@ -222,20 +222,21 @@ class Pipeline:
     @property
     def active(self) -> bool:
         """Something moves, or a face is tracked: detection runs at detect_fps."""
-        return self.motion is None or self.last_motion.moving or bool(self.tracking.tracker.tracks)
+        return self._active_with(self.last_motion)
+
+    def _active_with(self, motion: Motion) -> bool:
+        return self.motion is None or motion.moving or bool(self.tracking.tracker.tracks)
 
     @property
     def interval(self) -> float:
         """Seconds between detections now: detect_fps's while active, idle_detect_fps's otherwise."""
         return self.detect_interval if self.active else self.idle_interval
 
-    def _look_for_motion(self, frame: Frame) -> Motion:
-        """The frame's motion (kept as `last_motion`); the motion before it is returned."""
-        previous = self.last_motion
+    def _look_for_motion(self, frame: Frame) -> None:
+        """The frame's motion, kept as `last_motion`."""
         if self.motion is not None:
             grey = frame.small_grey(self.motion.settings.frame_height)
             self.last_motion = self.motion.check(grey, frame.size)
-        return previous
 
     def _may_be_cut(self, frame: Frame) -> bool:
         """Whether this frame needs the cut check: every frame while a face is tracked (a cut
@@ -259,13 +260,13 @@ class Pipeline:
         self._read.append((now, self.source.stats.frames))
         if frame is not None:
             self._detect_size = frame.size
-            previous = self._look_for_motion(frame)
+            previous = self.last_motion
+            self._look_for_motion(frame)
             if self._may_be_cut(frame):
                 self._check_cut(frame)
             # Motion starting after a quiet spell (no motion, no track, a cut having ended any):
             # that frame is detected at once.
-            onset = (self.motion is not None and self.last_motion.moving
-                     and not (previous.moving or self.tracking.tracker.tracks))
+            onset = self.last_motion.moving and not self._active_with(previous)
             interval = self.interval
             if not onset and frame.ts - self._last_detect >= interval and self._unchanged(frame):
                 # The heartbeat's tick passes without a detection: nothing to find that the
