@@ -562,7 +562,9 @@ def _demo_video() -> Path | None:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from edged.bench import bench_camera, share_inference
+    from edged.memory import tune_allocator
 
+    tune_allocator()  # as the daemon runs, so that its figures are the daemon's
     if args.frames < 2 or args.detections < 1:
         raise EdgedError("--frames must be at least 2 and --detections at least 1")
     if args.config:
