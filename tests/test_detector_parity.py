@@ -128,3 +128,41 @@ def test_lanes_take_consecutive_levels_of_about_equal_work():
     assert three == [slice(0, 3), slice(3, 6), slice(6, 9)]
     assert Lanes(4).groups([5.0]) == [slice(0, 1)] and Lanes(2).chunks(10, 16) == [slice(0, 10)]
     assert Lanes(2).chunks(40, 16) == [slice(0, 20), slice(20, 40)]
+
+
+def test_the_edge_defaults_find_the_reference_faces_a_camera_can_use(store):
+    """The daemon's P-Net threshold (0.7, facenet-pytorch's is 0.6) gives R-Net fewer candidates
+    and keeps nearly every reference face of 40 px or more (the edge defaults' smallest) on the
+    crowd video: at most one fewer than 0.6 on every 4th frame, and none of those of 60 px or
+    more that have an O-Net score of 0.9 or more at 0.6."""
+    from dataclasses import replace
+
+    edge = DetectorSettings.edge()
+    assert edge.thresholds[0] == 0.7
+    loose = Detector(store, replace(edge, thresholds=(0.6, *edge.thresholds[1:])), threads=1)
+    detector = Detector(store, edge, threads=1)
+    capture = cv2.VideoCapture(str(DATA / "video" / "crowd_1080p.mp4"))
+    found = {"edge": 0, "loose": 0}
+    candidates = {"edge": 0, "loose": 0}
+    usable = 0
+    for frame_ref in CROWD:
+        ok, frame = capture.read()
+        assert ok
+        if frame_ref["index"] % 4:
+            continue
+        boxes = np.array([f["box"] for f in frame_ref["faces"] if f["box"][2] - f["box"][0] >= 40], np.float32)
+        usable += len(boxes)
+        faces = {"edge": detector.detect(frame), "loose": loose.detect(frame)}
+        candidates["edge"] += detector.last_times.candidates[0]
+        candidates["loose"] += loose.last_times.candidates[0]
+        for name, found_here in faces.items():
+            if len(boxes) and len(found_here):
+                found[name] += int((iou_matrix(boxes, found_here.xyxy).max(1) >= 0.5).sum())
+        wide = faces["loose"].xyxy[:, 2] - faces["loose"].xyxy[:, 0]
+        clear = faces["loose"].xyxy[(faces["loose"].score >= 0.9) & (wide >= 60)]
+        if len(clear):
+            assert len(faces["edge"]) and (iou_matrix(clear, faces["edge"].xyxy).max(1) >= 0.5).all(), \
+                f"frame {frame_ref['index']}: a clear face found at 0.6 is lost at 0.7"
+    assert usable > 100 and found["loose"] >= usable * 0.9
+    assert found["edge"] >= found["loose"] - 1, found
+    assert candidates["edge"] < candidates["loose"] * 0.8, candidates  # the point of it: less for R-Net

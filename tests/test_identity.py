@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -34,6 +36,15 @@ EVERY = 5  # 5 detections a second, the daemon's default rate
 @pytest.fixture(scope="module")
 def engine():
     return FaceEngine(EngineOptions(embedder="mobilefacenet", detector=DetectorSettings.edge()))
+
+
+@pytest.fixture(scope="module")
+def seeing_engine():
+    """P-Net at facenet-pytorch's 0.6: it still finds the half-hidden faces that make tracks
+    take each other's faces, which the edge defaults (0.7) mostly do not propose; the tests of
+    what tracking does then use it (and `profile = "facenet"` detects so)."""
+    edge = DetectorSettings.edge()
+    return FaceEngine(EngineOptions(embedder="mobilefacenet", detector=replace(edge, thresholds=(0.6, 0.7, 0.7))))
 
 
 @pytest.fixture(scope="module")
@@ -227,8 +238,9 @@ def truth_x(person: str, index: int, actors=CROSSING) -> int:
 
 
 @pytest.fixture(scope="module")
-def crossing_video(engine, tmp_path_factory):
-    return render(tmp_path_factory.mktemp("crossing") / "crossing.mp4", CROSSING, 160, engine.detector)
+def crossing_video(seeing_engine, tmp_path_factory):
+    # Faces cut from the photos by seeing_engine's boxes: the video on which its split happens.
+    return render(tmp_path_factory.mktemp("crossing") / "crossing.mp4", CROSSING, 160, seeing_engine.detector)
 
 
 def crossing_names(engine, gallery_path, video, settings, actors=CROSSING):
@@ -255,20 +267,22 @@ def crossing_names(engine, gallery_path, video, settings, actors=CROSSING):
     return named_at, tracking.splits
 
 
-def test_people_who_meet_and_turn_back_keep_their_names(engine, gallery_path, crossing_video):
+def test_people_who_meet_and_turn_back_keep_their_names(engine, seeing_engine, gallery_path, crossing_video):
     """Every face named obama or biden is where that person is, before, while and after they
-    meet, and each is named after they part."""
-    named_at, splits = crossing_names(engine, gallery_path, crossing_video,
-                                      TrackingSettings(detector=engine.detector.settings))
-    for person, indices in named_at.items():
-        assert min(indices) < 60 and max(indices) > 110, f"{person} not named after they parted: {indices}"
+    meet, and each is named after they part: at the defaults, and with a detector that finds
+    obama's half-hidden face, whose track then takes biden's face and is split by appearance."""
+    for which in (engine, seeing_engine):
+        named_at, splits = crossing_names(which, gallery_path, crossing_video,
+                                          TrackingSettings(detector=which.detector.settings))
+        for person, indices in named_at.items():
+            assert min(indices) < 60 and max(indices) > 110, f"{person} not named after they parted: {indices}"
     assert splits >= 1  # obama's track took biden's face when he was hidden; appearance split it
 
 
-def test_without_appearance_checks_the_names_would_swap(engine, gallery_path, crossing_video):
-    settings = TrackingSettings(detector=engine.detector.settings, appearance=False)
+def test_without_appearance_checks_the_names_would_swap(seeing_engine, gallery_path, crossing_video):
+    settings = TrackingSettings(detector=seeing_engine.detector.settings, appearance=False)
     with pytest.raises(AssertionError, match="name on"):
-        crossing_names(engine, gallery_path, crossing_video, settings)
+        crossing_names(seeing_engine, gallery_path, crossing_video, settings)
 
 
 # Obama and biden stand side by side, then change places faster than detection follows (at
@@ -283,8 +297,8 @@ SWAP = [
 
 
 @pytest.fixture(scope="module")
-def swap_video(engine, tmp_path_factory):
-    return render(tmp_path_factory.mktemp("swap") / "swap.mp4", SWAP, 120, engine.detector)
+def swap_video(seeing_engine, tmp_path_factory):
+    return render(tmp_path_factory.mktemp("swap") / "swap.mp4", SWAP, 120, seeing_engine.detector)
 
 
 def swap_tracks(engine, gallery_path, video, settings):
@@ -301,17 +315,22 @@ def swap_tracks(engine, gallery_path, video, settings):
     return seen, tracking
 
 
-def test_tracks_that_took_each_others_faces_are_swapped_back(engine, gallery_path, swap_video):
+def test_tracks_that_took_each_others_faces_are_swapped_back(engine, seeing_engine, gallery_path, swap_video):
     """Appearance in association: when the two are embedded again after parting, each track
-    is given back its own person's face; no track ends, nobody is renamed."""
-    seen, tracking = swap_tracks(engine, gallery_path, swap_video, TrackingSettings(detector=engine.detector.settings))
+    is given back its own person's face; no track ends, nobody is renamed. (At the defaults the
+    faces pressed together are not found, so the tracks end and new ones begin: the names after
+    parting are right too.)"""
+    seen, _ = swap_tracks(engine, gallery_path, swap_video, TrackingSettings(detector=engine.detector.settings))
+    after = [(n, x) for index, _, n, x in seen if index >= 70]
+    assert after and all((x > 300) == (n == "obama") for n, x in after if n)
+    settings = TrackingSettings(detector=seeing_engine.detector.settings)
+    seen, tracking = swap_tracks(seeing_engine, gallery_path, swap_video, settings)
     assert tracking.swaps == 1 and tracking.splits == 0
     tracks_of = {name: {t for _, t, n, _ in seen if n == name} for name in ("obama", "biden")}
     assert all(len(ids) == 1 for ids in tracks_of.values()), tracks_of  # one track each, all along
     after = [(n, x) for index, _, n, x in seen if index >= 70]
     assert after and all((x > 300) == (n == "obama") for n, x in after if n)  # obama walks right
-    geometry_only, _ = swap_tracks(engine, gallery_path, swap_video,
-                                   TrackingSettings(detector=engine.detector.settings, appearance=False))
+    geometry_only, _ = swap_tracks(seeing_engine, gallery_path, swap_video, replace(settings, appearance=False))
     assert any(n == "obama" and x < 250 for index, _, n, x in geometry_only if index >= 70)
 
 

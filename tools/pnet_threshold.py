@@ -77,7 +77,8 @@ def main() -> int:
                         for b, s in zip(first.xyxy, first.score, strict=True) if not found(b, results[t])]
         index += 1
     print(f"crowd video, {index} frames, edge defaults (1080p scaled to {edge.max_side} px, faces from "
-          f"{edge.min_face_size:.0f} px), one thread; {reference_count} reference faces of {MIN_REFERENCE_PX} px or more")
+          f"{edge.min_face_size:.0f} px), one thread; {reference_count} reference faces of {MIN_REFERENCE_PX} px "
+          "or more")
     for t in thresholds:
         print(f"  P-Net {t}: {cpu[t] / index * 1000:.0f} ms CPU a frame (x{cpu[t] / cpu[thresholds[0]]:.2f}), "
               f"{faces_found[t]} faces, reference faces found {reference_found[t]}/{reference_count}")
@@ -87,6 +88,8 @@ def main() -> int:
     changed = []
     for photo in photos:
         image = cv2.imread(str(photo))
+        if image is None:
+            raise SystemExit(f"{photo}: cannot read it")
         counts = [len(detector.detect(image)) for detector in detectors.values()]
         if len(set(counts)) > 1:
             changed.append(f"{photo.relative_to(DATA)} {counts}")
