@@ -25,21 +25,15 @@ sys.path.insert(0, str(ROOT))
 
 from edged.runtime import ModelStore  # noqa: E402
 from edged.types import Faces  # noqa: E402
+from edged.vision.boxes import iou_matrix  # noqa: E402
 from edged.vision.detector import Detector, DetectorSettings  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 MIN_REFERENCE_PX = 40  # the edge defaults' min_face_size
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    return float(inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter))
-
-
 def found(box: np.ndarray, faces: Faces) -> bool:
-    return any(iou(box, other) >= 0.5 for other in faces.xyxy)
+    return bool(len(faces)) and float(iou_matrix(box[None].astype(np.float32), faces.xyxy).max()) >= 0.5
 
 
 def main() -> int:

@@ -45,7 +45,7 @@ class DetectorSettings:
     def edge(cls) -> DetectorSettings:
         """Detection on a frame at most 960 px wide, faces from 40 source pixels, P-Net at 0.7.
 
-        P-Net at 0.7 instead of facenet-pytorch's 0.6 sends R-Net 28% fewer candidates: 11-15%
+        P-Net at 0.7 instead of facenet-pytorch's 0.6 sends R-Net 28% fewer candidates: 11-17%
         less CPU a crowd frame, for 1 of the crowd video's 495 reference faces of 40 px and
         more, and 3 doubtful faces (O-Net scores 0.71-0.81) of 529 (tools/pnet_threshold.py)."""
         return cls(min_face_size=40.0, max_side=960, thresholds=(0.7, 0.7, 0.7))
