@@ -42,7 +42,7 @@ def engine():
 def seeing_engine():
     """P-Net at facenet-pytorch's 0.6: it still finds the half-hidden faces that make tracks
     take each other's faces, which the edge defaults (0.7) mostly do not propose; the tests of
-    what tracking does then use it (and `profile = "facenet"` detects so)."""
+    what tracking does then use it (`profile = "facenet"` has this P-Net threshold too)."""
     edge = DetectorSettings.edge()
     return FaceEngine(EngineOptions(embedder="mobilefacenet", detector=replace(edge, thresholds=(0.6, 0.7, 0.7))))
 
